@@ -1,0 +1,54 @@
+"""Readiness of each dependency, checked for real with short timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+
+from ragbus.milvus_store import MilvusChunkStore
+from ragbus.settings import Settings
+
+CHECK_TIMEOUT_S = 3.0
+
+
+@dataclass
+class Readiness:
+    """Per-dependency readiness."""
+
+    checks: dict[str, str]
+
+    @property
+    def ready(self) -> bool:
+        """True when every check passed."""
+        return all(v == "ok" for v in self.checks.values())
+
+
+async def _kafka(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=2000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+async def _check(name: str, coro: object, checks: dict[str, str]) -> None:
+    try:
+        await asyncio.wait_for(coro, CHECK_TIMEOUT_S)  # type: ignore[arg-type]
+        checks[name] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason is reported, not raised
+        checks[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
+
+
+async def check_readiness(settings: Settings, store: MilvusChunkStore, redis: Redis, model_loaded: bool) -> Readiness:
+    """Kafka, Milvus, Redis and the model, checked concurrently."""
+    checks: dict[str, str] = {"model": "ok" if model_loaded else "loading"}
+    await asyncio.gather(
+        _check("kafka", _kafka(settings), checks),
+        _check("milvus", asyncio.to_thread(store.alias_target), checks),
+        _check("redis", redis.ping(), checks),
+    )
+    return Readiness(dict(sorted(checks.items())))

@@ -1,0 +1,5 @@
+"""`python -m ragbus` is the `ragbus` command."""
+
+from ragbus.cli import main
+
+main()

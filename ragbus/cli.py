@@ -1,0 +1,267 @@
+"""The `ragbus` command: up, publish, delete, query, worker, api."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import httpx
+import typer
+
+from ragbus.errors import RagbusError
+from ragbus.logging_setup import configure_logging
+from ragbus.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="ragbus: event-driven RAG. Documents flow through Kafka into Milvus; a REST API answers with citations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+DEMO_QUESTION = "How do I run the tests?"
+
+
+class Stage(StrEnum):
+    """Pipeline workers."""
+
+    chunker = "chunker"
+    embedder = "embedder"
+    indexer = "indexer"
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _settings(*, use_running_stack: bool = True) -> Settings:
+    """Settings, with the URLs of a running `ragbus up` filled in where the environment sets none."""
+    from ragbus.stack.endpoints import apply_endpoints
+
+    if use_running_stack:
+        apply_endpoints(Path(os.environ.get("RAGBUS_STACK_HOME", ".ragbus")))
+    try:
+        return load_settings()
+    except RagbusError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Publish the project's README and docs/ and wait until indexed.")] = False,
+) -> None:
+    """Start the embedded stack (Kafka, Milvus, Redis, workers, API) in the foreground; Ctrl-C stops it all."""
+    from ragbus.stack.launcher import EmbeddedStack
+
+    settings = _settings(use_running_stack=False)
+    stack = EmbeddedStack(settings)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    failed = False
+    try:
+        os.environ.update(stack.start_servers())
+        running = load_settings()
+        stack.prepare(running)
+        stack.start_apps()
+        if demo:
+            _publish_demo(running)
+        _print_ready(stack.api_url)
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping ...")
+    except (RagbusError, typer.Exit) as exc:
+        failed = True
+        if isinstance(exc, RagbusError):
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    finally:
+        # Whatever happened, nothing this command started outlives it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        started = time.monotonic()
+        stack.stop()
+        typer.echo(f"stopped in {time.monotonic() - started:.1f}s")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _project_root() -> Path:
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "README.md").exists() else Path.cwd()
+
+
+def _publish_demo(settings: Settings) -> None:
+    from producers.publisher import publish_documents
+    from producers.sources import read_documents
+
+    root = _project_root()
+    paths = [p for p in (root / "README.md", root / "docs") if p.exists()]
+    events = read_documents(paths)
+    report = asyncio.run(publish_documents(settings, events))
+    typer.echo(f"published {report.events} demo documents to {report.topic}; waiting until they are searchable ...")
+    _wait(settings, dict(report.versions), timeout_s=600)
+
+
+def _wait(settings: Settings, expected: dict[tuple[str, str], int | None], timeout_s: float) -> None:
+    from producers.wait import wait_until_indexed
+    from ragbus.milvus_store import MilvusChunkStore
+
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    last = [-1]
+
+    def progress(done: int, total: int) -> None:
+        if done != last[0]:
+            last[0] = done
+            typer.echo(f"  indexed {done}/{total}")
+
+    started = time.monotonic()
+    try:
+        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=timeout_s, on_progress=progress))
+    finally:
+        store.close()
+    if pending:
+        shown = ", ".join(d for _, d in sorted(pending)[:5])
+        _fail(f"{len(pending)} documents not indexed after {timeout_s:.0f}s (e.g. {shown}); see `ragbus dlq` "
+              "and the worker logs under .ragbus/logs")
+    typer.echo(f"all {len(expected)} documents searchable in {time.monotonic() - started:.1f}s")
+
+
+def _print_ready(api_url: str) -> None:
+    body = '{"query": "' + DEMO_QUESTION + '", "top_k": 3}'
+    typer.echo(
+        "\nragbus is up.\n"
+        f"  API:    {api_url}   (OpenAPI docs: {api_url}/docs)\n"
+        f"  Query:  curl -s {api_url}/v1/query -H 'content-type: application/json' -d '{body}'\n"
+        "  Stop:   Ctrl-C\n"
+    )
+
+
+@app.command()
+def publish(
+    paths: Annotated[list[Path], typer.Argument(help="Files (.txt, .md, .jsonl) or directories (recursive).")],
+    tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
+    wait: Annotated[bool, typer.Option(help="Wait until every document is searchable.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 600.0,
+) -> None:
+    """Publish documents (create or update) to the documents topic, keyed by document id."""
+    from producers.publisher import publish_documents
+    from producers.sources import read_documents
+
+    settings = _settings()
+    try:
+        events = read_documents(paths, tenant=tenant)
+        if not events:
+            _fail("no .txt, .md or .jsonl documents found under the given paths")
+        report = asyncio.run(publish_documents(settings, events))
+    except RagbusError as exc:
+        _fail(f"{exc}\nnothing was published" if exc.code == "invalid_input" else str(exc))
+    typer.echo(f"published {report.events} documents ({report.bytes} bytes) to {report.topic}")
+    if wait:
+        _wait(settings, dict(report.versions), timeout)
+
+
+@app.command()
+def delete(
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids to delete.")],
+    tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
+    wait: Annotated[bool, typer.Option(help="Wait until the documents are gone from the index.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 120.0,
+) -> None:
+    """Publish delete events for documents."""
+    from pydantic import ValidationError
+
+    from producers.publisher import publish_documents
+    from schemas.documents import DocumentEvent, DocumentOp
+
+    settings = _settings()
+    try:
+        events = [DocumentEvent(op=DocumentOp.DELETE, doc_id=d, tenant=tenant) for d in doc_ids]
+        report = asyncio.run(publish_documents(settings, events))
+    except ValidationError as exc:
+        _fail(f"invalid document id: {exc.errors()[0]['msg']}")
+    except RagbusError as exc:
+        _fail(str(exc))
+    typer.echo(f"published {report.events} deletes to {report.topic}")
+    if wait:
+        _wait(settings, dict.fromkeys(report.versions), timeout)
+
+
+@app.command()
+def query(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    top_k: Annotated[int, typer.Option(help="Passages to retrieve.")] = 5,
+    api_url: Annotated[str | None, typer.Option(envvar="RAGBUS_API_URL", help="Query API base URL.")] = None,
+) -> None:
+    """Ask the query API and print the answer with its citations."""
+    _settings()
+    url = api_url or os.environ.get("RAGBUS_API_URL") or "http://127.0.0.1:8000"
+    try:
+        response = httpx.post(f"{url}/v1/query", json={"query": question, "top_k": top_k}, timeout=60)
+    except httpx.HTTPError as exc:
+        _fail(f"query API at {url} unreachable ({exc}); start it with `ragbus up` or set RAGBUS_API_URL")
+    body = response.json()
+    if response.status_code != 200:
+        _fail(f"{body.get('error', {}).get('code')}: {body.get('error', {}).get('message')}")
+    typer.echo(body["answer"])
+    typer.echo("")
+    flags = [name for name in ("cached", "degraded") if body.get(name)]
+    for n, citation in enumerate(body["citations"], 1):
+        typer.echo(f"[{n}] {citation['title'] or citation['doc_id']}  ({citation['doc_id']}, score {citation['score']:.3f})")
+    if flags:
+        typer.echo(f"({', '.join(flags)})")
+
+
+@app.command()
+def worker(stage: Annotated[Stage, typer.Argument(help="Which pipeline stage to run.")]) -> None:
+    """Run one pipeline worker (consumes until SIGTERM, then finishes its batch and commits)."""
+    configure_logging(f"worker-{stage.value}")
+    settings = _settings()
+    from importlib import import_module
+
+    module = import_module(f"workers.{stage.value}.app")
+    try:
+        asyncio.run(module.create_app(settings).run())
+    except RagbusError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def api() -> None:
+    """Run the query API (uvicorn) on RAGBUS_API_HOST:RAGBUS_API_PORT."""
+    import uvicorn
+
+    from query_api.app import create_app
+
+    configure_logging("api")
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def main() -> None:
+    """Entry point."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        app()
+    except RagbusError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

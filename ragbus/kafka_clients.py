@@ -1,0 +1,134 @@
+"""Kafka clients built from settings: topic creation and a delivery-confirming producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from ragbus.errors import TransientError
+from ragbus.settings import Settings
+
+log = logging.getLogger(__name__)
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def _common(settings: Settings) -> dict[str, object]:
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "request_timeout_ms": settings.kafka.request_timeout_ms,
+    }
+
+
+async def ensure_topics(settings: Settings, topics: Sequence[str], *, compacted: Sequence[str] = ()) -> None:
+    """Create missing topics (idempotent); `compacted` ones keep only the latest record per key."""
+    admin = AIOKafkaAdminClient(**_common(settings))  # type: ignore[arg-type]
+    try:
+        await admin.start()
+        new = [
+            NewTopic(
+                name,
+                settings.kafka.partitions,
+                settings.kafka.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+            )
+            for name in topics
+        ]
+        response = await admin.create_topics(new)
+        for topic, code, message in getattr(response, "topic_errors", []):
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise TransientError(f"cannot create topic {topic}: error {code} {message}")
+    except KafkaConnectionError as exc:
+        raise TransientError(
+            f"Kafka at {settings.kafka_bootstrap} unreachable ({exc}); check RAGBUS_KAFKA_BOOTSTRAP"
+        ) from exc
+    finally:
+        await admin.close()
+
+
+class KafkaEventProducer:
+    """acks=all producer whose `send_all` returns only once the broker confirmed every record."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+
+    def _build(self, idempotent: bool) -> AIOKafkaProducer:
+        kafka = self.settings.kafka
+        return AIOKafkaProducer(
+            **_common(self.settings),  # type: ignore[arg-type]
+            acks="all",
+            enable_idempotence=idempotent,
+            compression_type=None if kafka.compression == "none" else kafka.compression,
+            max_request_size=kafka.max_message_bytes + 64_000,
+            linger_ms=5,
+        )
+
+    async def start(self) -> KafkaEventProducer:
+        """Connect; with idempotent=auto, fall back to a plain producer where the broker lacks support."""
+        mode = self.settings.kafka.idempotent
+        for idempotent in ([True, False] if mode == "auto" else [mode == "on"]):
+            producer = self._build(idempotent)
+            # aiokafka logs the refused InitProducerId at ERROR; with idempotent=auto that refusal is expected.
+            sender_log = logging.getLogger("aiokafka.producer.sender")
+            previous = sender_log.level
+            if mode == "auto" and idempotent:
+                sender_log.setLevel(logging.CRITICAL)
+            try:
+                await producer.start()
+            except KafkaConnectionError as exc:
+                await producer.stop()
+                raise TransientError(
+                    f"Kafka at {self.settings.kafka_bootstrap} unreachable ({exc}); check RAGBUS_KAFKA_BOOTSTRAP"
+                ) from exc
+            except KafkaError as exc:
+                await producer.stop()
+                if mode == "auto" and idempotent:
+                    log.info("broker refused an idempotent producer (%s); using acks=all without it", exc)
+                    continue
+                raise TransientError(f"Kafka producer failed to start: {exc}") from exc
+            finally:
+                sender_log.setLevel(previous)
+            self._producer = producer
+            return self
+        raise TransientError("Kafka producer failed to start")
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def __aenter__(self) -> KafkaEventProducer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def send_all(self, messages: Sequence[OutboundMessage]) -> None:
+        """Produce every message and wait for all broker acknowledgements (raises TransientError if any fails)."""
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        try:
+            futures = [
+                await self._producer.send(m.topic, value=m.value, key=m.key, headers=m.headers or None)
+                for m in messages
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise TransientError(f"Kafka did not confirm delivery: {exc}") from exc

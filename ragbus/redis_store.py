@@ -1,0 +1,94 @@
+"""Redis access: one client per process, every key under the configured namespace."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ragbus.errors import TransientError
+from ragbus.settings import RedisSettings
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def open_redis(settings: RedisSettings) -> Redis:
+    """A client for RAGBUS_REDIS_URL (lazy: the first command connects)."""
+    return Redis.from_url(
+        settings.url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+    )
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """Names of every Redis key ragbus writes."""
+
+    namespace: str
+
+    def embedding(self, model: str, text: str) -> str:
+        """Cached embedding of `text` by `model` (content-addressed)."""
+        digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
+        return f"{self.namespace}:emb:{digest}"
+
+    def generation(self, alias: str) -> str:
+        """Counter bumped whenever what `alias` serves changes; part of every query-cache key."""
+        return f"{self.namespace}:gen:{alias}"
+
+    def query(self, alias: str, generation: int, fingerprint: str) -> str:
+        """A cached answer."""
+        return f"{self.namespace}:q:{alias}:{generation}:{fingerprint}"
+
+
+class RedisEmbeddingCache:
+    """Embeddings keyed by model and content hash, so unchanged text is never embedded twice."""
+
+    def __init__(self, redis: Redis, keys: KeySpace, model: str, ttl_s: int) -> None:
+        self.redis, self.keys, self.model, self.ttl_s = redis, keys, model, ttl_s
+
+    async def get_many(self, texts: list[str]) -> list[np.ndarray | None]:
+        """Cached vectors in order of `texts` (None where missing)."""
+        if not texts:
+            return []
+        try:
+            raw = await self.redis.mget([self.keys.embedding(self.model, t) for t in texts])
+        except REDIS_DOWN as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc
+        return [None if v is None else np.frombuffer(v, dtype="<f4") for v in raw]
+
+    async def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Store vectors for `texts`."""
+        if not texts:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for text, vector in zip(texts, vectors, strict=True):
+                    pipe.set(self.keys.embedding(self.model, text), np.asarray(vector, "<f4").tobytes(), ex=self.ttl_s)
+                await pipe.execute()
+        except REDIS_DOWN as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc
+
+
+class IndexGeneration:
+    """A counter per alias; bumping it makes every cached answer for that alias unreachable at once."""
+
+    def __init__(self, redis: Redis, keys: KeySpace, alias: str) -> None:
+        self.redis, self.key = redis, keys.generation(alias)
+
+    async def current(self) -> int:
+        """The generation now."""
+        try:
+            value = await self.redis.get(self.key)
+        except REDIS_DOWN as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc
+        return int(value or 0)
+
+    async def bump(self) -> int:
+        """Advance the generation; returns the new value."""
+        try:
+            return int(await self.redis.incr(self.key))
+        except REDIS_DOWN as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc

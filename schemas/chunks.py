@@ -1,0 +1,52 @@
+"""Contract of the chunks topic: every chunk of one document version, in one message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.documents import DocumentOp
+from schemas.fields import DocId, MetadataValue, Tenant
+
+
+class Chunk(BaseModel):
+    """A passage of a document, measured in the embedding model's tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_id: str = Field(description="Deterministic id from (doc_id, version, index).", examples=["9c1e…-v17-0"])
+    index: int = Field(ge=0, description="Position of the chunk in the document.")
+    text: str = Field(description="The passage, an exact slice of the document text.")
+    start: int = Field(ge=0, description="Character offset of the passage in the document text.")
+    end: int = Field(ge=0, description="Character offset just past the passage.")
+    token_count: int = Field(ge=1, description="Tokens of the embedding input, special tokens included.")
+
+
+class DocumentHeader(BaseModel):
+    """Fields every downstream message repeats from the document event that caused it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(description="event_id of the document event.")
+    op: DocumentOp
+    doc_id: DocId
+    version: int = Field(ge=0)
+    tenant: Tenant = "default"
+    title: str = ""
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    source: str | None = None
+    produced_at: datetime = Field(description="When the document event was produced (for freshness).")
+
+
+class ChunkedDocument(DocumentHeader):
+    """A document version cut into chunks; a delete has no chunks."""
+
+    schema_version: Literal[1] = 1
+    embed_prefix: str = Field("", description="Title prefix put before each chunk's text for embedding.")
+    chunks: list[Chunk] = Field(default_factory=list)
+
+    def embedding_input(self, chunk: Chunk) -> str:
+        """The exact text the embedder encodes for `chunk`."""
+        return f"{self.embed_prefix}\n{chunk.text}" if self.embed_prefix else chunk.text

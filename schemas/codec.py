@@ -1,0 +1,39 @@
+"""orjson serialization of every contract, with versions checked on the way in."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from ragbus.errors import InvalidMessage, UnknownSchemaVersion
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialize a contract to JSON bytes."""
+    return orjson.dumps(message.model_dump(mode="json", exclude_none=False))
+
+
+def decode(data: bytes | None, model: type[M]) -> M:
+    """Parse bytes into `model`; anything wrong is an InvalidMessage (permanent: dead-letter it)."""
+    if data is None:
+        raise InvalidMessage(f"empty value where a {model.__name__} was expected")
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidMessage(f"expected a JSON object, got {type(raw).__name__}")
+    expected = model.model_fields["schema_version"].default if "schema_version" in model.model_fields else None
+    if expected is not None and raw.get("schema_version", expected) != expected:
+        raise UnknownSchemaVersion(
+            f"{model.__name__} schema_version {raw.get('schema_version')!r} is not supported (expected {expected})"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise InvalidMessage(f"{model.__name__} contract violated: {details}") from None

@@ -1,0 +1,28 @@
+"""Headers a dead-lettered message carries; its value is the original payload, byte for byte."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeadLetterHeaders(BaseModel):
+    """Why a stage gave up on a message, and where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = Field(description="Worker that rejected the message.")
+    error_code: str = Field(description="Stable code of the error.")
+    error: str = Field(description="Readable reason.")
+    topic: str = Field(description="Topic the message was read from.")
+    partition: int
+    offset: int
+
+    def to_kafka(self) -> list[tuple[str, bytes]]:
+        """As Kafka headers (prefixed `dlq.`)."""
+        return [(f"dlq.{name}", str(value).encode()) for name, value in self.model_dump().items()]
+
+    @classmethod
+    def from_kafka(cls, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> DeadLetterHeaders:
+        """Read back what to_kafka wrote."""
+        fields = {k.removeprefix("dlq."): v.decode() for k, v in headers if k.startswith("dlq.")}
+        return cls.model_validate(fields)

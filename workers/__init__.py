@@ -1,0 +1,1 @@
+"""The pipeline's consumers: chunker → embedder → indexer, each a FastStream app over aiokafka."""

@@ -1,0 +1,1 @@
+"""Cuts document events into token-measured chunks."""

@@ -1,0 +1,65 @@
+"""Chunker stage: document event in, ChunkedDocument out (same key)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import ConsumerRecord
+
+from ragbus.errors import InvalidMessage, PermanentError
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
+from schemas.chunks import ChunkedDocument
+from schemas.codec import decode, encode
+from schemas.documents import DocumentEvent, document_key, tombstone_event
+from schemas.topics import Topics
+from workers.chunker.chunking import TokenChunker
+from workers.runtime import Inbound, Rejected
+
+
+def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
+    """The document event of a record; a tombstone (null value) is a delete of the key's document."""
+    if record.value is None:
+        if not record.key:
+            raise InvalidMessage("tombstone without a key")
+        return tombstone_event(record.key, record.timestamp)
+    return decode(record.value, DocumentEvent)
+
+
+class ChunkerHandler:
+    """Cuts each document into chunks and forwards them; deletes pass through with no chunks."""
+
+    stage = "chunker"
+
+    def __init__(self, chunker: TokenChunker, producer: KafkaEventProducer, topics: Topics) -> None:
+        self.chunker, self.producer, self.topics = chunker, producer, topics
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
+        """The document event."""
+        return decode_document_record(record)
+
+    def _chunk_all(self, batch: list[Inbound[DocumentEvent]]) -> tuple[list[ChunkedDocument], list[Rejected]]:
+        chunked: list[ChunkedDocument] = []
+        rejected: list[Rejected] = []
+        for item in batch:
+            try:
+                chunked.append(self.chunker.chunk(item.value))
+            except PermanentError as exc:
+                rejected.append(Rejected(item.record, exc))
+        return chunked, rejected
+
+    async def process(self, batch: list[Inbound[DocumentEvent]]) -> list[Rejected]:
+        """Chunk (off the event loop, so heartbeats continue) and produce."""
+        chunked, rejected = await asyncio.to_thread(self._chunk_all, batch)
+        headers_by_event = {item.value.event_id: list(item.record.headers or ()) for item in batch}
+        await self.producer.send_all(
+            [
+                OutboundMessage(
+                    self.topics.chunks,
+                    document_key(doc.tenant, doc.doc_id),
+                    encode(doc),
+                    headers_by_event.get(doc.event_id, []),
+                )
+                for doc in chunked
+            ]
+        )
+        return rejected

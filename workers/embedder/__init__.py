@@ -1,0 +1,1 @@
+"""Embeds chunks in batches, through a Redis embedding cache."""

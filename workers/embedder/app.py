@@ -1,0 +1,36 @@
+"""Wiring of the embedder worker: `ragbus worker embedder`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import FastStream
+
+from ragbus.embedding import SentenceEmbedder
+from ragbus.kafka_clients import KafkaEventProducer
+from ragbus.redis_store import KeySpace, RedisEmbeddingCache, open_redis
+from ragbus.settings import Settings
+from schemas.topics import Topics
+from workers.embedder.handlers import EmbedderHandler
+from workers.runtime import build_stage_app
+
+
+@asynccontextmanager
+async def open_embedder(settings: Settings, producer: KafkaEventProducer) -> AsyncIterator[EmbedderHandler]:
+    """The handler with the model loaded and Redis connected."""
+    embedder = await asyncio.to_thread(SentenceEmbedder(settings.embedding).load)
+    redis = open_redis(settings.redis)
+    try:
+        cache = RedisEmbeddingCache(
+            redis, KeySpace(settings.redis.namespace), embedder.model_name, settings.redis.embedding_ttl_s
+        )
+        yield EmbedderHandler(embedder, cache, producer, Topics(settings.kafka.topic_prefix))
+    finally:
+        await redis.aclose()
+
+
+def create_app(settings: Settings) -> FastStream:
+    """The embedder's FastStream app."""
+    return build_stage_app("embedder", Topics(settings.kafka.topic_prefix).chunks, settings, open_embedder)

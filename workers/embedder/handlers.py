@@ -1,0 +1,103 @@
+"""Embedder stage: ChunkedDocument in, EmbeddedDocument out (same key)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from aiokafka import ConsumerRecord
+
+from ragbus import metrics
+from ragbus.embedding import SentenceEmbedder
+from ragbus.errors import PermanentError
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
+from ragbus.redis_store import RedisEmbeddingCache
+from schemas.chunks import ChunkedDocument
+from schemas.codec import decode, encode
+from schemas.documents import document_key
+from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
+from schemas.topics import Topics
+from workers.runtime import Inbound, Rejected
+
+
+class EmbedderHandler:
+    """Looks every chunk up in the cache, embeds the misses in batches, forwards vectors."""
+
+    stage = "embedder"
+
+    def __init__(
+        self,
+        embedder: SentenceEmbedder,
+        cache: RedisEmbeddingCache,
+        producer: KafkaEventProducer,
+        topics: Topics,
+    ) -> None:
+        self.embedder, self.cache, self.producer, self.topics = embedder, cache, producer, topics
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> ChunkedDocument:
+        """The chunked document."""
+        return decode(record.value, ChunkedDocument)
+
+    async def process(self, batch: list[Inbound[ChunkedDocument]]) -> list[Rejected]:
+        """Embed the batch's chunks (cache first) and produce one EmbeddedDocument per input."""
+        accepted, rejected = await asyncio.to_thread(self._split_too_long, batch)
+        texts = [item.value.embedding_input(chunk) for item in accepted for chunk in item.value.chunks]
+        vectors = await self.embed(texts)
+        out: list[OutboundMessage] = []
+        cursor = 0
+        for item in accepted:
+            doc = item.value
+            chunks = []
+            for chunk in doc.chunks:
+                chunks.append(EmbeddedChunk(**chunk.model_dump(), vector=pack_vector(vectors[cursor])))
+                cursor += 1
+            embedded = EmbeddedDocument(
+                **doc.model_dump(exclude={"schema_version", "embed_prefix", "chunks"}),
+                model=self.embedder.model_name,
+                dim=self.embedder.dim,
+                chunks=chunks,
+            )
+            out.append(
+                OutboundMessage(
+                    self.topics.embedded,
+                    document_key(doc.tenant, doc.doc_id),
+                    encode(embedded),
+                    list(item.record.headers or ()),
+                )
+            )
+        await self.producer.send_all(out)
+        return rejected
+
+    def _split_too_long(
+        self, batch: list[Inbound[ChunkedDocument]]
+    ) -> tuple[list[Inbound[ChunkedDocument]], list[Rejected]]:
+        # A chunk over the model's limit would be truncated silently by the model: refuse its document instead.
+        accepted, rejected = [], []
+        limit = self.embedder.max_seq_length
+        for item in batch:
+            inputs = [item.value.embedding_input(c) for c in item.value.chunks]
+            longest = max(self.embedder.token_lengths(inputs), default=0)
+            if longest > limit:
+                error = PermanentError(
+                    f"document {item.value.doc_id!r} has a chunk of {longest} tokens, over the model's {limit}",
+                    code="chunk_too_long",
+                )
+                rejected.append(Rejected(item.record, error))
+            else:
+                accepted.append(item)
+        return accepted, rejected
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of `texts`: cached ones from Redis, the rest computed once each and cached."""
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        cached = await self.cache.get_many(texts)
+        missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None})
+        metrics.EMBEDDING_CACHE.labels("hit").inc(len(texts) - sum(v is None for v in cached))
+        metrics.EMBEDDING_CACHE.labels("miss").inc(sum(v is None for v in cached))
+        fresh: dict[str, np.ndarray] = {}
+        if missing:
+            computed = await asyncio.to_thread(self.embedder.encode, missing, check_length=False)
+            await self.cache.put_many(missing, computed)
+            fresh = dict(zip(missing, computed, strict=True))
+        return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])

@@ -1,0 +1,1 @@
+"""Writes embedded chunks to Milvus, removes stale ones, announces the change."""

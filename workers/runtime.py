@@ -1,0 +1,194 @@
+"""What the three stages share: batch consumption, retry with backoff, dead-lettering, commit after success.
+
+A stage is a `StageHandler`: it decodes one record (a PermanentError there means a poison message) and
+processes a decoded batch, producing downstream and awaiting delivery. The runner commits the batch's offsets
+only after `process` returned and every rejected record reached its dead-letter topic (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from prometheus_client import start_http_server
+
+from ragbus import metrics
+from ragbus.errors import PermanentError, TransientError
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
+from ragbus.settings import Settings
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class Inbound(Generic[T]):
+    """A decoded record."""
+
+    record: ConsumerRecord[bytes, bytes]
+    value: T
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record a stage gave up on, and why."""
+
+    record: ConsumerRecord[bytes, bytes]
+    error: PermanentError
+
+
+class StageHandler(Protocol[T]):
+    """The logic of one stage."""
+
+    stage: str
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> T:
+        """The record's payload; PermanentError for a poison message."""
+        ...
+
+    async def process(self, batch: list[Inbound[T]]) -> list[Rejected]:
+        """Do the stage's work for the batch; return records to dead-letter; raise TransientError to retry."""
+        ...
+
+
+OpenHandler = Callable[[Settings, KafkaEventProducer], AbstractAsyncContextManager[StageHandler[Any]]]
+
+
+class StageRunner(Generic[T]):
+    """Runs batches of one stage: decode, process with retries, dead-letter the rejects."""
+
+    def __init__(self, handler: StageHandler[T], producer: KafkaEventProducer, settings: Settings) -> None:
+        self.handler = handler
+        self.producer = producer
+        self.settings = settings
+        self.topics = Topics(settings.kafka.topic_prefix)
+
+    async def run_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Process one batch; returns only when its effects are durable (then the offsets may be committed)."""
+        stage = self.handler.stage
+        started = time.perf_counter()
+        metrics.STAGE_BATCH_SIZE.labels(stage).observe(len(records))
+        decoded: list[Inbound[T]] = []
+        rejected: list[Rejected] = []
+        for record in records:
+            try:
+                decoded.append(Inbound(record, self.handler.decode(record)))
+            except PermanentError as exc:
+                rejected.append(Rejected(record, exc))
+        if decoded:
+            rejected += await self._process_isolating_poison(decoded)
+        if rejected:
+            await self.dead_letter(rejected)
+        metrics.STAGE_MESSAGES.labels(stage, "ok").inc(len(records) - len(rejected))
+        metrics.STAGE_BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+
+    async def _process_isolating_poison(self, batch: list[Inbound[T]]) -> list[Rejected]:
+        # A PermanentError for the batch as a whole (a store refusing one bad row) is narrowed down by
+        # processing the records one by one, so one poison record never blocks the others.
+        try:
+            return await self._process_with_retries(batch)
+        except PermanentError as exc:
+            if len(batch) == 1:
+                return [Rejected(batch[0].record, exc)]
+            log.warning("%s: batch refused (%s); isolating the bad record", self.handler.stage, exc)
+        rejected: list[Rejected] = []
+        for item in batch:
+            rejected += await self._process_isolating_poison([item])
+        return rejected
+
+    async def _process_with_retries(self, batch: list[Inbound[T]]) -> list[Rejected]:
+        # Backpressure: while a store is down we keep retrying this batch and poll nothing new. Past the budget
+        # the error propagates, the consumer seeks back to the batch start and polls it again, so the group never
+        # exceeds max_poll_interval_ms (no rebalance loop) and nothing is skipped.
+        deadline = time.monotonic() + self.settings.worker.retry_budget_s
+        delay = 0.5
+        while True:
+            try:
+                return await self.handler.process(batch)
+            except TransientError as exc:
+                metrics.STAGE_RETRIES.labels(self.handler.stage).inc()
+                if time.monotonic() + delay > deadline:
+                    log.warning("%s: still failing after retries, re-polling the batch: %s", self.handler.stage, exc)
+                    raise
+                log.warning("%s: transient failure, retrying in %.1fs: %s", self.handler.stage, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def dead_letter(self, rejected: list[Rejected]) -> None:
+        """Send each rejected record, untouched, to the stage's dead-letter topic with the reason in headers."""
+        topic = self.topics.dead_letter(self.handler.stage)
+        messages = []
+        for item in rejected:
+            record = item.record
+            reason = DeadLetterHeaders(
+                stage=self.handler.stage,
+                error_code=item.error.code,
+                error=str(item.error)[:2000],
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            log.error(
+                "%s: dead-lettering %s[%d]@%d: %s",
+                self.handler.stage, record.topic, record.partition, record.offset, item.error,
+            )
+            metrics.DEAD_LETTERED.labels(self.handler.stage, item.error.code).inc()
+            headers = [*list(record.headers or ()), *reason.to_kafka()]
+            messages.append(OutboundMessage(topic, record.key, record.value, headers))
+        await self.producer.send_all(messages)
+
+
+async def _no_decode(_msg: Any) -> None:
+    # The runner decodes records itself, so a poison message can never fail inside FastStream's decoder.
+    return None
+
+
+def build_stage_app(stage: str, input_topic: str, settings: Settings, open_handler: OpenHandler) -> FastStream:
+    """The FastStream app of one stage: consumer group `<prefix>.<stage>`, batches, commit after success."""
+    worker = settings.worker
+    broker = KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"ragbus-{stage}",
+        graceful_timeout=6.0,
+        logger=log,
+        request_timeout_ms=settings.kafka.request_timeout_ms,
+    )
+    holder: dict[str, StageRunner[Any]] = {}
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        if worker.metrics_port:
+            start_http_server(worker.metrics_port, addr="127.0.0.1")
+        await ensure_topics(settings, Topics(settings.kafka.topic_prefix).all())
+        async with KafkaEventProducer(settings) as producer, open_handler(settings, producer) as handler:
+            holder["runner"] = StageRunner(handler, producer, settings)
+            log.info("%s ready: consuming %s", stage, input_topic)
+            yield
+
+    @broker.subscriber(
+        input_topic,
+        group_id=f"{settings.kafka.topic_prefix}.{stage}",
+        batch=True,
+        max_records=worker.max_records,
+        batch_timeout_ms=worker.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=worker.max_poll_interval_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_no_decode,
+    )
+    async def on_batch(body: Any, msg: KafkaMessage) -> None:
+        records = msg.raw_message
+        await holder["runner"].run_batch(list(records) if isinstance(records, tuple) else [records])
+
+    return FastStream(broker, lifespan=lifespan)
