@@ -120,6 +120,8 @@ class SentenceEmbedder:
 
     def token_lengths(self, texts: list[str]) -> list[int]:
         """Tokens the model sees for each text, special tokens included (one batched Rust call)."""
+        if not texts:
+            return []
         return [len(ids) for ids in self.model.tokenizer(texts, truncation=False)["input_ids"]]
 
     def encode(self, texts: list[str], *, check_length: bool = True) -> np.ndarray:

@@ -116,8 +116,13 @@ class StageRunner(Generic[T]):
         while True:
             try:
                 return await self.handler.process(batch)
-            except TransientError as exc:
+            except PermanentError:
+                raise
+            except Exception as exc:
+                # Transient by type, or a bug: either way retry with backoff rather than drop or spin.
                 metrics.STAGE_RETRIES.labels(self.handler.stage).inc()
+                if not isinstance(exc, TransientError):
+                    log.exception("%s: unexpected error, retrying the batch", self.handler.stage)
                 if time.monotonic() + delay > deadline:
                     log.warning("%s: still failing after retries, re-polling the batch: %s", self.handler.stage, exc)
                     raise

@@ -1,0 +1,76 @@
+"""Session fixtures: tansu, milvus-lite, the real Milvus engine and Redis; pipelines of real worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from query_api.app import create_app
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
+from ragbus.stack.servers import start_milvus_lite, start_milvus_server, start_tansu
+from tests.stack_fixtures import Pipeline, pipeline_env, test_redis_url
+
+
+@pytest.fixture(scope="session")
+def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def base_servers(stack_home: Path) -> Iterator[dict[str, str]]:
+    """A tansu broker (memory storage), a milvus-lite server and Redis."""
+    started: list[ManagedProcess] = []
+    try:
+        kafka_port, milvus_port = free_port(), free_port()
+        started.append(start_tansu(stack_home, kafka_port, "memory"))
+        started.append(start_milvus_lite(stack_home, milvus_port))
+        redis_url = test_redis_url(stack_home, started)
+        yield {
+            "kafka": f"127.0.0.1:{kafka_port}",
+            "milvus-lite": f"http://127.0.0.1:{milvus_port}",
+            "redis": redis_url,
+        }
+    finally:
+        stop_all(started, timeout_s=10)
+
+
+@pytest.fixture(scope="session")
+def real_milvus(stack_home: Path) -> Iterator[str]:
+    """The real Milvus 2.3 engine (eventually consistent by default), started once."""
+    port = free_port()
+    process = start_milvus_server(stack_home, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_all([process], timeout_s=20)
+
+
+@pytest.fixture(scope="session", params=["milvus-lite", pytest.param("milvus-server", marks=pytest.mark.real_milvus)])
+def engine(request: pytest.FixtureRequest, base_servers: dict[str, str]) -> str:
+    """URI of the Milvus engine under test: milvus-lite, then the real engine."""
+    if request.param == "milvus-lite":
+        return base_servers["milvus-lite"]
+    uri: str = request.getfixturevalue("real_milvus")
+    return uri
+
+
+@pytest.fixture(scope="session")
+def pipeline(engine: str, base_servers: dict[str, str], stack_home: Path) -> Iterator[Pipeline]:
+    """The three workers as real processes, on an isolated deployment of the engine under test."""
+    env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
+    running = Pipeline(env=env, home=stack_home)
+    try:
+        running.start_workers()
+        yield running
+    finally:
+        running.stop_workers()
+
+
+@pytest.fixture(scope="session")
+def api(pipeline: Pipeline) -> Iterator[TestClient]:
+    """The query API of the pipeline (in-process; real Milvus, Redis and Kafka behind it)."""
+    with TestClient(create_app(pipeline.settings)) as client:
+        yield client

@@ -1,0 +1,100 @@
+"""Message contracts: round trips, versions, poison input, keys and tombstones."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from ragbus.errors import InvalidMessage, UnknownSchemaVersion
+from schemas import ChunkedDocument, DocumentEvent, DocumentOp, EmbeddedDocument, decode, encode
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.documents import document_key, parse_document_key, tombstone_event
+from schemas.embeddings import pack_vector, unpack_vector
+from schemas.topics import Topics
+
+
+def test_document_event_round_trips_through_orjson() -> None:
+    event = DocumentEvent(doc_id="docs/a.md", title="A", text="héllo", metadata={"lang": "en", "n": 3})
+    again = decode(encode(event), DocumentEvent)
+    assert again == event
+    assert orjson.loads(encode(event))["schema_version"] == 1
+
+
+def test_versions_default_to_increasing_numbers() -> None:
+    first, second = DocumentEvent(doc_id="a", text="x"), DocumentEvent(doc_id="a", text="y")
+    assert second.version >= first.version > 0
+    assert first.event_id != second.event_id
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"{not json", InvalidMessage),
+        (b"[1, 2]", InvalidMessage),
+        (b'{"doc_id": "a"}', InvalidMessage),
+        (b'{"schema_version": 2, "doc_id": "a", "text": "x"}', UnknownSchemaVersion),
+        (b'{"doc_id": "a", "text": "   "}', InvalidMessage),
+        (b'{"doc_id": "a", "op": "delete", "text": "leftover"}', InvalidMessage),
+        (b'{"doc_id": "a\\u0000b", "text": "x"}', InvalidMessage),
+        (b'{"doc_id": "a", "text": "x", "surprise": 1}', InvalidMessage),
+        (None, InvalidMessage),
+    ],
+)
+def test_poison_payloads_are_invalid_messages(payload: bytes | None, error: type[Exception]) -> None:
+    with pytest.raises(error) as err:
+        decode(payload, DocumentEvent)
+    assert str(err.value)
+
+
+def test_invalid_message_names_the_field() -> None:
+    with pytest.raises(InvalidMessage, match="doc_id"):
+        decode(b'{"text": "x"}', DocumentEvent)
+
+
+def test_unknown_version_is_told_apart_from_malformed() -> None:
+    with pytest.raises(UnknownSchemaVersion) as err:
+        decode(b'{"schema_version": 9, "event_id": "e"}', ChunkedDocument)
+    assert err.value.code == "unknown_schema_version"
+
+
+def test_keys_keep_tenant_and_doc_id_apart() -> None:
+    assert document_key("default", "a/b.md") == b"a/b.md"
+    assert parse_document_key(document_key("default", "a/b.md")) == ("default", "a/b.md")
+    assert parse_document_key(document_key("acme", "a/b.md")) == ("acme", "a/b.md")
+    with pytest.raises(ValidationError):
+        DocumentEvent(doc_id="a\x1fb", text="x")
+
+
+def test_tombstone_is_a_delete_of_the_keyed_document() -> None:
+    event = tombstone_event(document_key("acme", "doc-1"), timestamp_ms=1_700_000_000_000)
+    assert (event.op, event.tenant, event.doc_id) == (DocumentOp.DELETE, "acme", "doc-1")
+    assert event.version == 1_700_000_000_000_000
+
+
+def test_vectors_pack_exactly() -> None:
+    import numpy as np
+
+    vector = np.random.default_rng(0).standard_normal(384).astype("float32")
+    assert unpack_vector(pack_vector(vector)) == vector.tolist()
+
+
+def test_embedded_document_contract_requires_model_and_dim() -> None:
+    with pytest.raises(InvalidMessage, match="model"):
+        decode(
+            orjson.dumps({"event_id": "e", "op": "upsert", "doc_id": "a", "version": 1,
+                          "produced_at": "2026-01-01T00:00:00Z", "dim": 3}),
+            EmbeddedDocument,
+        )
+
+
+def test_dead_letter_headers_round_trip() -> None:
+    headers = DeadLetterHeaders(stage="chunker", error_code="x", error="bad", topic="t", partition=1, offset=9)
+    assert DeadLetterHeaders.from_kafka([("other", b"1"), *headers.to_kafka()]) == headers
+
+
+def test_topic_names_share_the_prefix() -> None:
+    topics = Topics("acme")
+    assert topics.documents == "acme.documents.v1"
+    assert all(name.startswith("acme.") for name in topics.all())
+    assert len(set(topics.all())) == len(topics.all()) == 7

@@ -1,0 +1,63 @@
+"""Settings fail fast with the variable's name; extractive answers cite what they quote; expressions are escaped."""
+
+from __future__ import annotations
+
+import pytest
+
+from query_api.extractive import NO_MATCH, extractive_answer
+from query_api.models import QueryRequest
+from ragbus.errors import ConfigError
+from ragbus.milvus_store import ChunkHit, milvus_str
+from ragbus.settings import load_settings
+
+
+def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGBUS_CHUNK_OVERLAP", "300")
+    with pytest.raises(ConfigError, match="RAGBUS_CHUNK_OVERLAP"):
+        load_settings()
+    monkeypatch.setenv("RAGBUS_CHUNK_OVERLAP", "10")
+    monkeypatch.setenv("RAGBUS_KAFKA_PARTITIONS", "zero")
+    with pytest.raises(ConfigError, match="RAGBUS_KAFKA_PARTITIONS"):
+        load_settings()
+
+
+def test_missing_bootstrap_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAGBUS_KAFKA_BOOTSTRAP", raising=False)
+    with pytest.raises(ConfigError, match="RAGBUS_KAFKA_BOOTSTRAP"):
+        _ = load_settings().kafka_bootstrap
+
+
+def hit(n: int, text: str) -> ChunkHit:
+    return ChunkHit(f"c{n}", f"d{n}", 1, "default", f"T{n}", text, 0, "", 0.9 - n / 10)
+
+
+def test_extractive_answer_quotes_the_best_sentences_and_cites_them() -> None:
+    hits = [
+        hit(1, "Unrelated opening. Run the tests with make test. Another aside. And a fourth one."),
+        hit(2, "The indexer writes to Milvus."),
+    ]
+    answer = extractive_answer("How do I run the tests?", hits, passages=2, sentences_per_passage=1)
+    assert answer.splitlines()[0] == "Run the tests with make test. [1]"
+    assert answer.endswith("The indexer writes to Milvus. [2]")
+    assert extractive_answer("anything", [], passages=3) == NO_MATCH
+
+
+@pytest.mark.parametrize("value", ['a"b', "a\\b", 'x" or tenant != "', "end\\"])
+def test_milvus_string_literals_cannot_break_out(value: str) -> None:
+    literal = milvus_str(value)
+    assert literal.startswith('"') and literal.endswith('"')
+    body = literal[1:-1]
+    # every quote inside is escaped by an odd run of backslashes
+    i = 0
+    while i < len(body):
+        if body[i] == "\\":
+            i += 2
+            continue
+        assert body[i] != '"'
+        i += 1
+
+
+@pytest.mark.parametrize("query", ["", "   \n\t", "bad\x00byte", "bell\x07", "lone \ud800 surrogate", "x" * 2001])
+def test_bad_queries_are_refused(query: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - pydantic's ValidationError is a ValueError
+        QueryRequest(query=query)
