@@ -34,8 +34,10 @@ def to_message(event: DocumentEvent, topic: str, max_bytes: int) -> OutboundMess
             f"document {event.doc_id!r} ({event.source or 'no source'}) is {len(value)} bytes serialized, over "
             f"RAGBUS_KAFKA_MAX_MESSAGE_BYTES={max_bytes}: split it or raise the limit"
         )
-    headers = [("ragbus.event_id", event.event_id.encode()), ("ragbus.correlation_id",
-               (correlation_id.get() or event.event_id).encode())]
+    headers = [
+        ("ragbus.event_id", event.event_id.encode()),
+        ("ragbus.correlation_id", (correlation_id.get() or event.event_id).encode()),
+    ]
     return OutboundMessage(topic, document_key(event.tenant, event.doc_id), value, headers)
 
 

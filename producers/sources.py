@@ -51,7 +51,12 @@ def _event(where: str, **fields: object) -> DocumentEvent:
 def _from_text_file(path: Path, tenant: str) -> Iterator[DocumentEvent]:
     text = _read_text(path)
     yield _event(
-        str(path), doc_id=doc_id_for(path), title=_title_of(path, text), text=text, source=str(path), tenant=tenant
+        str(path),
+        doc_id=doc_id_for(path),
+        title=_title_of(path, text),
+        text=text,
+        source=str(path),
+        tenant=tenant,
     )
 
 

@@ -135,8 +135,10 @@ def _wait(settings: Settings, expected: dict[tuple[str, str], int | None], timeo
         store.close()
     if pending:
         shown = ", ".join(d for _, d in sorted(pending)[:5])
-        _fail(f"{len(pending)} documents not indexed after {timeout_s:.0f}s (e.g. {shown}); see `ragbus dlq` "
-              "and the worker logs under .ragbus/logs")
+        _fail(
+            f"{len(pending)} documents not indexed after {timeout_s:.0f}s (e.g. {shown}); see `ragbus dlq` "
+            "and the worker logs under .ragbus/logs"
+        )
     typer.echo(f"all {len(expected)} documents searchable in {time.monotonic() - started:.1f}s")
 
 
@@ -220,7 +222,9 @@ def query(
     typer.echo("")
     flags = [name for name in ("cached", "degraded") if body.get(name)]
     for n, citation in enumerate(body["citations"], 1):
-        typer.echo(f"[{n}] {citation['title'] or citation['doc_id']}  ({citation['doc_id']}, score {citation['score']:.3f})")
+        typer.echo(
+            f"[{n}] {citation['title'] or citation['doc_id']}  ({citation['doc_id']}, score {citation['score']:.3f})"
+        )
     if flags:
         typer.echo(f"({', '.join(flags)})")
 

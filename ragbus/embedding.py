@@ -110,13 +110,16 @@ class SentenceEmbedder:
     @property
     def dim(self) -> int:
         """Vector dimension."""
-        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
-        return int(dim or self.model.get_sentence_embedding_dimension())
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = getter()
+        if dim is None:
+            raise ConfigError(f"RAGBUS_EMBED_MODEL={self.model_name!r} does not report an embedding dimension")
+        return int(dim)
 
     @property
     def max_seq_length(self) -> int:
         """Longest input in tokens, special tokens included."""
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or read_max_seq_length(self.model_path))
 
     def token_lengths(self, texts: list[str]) -> list[int]:
         """Tokens the model sees for each text, special tokens included (one batched Rust call)."""

@@ -37,7 +37,7 @@ def _common(settings: Settings) -> dict[str, object]:
 
 async def ensure_topics(settings: Settings, topics: Sequence[str], *, compacted: Sequence[str] = ()) -> None:
     """Create missing topics (idempotent); `compacted` ones keep only the latest record per key."""
-    admin = AIOKafkaAdminClient(**_common(settings))  # type: ignore[arg-type]
+    admin = AIOKafkaAdminClient(**_common(settings))
     try:
         await admin.start()
         new = [
@@ -71,7 +71,7 @@ class KafkaEventProducer:
     def _build(self, idempotent: bool) -> AIOKafkaProducer:
         kafka = self.settings.kafka
         return AIOKafkaProducer(
-            **_common(self.settings),  # type: ignore[arg-type]
+            **_common(self.settings),
             acks="all",
             enable_idempotence=idempotent,
             compression_type=None if kafka.compression == "none" else kafka.compression,
@@ -82,7 +82,7 @@ class KafkaEventProducer:
     async def start(self) -> KafkaEventProducer:
         """Connect; with idempotent=auto, fall back to a plain producer where the broker lacks support."""
         mode = self.settings.kafka.idempotent
-        for idempotent in ([True, False] if mode == "auto" else [mode == "on"]):
+        for idempotent in [True, False] if mode == "auto" else [mode == "on"]:
             producer = self._build(idempotent)
             # aiokafka logs the refused InitProducerId at ERROR; with idempotent=auto that refusal is expected.
             sender_log = logging.getLogger("aiokafka.producer.sender")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-STAGE_MESSAGES = Counter(
-    "ragbus_stage_messages_total", "Messages a stage finished, by outcome.", ["stage", "outcome"]
-)
+STAGE_MESSAGES = Counter("ragbus_stage_messages_total", "Messages a stage finished, by outcome.", ["stage", "outcome"])
 STAGE_BATCH_SECONDS = Histogram(
-    "ragbus_stage_batch_seconds", "Time to process one batch.", ["stage"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+    "ragbus_stage_batch_seconds",
+    "Time to process one batch.",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 STAGE_BATCH_SIZE = Histogram(
     "ragbus_stage_batch_size", "Messages per batch.", ["stage"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 STAGE_RETRIES = Counter(
-    "ragbus_stage_transient_retries_total", "Batches retried after a transient failure (backpressure).", ["stage"]
+    "ragbus_stage_transient_retries_total",
+    "Batches retried after a transient failure (backpressure).",
+    ["stage"],
 )
 DEAD_LETTERED = Counter("ragbus_dead_lettered_total", "Messages sent to a dead-letter topic.", ["stage", "code"])
 EMBEDDING_CACHE = Counter("ragbus_embedding_cache_total", "Embedding cache lookups.", ["result"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from pymilvus import DataType, MilvusClient, MilvusException
@@ -153,20 +154,20 @@ class MilvusChunkStore:
         rows = [_row(doc, chunk) for doc in docs for chunk in doc.chunks]
         for start in range(0, len(rows), 512):
             batch = rows[start : start + 512]
-            self._call(lambda batch=batch: self._client.upsert(self.alias, batch))
+            self._call(partial(self._client.upsert, self.alias, batch))
         for start in range(0, len(docs), 64):
             stale = " or ".join(
                 f"({self._doc_filter(doc.tenant, doc.doc_id)} and version != {int(doc.version)})"
                 for doc in docs[start : start + 64]
             )
-            self._call(lambda stale=stale: self._client.delete(self.alias, filter=stale))
+            self._call(partial(self._client.delete, self.alias, filter=stale))
         return len(rows)
 
     def delete_documents(self, keys: list[tuple[str, str]]) -> None:
         """Remove every chunk of each (tenant, doc_id). Idempotent."""
         for start in range(0, len(keys), 64):
             expr = " or ".join(f"({self._doc_filter(t, d)})" for t, d in keys[start : start + 64])
-            self._call(lambda expr=expr: self._client.delete(self.alias, filter=expr))
+            self._call(partial(self._client.delete, self.alias, filter=expr))
 
     @staticmethod
     def _doc_filter(tenant: str, doc_id: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from redis.asyncio import Redis
@@ -57,7 +58,8 @@ class RedisEmbeddingCache:
             raw = await self.redis.mget([self.keys.embedding(self.model, t) for t in texts])
         except REDIS_DOWN as exc:
             raise TransientError(f"Redis unavailable: {exc}") from exc
-        return [None if v is None else np.frombuffer(v, dtype="<f4") for v in raw]
+        # decode_responses is off: values are bytes.
+        return [None if v is None else np.frombuffer(cast(bytes, v), dtype="<f4") for v in raw]
 
     async def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
         """Store vectors for `texts`."""
@@ -66,7 +68,11 @@ class RedisEmbeddingCache:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for text, vector in zip(texts, vectors, strict=True):
-                    pipe.set(self.keys.embedding(self.model, text), np.asarray(vector, "<f4").tobytes(), ex=self.ttl_s)
+                    pipe.set(
+                        self.keys.embedding(self.model, text),
+                        np.asarray(vector, "<f4").tobytes(),
+                        ex=self.ttl_s,
+                    )
                 await pipe.execute()
         except REDIS_DOWN as exc:
             raise TransientError(f"Redis unavailable: {exc}") from exc

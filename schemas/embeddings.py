@@ -6,7 +6,7 @@ import base64
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from schemas.chunks import Chunk, DocumentHeader
 

@@ -44,8 +44,12 @@ def animal_document(animal: str, tenant: str = "default", **overrides: object) -
         f"Field notes record how the {animal} rests during the hottest hours and moves at dusk. "
         f"Conservation of the {animal} depends on protecting the places where it feeds."
     )
-    fields: dict[str, object] = {"doc_id": animal_doc_id(animal), "title": f"Field notes: the {animal}", "text": text,
-                                 "tenant": tenant}
+    fields: dict[str, object] = {
+        "doc_id": animal_doc_id(animal),
+        "title": f"Field notes: the {animal}",
+        "text": text,
+        "tenant": tenant,
+    }
     fields.update(overrides)
     return DocumentEvent.model_validate(fields)
 

@@ -146,7 +146,11 @@ class StageRunner(Generic[T]):
             )
             log.error(
                 "%s: dead-lettering %s[%d]@%d: %s",
-                self.handler.stage, record.topic, record.partition, record.offset, item.error,
+                self.handler.stage,
+                record.topic,
+                record.partition,
+                record.offset,
+                item.error,
             )
             metrics.DEAD_LETTERED.labels(self.handler.stage, item.error.code).inc()
             headers = [*list(record.headers or ()), *reason.to_kafka()]

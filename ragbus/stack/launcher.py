@@ -8,7 +8,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
@@ -83,9 +82,7 @@ class EmbeddedStack:
                 self.servers.append(servers.start_seaweedfs(self.home, stack.s3_port))
             require_free_port(stack.kafka_port, "RAGBUS_STACK_KAFKA_PORT", "Kafka broker (tansu)")
             self._say(f"starting tansu Kafka broker on {stack.kafka_port} ({stack.kafka_storage} storage) ...")
-            self.servers.append(
-                servers.start_tansu(self.home, stack.kafka_port, stack.kafka_storage, stack.s3_port)
-            )
+            self.servers.append(servers.start_tansu(self.home, stack.kafka_port, stack.kafka_storage, stack.s3_port))
             bootstrap = f"127.0.0.1:{stack.kafka_port}"
 
         milvus_uri = self.settings.milvus.uri

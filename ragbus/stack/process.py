@@ -47,9 +47,19 @@ class ManagedProcess:
     """One child process, logging to `log_path`."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        own_group: bool = False,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
-        self.name, self.argv, self.log_path = name, list(argv), log_path
+        # own_group: the process leads a process group and signals go to the whole group (for wrappers that
+        # spawn the real server as a child and would otherwise leave it behind).
+        self.name, self.argv, self.log_path, self.own_group = name, list(argv), log_path, own_group
+        self.stop_signal = stop_signal
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -58,7 +68,12 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=self.own_group,
             )
         return self
 
@@ -88,33 +103,50 @@ class ManagedProcess:
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         """Send a signal if the process is alive."""
-        if self.running and self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.own_group:
+                os.killpg(self.proc.pid, sig)  # the group outlives a wrapper that already exited
+            elif self.running:
                 self.proc.send_signal(sig)
 
     def wait_stopped(self, timeout_s: float) -> bool:
         """Wait for exit; True when it exited within the timeout."""
         if self.proc is None:
             return True
+        deadline = time.monotonic() + timeout_s
         try:
             self.proc.wait(timeout=max(0.0, timeout_s))
         except subprocess.TimeoutExpired:
             return False
+        while self.own_group and self._group_alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def _group_alive(self) -> bool:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
         return True
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within the timeout."""
-        self.signal(signal.SIGTERM)
+        """The stop signal (SIGTERM), then SIGKILL if it has not exited within the timeout."""
+        self.signal(self.stop_signal)
         if not self.wait_stopped(timeout_s):
             self.signal(signal.SIGKILL)
             self.wait_stopped(2.0)
 
 
 def stop_all(processes: Sequence[ManagedProcess], timeout_s: float) -> None:
-    """Stop processes in reverse start order... all signalled at once, so the total stays within `timeout_s`."""
-    alive = [p for p in reversed(processes) if p.running]
+    """Stop processes (signalled together, newest first) so the whole stop stays within `timeout_s`."""
+    alive = [p for p in reversed(processes) if p.running or p.own_group]
     for p in alive:
-        p.signal(signal.SIGTERM)
+        p.signal(p.stop_signal)
     deadline = time.monotonic() + timeout_s
     for p in alive:
         if not p.wait_stopped(deadline - time.monotonic()):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import urllib.request
 from pathlib import Path
 
-from ragbus.errors import ConfigError
+from ragbus.errors import ConfigError, PortInUse
 from ragbus.stack.process import ManagedProcess, free_port, port_in_use
 
 LOCALHOST = "127.0.0.1"
@@ -15,6 +16,8 @@ LOCALHOST = "127.0.0.1"
 S3_ACCESS_KEY = "ragbus"
 S3_SECRET_KEY = "ragbus-local-only"  # noqa: S105 - a local, loopback-only store
 S3_BUCKET = "tansu"
+# Ports milvus-server 2.3 binds whatever its flags say (embedded etcd client/peer, metrics).
+MILVUS_SERVER_FIXED_PORTS = (2379, 2380, 9091)
 
 
 def _venv_bin(name: str) -> str:
@@ -57,7 +60,7 @@ def start_seaweedfs(home: Path, s3_port: int) -> ManagedProcess:
 
     def s3_answers() -> bool:
         try:
-            urllib.request.urlopen(f"http://{LOCALHOST}:{s3_port}/", timeout=1)  # noqa: S310 - loopback URL
+            urllib.request.urlopen(f"http://{LOCALHOST}:{s3_port}/", timeout=1)
         except urllib.error.HTTPError:
             return True  # an S3 error document is an answer
         return True
@@ -98,8 +101,21 @@ def start_milvus_lite(home: Path, port: int) -> ManagedProcess:
 
 def start_milvus_server(home: Path, port: int, timeout_s: float = 180) -> ManagedProcess:
     """The real Milvus 2.3 standalone engine (PyPI `milvus`) with its proxy on `port` (about 40 s to start)."""
+    for fixed in MILVUS_SERVER_FIXED_PORTS:
+        if port_in_use(fixed):
+            raise PortInUse(
+                f"the real Milvus engine needs port {fixed} (its embedded etcd / metrics) but it is in use; "
+                "stop what holds it (another milvus-server?)"
+            )
     argv = [_venv_bin("milvus-server"), "--data", str(home / "milvus-server"), "--proxy-port", str(port)]
-    process = ManagedProcess("milvus-server", argv, home / "logs" / "milvus-server.log").start()
+    process = ManagedProcess(
+        # SIGINT is the wrapper's way to stop the engine it spawned; the group catches anything left behind.
+        "milvus-server",
+        argv,
+        home / "logs" / "milvus-server.log",
+        own_group=True,
+        stop_signal=signal.SIGINT,
+    ).start()
 
     def serving() -> bool:
         from pymilvus import MilvusClient

@@ -24,7 +24,21 @@ def chunker(tokenizer: ModelTokenizer, **overrides: int) -> TokenChunker:
 
 def prose(words: int, seed: int = 0) -> str:
     rng = random.Random(seed)
-    vocab = "the protein binds receptor cells mice increased expression levels tumour growth pathway signal".split()
+    vocab = [
+        "the",
+        "protein",
+        "binds",
+        "receptor",
+        "cells",
+        "mice",
+        "increased",
+        "expression",
+        "levels",
+        "tumour",
+        "growth",
+        "pathway",
+        "signal",
+    ]
     return " ".join(rng.choice(vocab) + ("." if rng.random() < 0.08 else "") for _ in range(words))
 
 

@@ -82,8 +82,16 @@ def test_vectors_pack_exactly() -> None:
 def test_embedded_document_contract_requires_model_and_dim() -> None:
     with pytest.raises(InvalidMessage, match="model"):
         decode(
-            orjson.dumps({"event_id": "e", "op": "upsert", "doc_id": "a", "version": 1,
-                          "produced_at": "2026-01-01T00:00:00Z", "dim": 3}),
+            orjson.dumps(
+                {
+                    "event_id": "e",
+                    "op": "upsert",
+                    "doc_id": "a",
+                    "version": 1,
+                    "produced_at": "2026-01-01T00:00:00Z",
+                    "dim": 3,
+                }
+            ),
             EmbeddedDocument,
         )
 
