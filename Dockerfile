@@ -1,0 +1,17 @@
+# One image for the workers and the query API: `ragbus worker chunker|embedder|indexer` or `ragbus api`.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+WORKDIR /app
+# CPU build of torch first, so the project's pin does not pull CUDA wheels.
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY ragbus ragbus
+COPY schemas schemas
+COPY producers producers
+COPY workers workers
+COPY query_api query_api
+RUN pip install --no-cache-dir . && useradd --uid 10001 ragbus
+USER ragbus
+EXPOSE 8000 9100
+ENTRYPOINT ["ragbus"]
+CMD ["api"]

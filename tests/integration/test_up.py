@@ -1,0 +1,91 @@
+"""`ragbus up --demo` as a user runs it: real servers, separate worker and API processes, a query, a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ragbus.stack.process import free_port, port_in_use
+from tests.stack_fixtures import MACHINE_REDIS, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_up_demo_answers_about_ragbus_and_stops_within_10s(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("kafka", "milvus", "api", "s3")}
+    env = {
+        **os.environ,
+        "RAGBUS_STACK_HOME": str(tmp_path / "state"),
+        "RAGBUS_STACK_KAFKA_PORT": str(ports["kafka"]),
+        "RAGBUS_STACK_MILVUS_PORT": str(ports["milvus"]),
+        "RAGBUS_STACK_S3_PORT": str(ports["s3"]),
+        "RAGBUS_API_PORT": str(ports["api"]),
+        "RAGBUS_REDIS_URL": MACHINE_REDIS,
+        "RAGBUS_REDIS_NAMESPACE": f"up-test-{ports['api']}",
+        "RAGBUS_KAFKA_TOPIC_PREFIX": f"up{ports['api']}",
+    }
+    env.pop("RAGBUS_KAFKA_BOOTSTRAP", None)
+    env.pop("RAGBUS_MILVUS_URI", None)
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "ragbus", "up", "--demo"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(
+            lambda: "ragbus is up" in log_path.read_text() or up.poll() is not None,
+            timeout_s=400,
+            message="ragbus up --demo to be ready",
+        )
+        output = log_path.read_text()
+        assert up.poll() is None, output
+        api = f"http://127.0.0.1:{ports['api']}"
+        assert f"curl -s {api}/v1/query" in output
+        assert "all 4 documents searchable" in output  # README.md and the three docs/ pages
+        response = httpx.post(f"{api}/v1/query", json={"query": "How do I run the tests?", "top_k": 3}, timeout=30)
+        assert response.status_code == 200
+        cited = {c["doc_id"] for c in response.json()["citations"]}
+        assert cited & {"README.md", "docs/quickstart.md"}
+        assert "make test" in response.json()["answer"]
+        assert (tmp_path / "state" / "endpoints.json").exists()
+    finally:
+        started = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(timeout=30)
+        took = time.monotonic() - started
+    assert took < 10, f"stop took {took:.1f}s"
+    assert code == 0, log_path.read_text()[-2000:]
+    for name, port in ports.items():
+        assert not port_in_use(port), f"{name} port {port} still open after stop"
+    assert not (tmp_path / "state" / "endpoints.json").exists()
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        env = {
+            **os.environ,
+            "RAGBUS_STACK_HOME": str(tmp_path),
+            "RAGBUS_STACK_KAFKA_PORT": str(taken),
+            "RAGBUS_STACK_KAFKA_STORAGE": "memory",
+            "RAGBUS_REDIS_URL": MACHINE_REDIS,
+        }
+        env.pop("RAGBUS_KAFKA_BOOTSTRAP", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "ragbus", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert f"port {taken}" in result.stderr
+    assert "RAGBUS_STACK_KAFKA_PORT" in result.stderr
