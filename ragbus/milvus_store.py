@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from ragbus.errors import PermanentError, TransientError
+from ragbus.errors import PermanentError, RagbusError, TransientError
 from ragbus.settings import MilvusSettings
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
 
@@ -21,6 +22,8 @@ logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
 T = TypeVar("T")
 
 TEXT_MAX = 65_535
+# Milvus error texts that mean the request's data is wrong (retrying cannot help).
+_DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
 _OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
 
 
@@ -52,21 +55,27 @@ class MilvusChunkStore:
         self.uri = uri
         self.alias = settings.alias
         token = settings.token.get_secret_value() if settings.token else ""
-        self._client = self._call(lambda: MilvusClient(uri=uri, token=token, timeout=settings.timeout_s))
+        self.client: MilvusClient = self.call(lambda: MilvusClient(uri=uri, token=token, timeout=settings.timeout_s))
 
     def close(self) -> None:
         """Close the connection."""
-        self._client.close()
+        self.client.close()
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run one Milvus call, mapping failures to TransientError (retry) or PermanentError (dead-letter).
+
+        Only errors caused by the data itself are permanent. Anything else (server down, restarting, a
+        collection released by a restart) is transient: the worker retries rather than lose the message.
+        """
         try:
             return fn()
         except MilvusException as exc:
-            # Unavailable / timeouts / connection errors are transient; schema or parameter errors are not.
             text = str(exc).lower()
-            if any(word in text for word in ("unavailable", "connect", "timeout", "deadline", "not ready")):
-                raise TransientError(f"Milvus at {self.uri} unavailable: {exc}") from exc
-            raise PermanentError(f"Milvus rejected the request: {exc}", code="milvus_error") from exc
+            if any(marker in text for marker in _DATA_ERRORS):
+                raise PermanentError(f"Milvus rejected the data: {exc}", code="milvus_rejected") from exc
+            if "released" in text or "not loaded" in text:
+                self._reload()
+            raise TransientError(f"Milvus at {self.uri} failed: {exc}") from exc
         except (ConnectionError, TimeoutError, OSError) as exc:
             raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
         except Exception as exc:
@@ -74,16 +83,23 @@ class MilvusChunkStore:
                 raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
             raise
 
+    def _reload(self) -> None:
+        # A restarted server keeps collections released until someone loads them.
+        with contextlib.suppress(Exception):
+            target = self.alias_target()
+            if target:
+                self.client.load_collection(target)
+
     # --- collections and aliases -------------------------------------------------------------------------
 
     def ensure_collection(self, collection: str, dim: int) -> None:
         """Create `collection` (schema, vector index, loaded) if it does not exist. Idempotent."""
-        if self._call(lambda: self._client.has_collection(collection)):
+        if self.call(lambda: self.client.has_collection(collection)):
             self._check_dim(collection, dim)
             # A restarted server keeps collections released; searching one needs it loaded (idempotent).
-            self._call(lambda: self._client.load_collection(collection))
+            self.call(lambda: self.client.load_collection(collection))
             return
-        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=128)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
         schema.add_field("tenant", DataType.VARCHAR, max_length=64)
@@ -95,25 +111,25 @@ class MilvusChunkStore:
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("produced_at_ms", DataType.INT64)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
-        index = self._client.prepare_index_params()
+        index = self.client.prepare_index_params()
         index.add_index(field_name="embedding", index_type="AUTOINDEX", metric_type="COSINE")
         try:
-            self._call(
-                lambda: self._client.create_collection(
+            self.call(
+                lambda: self.client.create_collection(
                     collection,
                     schema=schema,
                     index_params=index,
                     consistency_level=self.settings.consistency_level,
                 )
             )
-        except PermanentError:
+        except RagbusError:
             # Another process created it between our check and our create.
-            if not self._call(lambda: self._client.has_collection(collection)):
+            if not self.call(lambda: self.client.has_collection(collection)):
                 raise
         log.info("created Milvus collection %s (dim %d)", collection, dim)
 
     def _check_dim(self, collection: str, dim: int) -> None:
-        info = self._call(lambda: self._client.describe_collection(collection))
+        info = self.call(lambda: self.client.describe_collection(collection))
         for field in info["fields"]:
             if field["name"] == "embedding" and int(field["params"]["dim"]) != dim:
                 raise PermanentError(
@@ -125,7 +141,7 @@ class MilvusChunkStore:
     def alias_target(self) -> str | None:
         """Collection the alias points at, or None when the alias does not exist yet."""
         try:
-            info = self._client.describe_alias(self.alias)
+            info = self.client.describe_alias(self.alias)
         except MilvusException as exc:
             if "unavailable" in str(exc).lower() or "connect" in str(exc).lower():
                 raise TransientError(f"Milvus at {self.uri} unavailable: {exc}") from exc
@@ -140,8 +156,8 @@ class MilvusChunkStore:
             return target
         self.ensure_collection(collection, dim)
         try:
-            self._call(lambda: self._client.create_alias(collection, self.alias))
-        except PermanentError:
+            self.call(lambda: self.client.create_alias(collection, self.alias))
+        except RagbusError:
             if self.alias_target() is None:
                 raise
         log.info("alias %s -> %s", self.alias, collection)
@@ -154,20 +170,20 @@ class MilvusChunkStore:
         rows = [_row(doc, chunk) for doc in docs for chunk in doc.chunks]
         for start in range(0, len(rows), 512):
             batch = rows[start : start + 512]
-            self._call(partial(self._client.upsert, self.alias, batch))
+            self.call(partial(self.client.upsert, self.alias, batch))
         for start in range(0, len(docs), 64):
             stale = " or ".join(
                 f"({self._doc_filter(doc.tenant, doc.doc_id)} and version != {int(doc.version)})"
                 for doc in docs[start : start + 64]
             )
-            self._call(partial(self._client.delete, self.alias, filter=stale))
+            self.call(partial(self.client.delete, self.alias, filter=stale))
         return len(rows)
 
     def delete_documents(self, keys: list[tuple[str, str]]) -> None:
         """Remove every chunk of each (tenant, doc_id). Idempotent."""
         for start in range(0, len(keys), 64):
             expr = " or ".join(f"({self._doc_filter(t, d)})" for t, d in keys[start : start + 64])
-            self._call(partial(self._client.delete, self.alias, filter=expr))
+            self.call(partial(self.client.delete, self.alias, filter=expr))
 
     @staticmethod
     def _doc_filter(tenant: str, doc_id: str) -> str:
@@ -181,7 +197,7 @@ class MilvusChunkStore:
         if not ids:
             return {}
         expr = f"tenant == {milvus_str(tenant)} and doc_id in [{', '.join(milvus_str(d) for d in ids)}]"
-        rows = self._call(lambda: self._client.query(self.alias, filter=expr, output_fields=["doc_id", "version"]))
+        rows = self.call(lambda: self.client.query(self.alias, filter=expr, output_fields=["doc_id", "version"]))
         found: dict[str, set[int]] = {}
         for row in rows:
             found.setdefault(row["doc_id"], set()).add(int(row["version"]))
@@ -190,15 +206,15 @@ class MilvusChunkStore:
     def count_chunks(self, tenant: str | None = None) -> int:
         """Chunks in the aliased collection (optionally of one tenant)."""
         expr = f"tenant == {milvus_str(tenant)}" if tenant else 'chunk_id != ""'
-        rows = self._call(lambda: self._client.query(self.alias, filter=expr, output_fields=["count(*)"]))
+        rows = self.call(lambda: self.client.query(self.alias, filter=expr, output_fields=["count(*)"]))
         return int(rows[0]["count(*)"]) if rows else 0
 
     def search(self, vector: list[float], top_k: int, tenant: str) -> list[ChunkHit]:
         """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet."""
         if self.alias_target() is None:
             return []
-        result = self._call(
-            lambda: self._client.search(
+        result = self.call(
+            lambda: self.client.search(
                 self.alias,
                 data=[vector],
                 limit=top_k,

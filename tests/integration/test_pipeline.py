@@ -45,7 +45,7 @@ def chunks_of(pipeline: Pipeline, doc_id: str, tenant: str = "default") -> list[
     try:
         from ragbus.milvus_store import milvus_str
 
-        return store._client.query(  # test inspection of the raw rows
+        return store.client.query(  # test inspection of the raw rows
             settings.milvus.alias,
             filter=f"tenant == {milvus_str(tenant)} and doc_id == {milvus_str(doc_id)}",
             output_fields=["chunk_id", "version", "chunk_index"],

@@ -84,7 +84,13 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         }
         env.pop("RAGBUS_KAFKA_BOOTSTRAP", None)
         result = subprocess.run(
-            [sys.executable, "-m", "ragbus", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "ragbus", "up"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            text=True,
         )
     assert result.returncode == 1
     assert f"port {taken}" in result.stderr
