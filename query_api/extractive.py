@@ -1,8 +1,9 @@
-"""Extractive answers: the sentences of the best passages that share most with the question, cited."""
+"""Extractive answers: the sentences of the best passages closest to the question, each cited."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ragbus.milvus_store import ChunkHit
 
@@ -49,26 +50,49 @@ _STOPWORDS = frozenset(
 )
 NO_MATCH = "No indexed document matches this question yet."
 
+# Scores a list of sentences against the question (higher is closer).
+SentenceScorer = Callable[[list[str]], list[float]]
+
+
+def split_sentences(passage: str) -> list[str]:
+    """Sentences (and paragraphs without end punctuation) of a passage."""
+    return [s.strip() for s in _SENTENCE_END.split(passage) if s.strip()]
+
+
+def lexical_scorer(query: str) -> SentenceScorer:
+    """Scores by the number of the question's content words a sentence contains."""
+    terms = _terms(query)
+    return lambda sentences: [float(len(_terms(s) & terms)) for s in sentences]
+
 
 def _terms(text: str) -> set[str]:
     return {w for w in (m.group().casefold() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
 
 
-def best_sentences(passage: str, query_terms: set[str], keep: int) -> str:
-    """Up to `keep` sentences of `passage` sharing the most terms with the query, in their original order."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(passage) if s.strip()]
-    if len(sentences) <= keep:
-        return " ".join(sentences)
-    ranked = sorted(range(len(sentences)), key=lambda i: (-len(_terms(sentences[i]) & query_terms), i))
-    return " ".join(sentences[i] for i in sorted(ranked[:keep]))
-
-
-def extractive_answer(query: str, hits: list[ChunkHit], passages: int, sentences_per_passage: int = 2) -> str:
-    """The answer text, each excerpt followed by its citation number [n] (1-based, as in `citations`)."""
+def extractive_answer(
+    query: str,
+    hits: list[ChunkHit],
+    passages: int,
+    sentences_per_passage: int = 2,
+    scorer: SentenceScorer | None = None,
+) -> str:
+    """The answer text: from each of the best passages, its closest sentences in their original order, then [n]."""
     if not hits:
         return NO_MATCH
-    terms = _terms(query)
-    parts = [
-        f"{best_sentences(hit.text, terms, sentences_per_passage)} [{n}]" for n, hit in enumerate(hits[:passages], 1)
+    score = scorer or lexical_scorer(query)
+    per_hit = [split_sentences(hit.text) for hit in hits[:passages]]
+    # Each sentence is scored with its document's title, so "Its diet is krill." still knows whose diet it is.
+    flat = [
+        f"{hit.title}: {sentence}" if hit.title else sentence
+        for hit, sentences in zip(hits, per_hit, strict=False)
+        for sentence in sentences
     ]
+    scores = score(flat) if flat else []
+    parts, cursor = [], 0
+    for n, sentences in enumerate(per_hit, 1):
+        own = scores[cursor : cursor + len(sentences)]
+        cursor += len(sentences)
+        ranked = sorted(range(len(sentences)), key=lambda i: (-own[i], i))[:sentences_per_passage]
+        excerpt = " ".join(sentences[i] for i in sorted(ranked))
+        parts.append(f"{excerpt} [{n}]")
     return "\n\n".join(parts)

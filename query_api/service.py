@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+import numpy as np
+
 from query_api import metrics
 from query_api.cache import QueryCache
 from query_api.extractive import extractive_answer
@@ -44,8 +46,8 @@ class QueryService:
         if key and (hit := await self.cache.get(key)):
             metrics.QUERIES.labels("true", str(hit.degraded).lower()).inc()
             return hit.model_copy(update={"cached": True, "took_ms": _ms(started)})
-        hits = await self.retrieve(query, top_k, tenant)
-        answer, degraded = await self._compose(query, hits)
+        vector, hits = await self.retrieve(query, top_k, tenant)
+        answer, degraded = await self._compose(query, vector, hits)
         response = QueryResponse(
             answer=answer,
             citations=[
@@ -61,25 +63,31 @@ class QueryService:
         metrics.QUERY_SECONDS.observe(time.perf_counter() - started)
         return response
 
-    async def retrieve(self, query: str, top_k: int, tenant: str) -> list[ChunkHit]:
-        """The top_k passages of `tenant` closest to the query."""
+    async def retrieve(self, query: str, top_k: int, tenant: str) -> tuple[np.ndarray, list[ChunkHit]]:
+        """The query's vector and the top_k passages of `tenant` closest to it."""
         started = time.perf_counter()
         vector = (await asyncio.to_thread(self.embedder.encode, [query], check_length=False))[0]
         hits = await asyncio.to_thread(self.store.search, vector.tolist(), top_k, tenant)
         metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
-        return hits
+        return vector, hits
 
-    async def _compose(self, query: str, hits: list[ChunkHit]) -> tuple[str, bool]:
-        if not hits:
-            return extractive_answer(query, hits, self.settings.answer_passages), False
-        if self.llm is None:
-            return extractive_answer(query, hits, self.settings.answer_passages), False
-        try:
-            return await self.llm.answer(query, hits), False
-        except TransientError as exc:
-            metrics.ERRORS.labels("llm").inc()
-            log.warning("LLM failed, answering extractively: %s", exc)
-            return extractive_answer(query, hits, self.settings.answer_passages), True
+    async def _compose(self, query: str, vector: np.ndarray, hits: list[ChunkHit]) -> tuple[str, bool]:
+        if hits and self.llm is not None:
+            try:
+                return await self.llm.answer(query, hits), False
+            except TransientError as exc:
+                metrics.ERRORS.labels("llm").inc()
+                log.warning("LLM failed, answering extractively: %s", exc)
+                return await self._extractive(query, vector, hits), True
+        return await self._extractive(query, vector, hits), False
+
+    async def _extractive(self, query: str, vector: np.ndarray, hits: list[ChunkHit]) -> str:
+        def semantic(sentences: list[str]) -> list[float]:
+            # Cosine similarity of each sentence to the question (vectors are unit length).
+            return (self.embedder.encode(sentences, check_length=False) @ vector).tolist()
+
+        passages = self.settings.answer_passages
+        return await asyncio.to_thread(extractive_answer, query, hits, passages, 2, semantic)
 
 
 def _ms(started: float) -> float:

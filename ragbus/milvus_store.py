@@ -22,6 +22,13 @@ logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
 T = TypeVar("T")
 
 TEXT_MAX = 65_535
+# pymilvus pings every 10 s even when idle; servers with gRPC's default ping policy (milvus-lite) answer that with
+# GOAWAY "too many pings" and the next call fails. Ping only during calls, and keep each client's connection its own.
+_GRPC_OPTIONS = {
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_permit_without_calls": 0,
+    "grpc.use_local_subchannel_pool": 1,
+}
 # Milvus error texts that mean the request's data is wrong (retrying cannot help).
 _DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
 _OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
@@ -55,7 +62,9 @@ class MilvusChunkStore:
         self.uri = uri
         self.alias = settings.alias
         token = settings.token.get_secret_value() if settings.token else ""
-        self.client: MilvusClient = self.call(lambda: MilvusClient(uri=uri, token=token, timeout=settings.timeout_s))
+        self.client: MilvusClient = self.call(
+            lambda: MilvusClient(uri=uri, token=token, timeout=settings.timeout_s, grpc_options=_GRPC_OPTIONS)
+        )
 
     def close(self) -> None:
         """Close the connection."""

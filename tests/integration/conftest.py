@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
 from query_api.app import create_app
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite, start_milvus_server, start_tansu
+from schemas.documents import DocumentEvent
+from tests.corpus import corpus
+from tests.pipeline_helpers import publish, wait_indexed
 from tests.stack_fixtures import Pipeline, pipeline_env, test_redis_url
 
 
@@ -74,3 +77,11 @@ def api(pipeline: Pipeline) -> Iterator[TestClient]:
     """The query API of the pipeline (in-process; real Milvus, Redis and Kafka behind it)."""
     with TestClient(create_app(pipeline.settings)) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def indexed_corpus(pipeline: Pipeline) -> list[DocumentEvent]:
+    """The animal corpus, published once per pipeline and indexed."""
+    events = corpus()
+    wait_indexed(pipeline, dict(publish(pipeline, events)))
+    return events

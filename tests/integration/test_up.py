@@ -56,6 +56,14 @@ def test_up_demo_answers_about_ragbus_and_stops_within_10s(tmp_path: Path) -> No
         assert cited & {"README.md", "docs/quickstart.md"}
         assert "make test" in response.json()["answer"]
         assert (tmp_path / "state" / "endpoints.json").exists()
+        # Another terminal: `ragbus query` finds the running stack through its endpoints record.
+        asked = subprocess.run(
+            [sys.executable, "-m", "ragbus", "query", "How is a deleted document removed?"],
+            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        assert "[1]" in asked.stdout
+        assert "docs/architecture.md" in asked.stdout
     finally:
         started = time.monotonic()
         up.send_signal(signal.SIGTERM)

@@ -1,0 +1,51 @@
+"""Publish, wait and inspect helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi.testclient import TestClient
+
+from producers.publisher import publish_documents
+from producers.wait import wait_until_indexed
+from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from schemas.documents import DocumentEvent
+from tests.stack_fixtures import Pipeline
+
+INDEX_TIMEOUT_S = 180
+
+
+def publish(pipeline: Pipeline, events: list[DocumentEvent]) -> dict[tuple[str, str], int]:
+    report = asyncio.run(publish_documents(pipeline.settings, events))
+    return report.versions
+
+
+def wait_indexed(pipeline: Pipeline, expected: dict[tuple[str, str], int | None]) -> None:
+    settings = pipeline.settings
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=INDEX_TIMEOUT_S))
+    finally:
+        store.close()
+    assert not pending, f"not indexed in time: {sorted(pending)[:5]}"
+
+
+def chunks_of(pipeline: Pipeline, doc_id: str, tenant: str = "default") -> list[dict[str, object]]:
+    settings = pipeline.settings
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        return store.client.query(  # test inspection of the raw rows
+            settings.milvus.alias,
+            filter=f"tenant == {milvus_str(tenant)} and doc_id == {milvus_str(doc_id)}",
+            output_fields=["chunk_id", "version", "chunk_index"],
+            consistency_level="Strong",
+        )
+    finally:
+        store.close()
+
+
+def ask(api: TestClient, query: str, top_k: int = 3) -> dict[str, object]:
+    response = api.post("/v1/query", json={"query": query, "top_k": top_k})
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
