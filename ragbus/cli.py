@@ -229,6 +229,48 @@ def query(
         typer.echo(f"({', '.join(flags)})")
 
 
+dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+StageOption = Annotated[list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")]
+
+
+@dlq_app.command("list")
+def dlq_list(stage: StageOption = None) -> None:
+    """Show every dead-lettered message with its stage, reason and whether it was replayed."""
+    from ragbus.dead_letters import list_dead_letters
+
+    settings = _settings()
+    total = 0
+    for name in stage or list(Stage):
+        try:
+            letters = asyncio.run(list_dead_letters(settings, name.value))
+        except RagbusError as exc:
+            _fail(str(exc))
+        for letter in letters:
+            total += 1
+            key = (letter.key or b"").decode(errors="replace")
+            state = "replayed" if letter.replayed else "pending"
+            typer.echo(
+                f"{name.value}\t{letter.partition}:{letter.offset}\t{state}\t{letter.reason.error_code}\t"
+                f"key={key!r}\t{letter.reason.error}"
+            )
+    typer.echo(f"{total} dead-lettered messages")
+
+
+@dlq_app.command("replay")
+def dlq_replay(stage: StageOption = None) -> None:
+    """Re-publish pending dead letters to the topic they came from (after fixing what rejected them)."""
+    from ragbus.dead_letters import replay_dead_letters
+
+    settings = _settings()
+    for name in stage or list(Stage):
+        try:
+            count = asyncio.run(replay_dead_letters(settings, name.value))
+        except RagbusError as exc:
+            _fail(str(exc))
+        typer.echo(f"{name.value}: replayed {count} messages")
+
+
 @app.command()
 def worker(stage: Annotated[Stage, typer.Argument(help="Which pipeline stage to run.")]) -> None:
     """Run one pipeline worker (consumes until SIGTERM, then finishes its batch and commits)."""

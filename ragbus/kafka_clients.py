@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -132,3 +132,37 @@ class KafkaEventProducer:
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise TransientError(f"Kafka did not confirm delivery: {exc}") from exc
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Offsets one past the last record of each partition, confirmed by a fetch.
+
+    ListOffsets alone is not enough: the embedded tansu broker answers it with the last *batch's* base offset + 1,
+    so a partition whose last batch holds several records looks shorter than it is. The high watermark of a fetch
+    from that base offset is right on every broker.
+    """
+    listed = await consumer.end_offsets(tps)
+    consumer.assign(tps)
+    ends: dict[TopicPartition, int] = {}
+    for tp in tps:
+        if listed[tp] == 0:
+            ends[tp] = 0
+            continue
+        consumer.seek(tp, listed[tp] - 1)
+        await consumer.getmany(tp, timeout_ms=2000, max_records=1)
+        ends[tp] = max(listed[tp], consumer.highwater(tp) or 0)
+    return ends
+
+
+async def consumer_lag(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """Messages of `topic` not yet committed by `group`, per partition (without joining the group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # a topic first used here has no metadata yet
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+        ends = await end_offsets(consumer, tps) if tps else {}
+        return {tp.partition: max(0, ends[tp] - committed[tp]) for tp in tps}
+    finally:
+        await consumer.stop()

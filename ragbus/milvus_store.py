@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import CollectionSchema, DataType, MilvusClient, MilvusException
 
 from ragbus.errors import PermanentError, RagbusError, TransientError
 from ragbus.settings import MilvusSettings
@@ -102,12 +102,14 @@ class MilvusChunkStore:
     # --- collections and aliases -------------------------------------------------------------------------
 
     def ensure_collection(self, collection: str, dim: int) -> None:
-        """Create `collection` (schema, vector index, loaded) if it does not exist. Idempotent."""
-        if self.call(lambda: self.client.has_collection(collection)):
-            self._check_dim(collection, dim)
-            # A restarted server keeps collections released; searching one needs it loaded (idempotent).
-            self.call(lambda: self.client.load_collection(collection))
-            return
+        """Create the chunk collection and its document-state collection if missing, loaded. Idempotent."""
+        self.ensure_loaded(collection, lambda: self._chunk_schema(dim), "embedding", "COSINE")
+        self._check_dim(collection, dim)
+        from ragbus.document_states import MilvusDocumentStates
+
+        MilvusDocumentStates(self).ensure(collection)
+
+    def _chunk_schema(self, dim: int) -> CollectionSchema:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=128)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
@@ -120,13 +122,23 @@ class MilvusChunkStore:
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("produced_at_ms", DataType.INT64)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+        return schema
+
+    def ensure_loaded(
+        self, collection: str, schema: Callable[[], CollectionSchema], vector_field: str, metric: str
+    ) -> None:
+        """Create `collection` with `schema` and an AUTOINDEX on `vector_field` unless it exists; load it."""
+        if self.call(lambda: self.client.has_collection(collection)):
+            # A restarted server keeps collections released; searching one needs it loaded (idempotent).
+            self.call(lambda: self.client.load_collection(collection))
+            return
         index = self.client.prepare_index_params()
-        index.add_index(field_name="embedding", index_type="AUTOINDEX", metric_type="COSINE")
+        index.add_index(field_name=vector_field, index_type="AUTOINDEX", metric_type=metric)
         try:
             self.call(
                 lambda: self.client.create_collection(
                     collection,
-                    schema=schema,
+                    schema=schema(),
                     index_params=index,
                     consistency_level=self.settings.consistency_level,
                 )
@@ -135,7 +147,7 @@ class MilvusChunkStore:
             # Another process created it between our check and our create.
             if not self.call(lambda: self.client.has_collection(collection)):
                 raise
-        log.info("created Milvus collection %s (dim %d)", collection, dim)
+        log.info("created Milvus collection %s", collection)
 
     def _check_dim(self, collection: str, dim: int) -> None:
         info = self.call(lambda: self.client.describe_collection(collection))
@@ -174,25 +186,26 @@ class MilvusChunkStore:
 
     # --- writes ---------------------------------------------------------------------------------------------
 
-    def replace_documents(self, docs: list[EmbeddedDocument]) -> int:
+    def replace_documents(self, docs: list[EmbeddedDocument], collection: str | None = None) -> int:
         """Upsert every chunk of these versions, then remove their chunks of other versions. Idempotent."""
+        target = collection or self.alias
         rows = [_row(doc, chunk) for doc in docs for chunk in doc.chunks]
         for start in range(0, len(rows), 512):
             batch = rows[start : start + 512]
-            self.call(partial(self.client.upsert, self.alias, batch))
+            self.call(partial(self.client.upsert, target, batch))
         for start in range(0, len(docs), 64):
             stale = " or ".join(
                 f"({self._doc_filter(doc.tenant, doc.doc_id)} and version != {int(doc.version)})"
                 for doc in docs[start : start + 64]
             )
-            self.call(partial(self.client.delete, self.alias, filter=stale))
+            self.call(partial(self.client.delete, target, filter=stale))
         return len(rows)
 
-    def delete_documents(self, keys: list[tuple[str, str]]) -> None:
+    def delete_documents(self, keys: list[tuple[str, str]], collection: str | None = None) -> None:
         """Remove every chunk of each (tenant, doc_id). Idempotent."""
         for start in range(0, len(keys), 64):
             expr = " or ".join(f"({self._doc_filter(t, d)})" for t, d in keys[start : start + 64])
-            self.call(partial(self.client.delete, self.alias, filter=expr))
+            self.call(partial(self.client.delete, collection or self.alias, filter=expr))
 
     @staticmethod
     def _doc_filter(tenant: str, doc_id: str) -> str:

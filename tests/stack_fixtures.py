@@ -47,13 +47,57 @@ class Pipeline:
         with environment(self.env):
             return load_settings()
 
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+
+    def start_worker(self, stage: str, **extra_env: str) -> ManagedProcess:
+        """Start one worker process (its /metrics on a spare port) and wait until it consumes."""
+        port = self.metrics_ports.setdefault(stage, free_port())
+        log = self.home / f"{self.env['RAGBUS_KAFKA_TOPIC_PREFIX']}-{stage}.log"
+        env = {**self.env, "RAGBUS_WORKER_METRICS_PORT": str(port), **extra_env}
+        marker = log.read_text().count("ready: consuming") if log.exists() else 0
+        worker = ManagedProcess(f"worker-{stage}", [sys.executable, "-m", "ragbus", "worker", stage], log, env)
+        self.workers.append(worker.start())
+        worker.wait_ready(lambda: log.read_text().count("ready: consuming") > marker, timeout_s=120)
+        return worker
+
     def start_workers(self, stages: tuple[str, ...] = STAGES) -> None:
         for stage in stages:
-            log = self.home / f"{self.env['RAGBUS_KAFKA_TOPIC_PREFIX']}-{stage}.log"
-            argv = [sys.executable, "-m", "ragbus", "worker", stage]
-            self.workers.append(ManagedProcess(f"worker-{stage}", argv, log, self.env).start())
-        for worker in self.workers:
-            worker.wait_ready(lambda w=worker: "ready: consuming" in w.log_path.read_text(), timeout_s=120)
+            self.start_worker(stage)
+
+    def worker(self, stage: str) -> ManagedProcess:
+        """The running process of a stage."""
+        return next(w for w in reversed(self.workers) if w.name == f"worker-{stage}" and w.running)
+
+    def metric(self, stage: str, name: str) -> float:
+        """Sum of a metric's samples on a worker's /metrics."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_ports[stage]}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    def lag(self) -> int:
+        """Uncommitted messages summed over the three stages' input topics."""
+        import asyncio
+
+        from ragbus.kafka_clients import consumer_lag
+        from schemas.topics import Topics
+
+        settings = self.settings
+        topics = Topics(settings.kafka.topic_prefix)
+        prefix = settings.kafka.topic_prefix
+        pairs = [("chunker", topics.documents), ("embedder", topics.chunks), ("indexer", topics.embedded)]
+        return sum(
+            sum(asyncio.run(consumer_lag(settings, f"{prefix}.{stage}", topic)).values()) for stage, topic in pairs
+        )
+
+    def wait_drained(self, timeout_s: float = 180) -> None:
+        """Wait until every stage has committed everything on its input topic."""
+        wait_for(lambda: self.lag() == 0, timeout_s=timeout_s, interval_s=0.5, message="pipeline lag 0")
 
     def stop_workers(self) -> None:
         stop_all(self.workers, timeout_s=10)
@@ -71,6 +115,7 @@ def pipeline_env(kafka: str, milvus: str, redis_url: str, **extra: str) -> dict[
         "RAGBUS_REDIS_URL": redis_url,
         "RAGBUS_REDIS_NAMESPACE": name,
         "RAGBUS_WORKER_BATCH_TIMEOUT_MS": "20",
+        "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS": "100000",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         **extra,

@@ -6,12 +6,17 @@ Every test here runs twice: on milvus-lite and on the real Milvus engine.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
-from schemas.dead_letter import DeadLetterHeaders
+from ragbus.dead_letters import list_dead_letters
 from schemas.documents import DocumentEvent, DocumentOp, document_key
 from schemas.topics import Topics
 from tests.corpus import ANIMALS, animal_doc_id, animal_document
@@ -125,40 +130,57 @@ def test_ids_with_quotes_and_backslashes_are_stored_and_deleted_exactly(pipeline
     assert len(chunks_of(pipeline, neighbour)) == 1
 
 
-def test_poison_message_is_dead_lettered_and_good_ones_still_index(pipeline: Pipeline) -> None:
+POISON = {
+    b"malformed": (b"{this is not json", "invalid_message", "not JSON"),
+    b"no-doc-id": (b'{"text": "orphan"}', "invalid_message", "doc_id: Field required"),
+    b"future": (b'{"schema_version": 99, "doc_id": "x", "text": "hi"}', "unknown_schema_version", "99"),
+    b"empty": (b'{"doc_id": "empty", "text": ""}', "invalid_message", "an upsert needs non-empty text"),
+    b"huge": (
+        orjson.dumps({"doc_id": "huge", "text": "word " * 30_000}),
+        "document_too_large",
+        "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS=100000",
+    ),
+}
+
+
+def test_each_kind_of_poison_is_dead_lettered_with_a_reason_and_good_documents_still_index(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     settings = pipeline.settings
     topics = Topics(settings.kafka.topic_prefix)
 
     async def send_poison() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_request_size=2_000_000)
         await producer.start()
         try:
-            await producer.send_and_wait(topics.documents, key=b"broken", value=b"{this is not json")
+            for key, (value, _, _) in POISON.items():
+                await producer.send_and_wait(topics.documents, key=key, value=value)
         finally:
             await producer.stop()
 
-    async def read_dead_letters() -> list[tuple[bytes | None, DeadLetterHeaders]]:
-        consumer = AIOKafkaConsumer(
-            topics.dead_letter("chunker"),
-            bootstrap_servers=settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            batches = await consumer.getmany(timeout_ms=5000)
-            return [
-                (record.value, DeadLetterHeaders.from_kafka(record.headers))
-                for records in batches.values()
-                for record in records
-            ]
-        finally:
-            await consumer.stop()
-
+    dead_before = pipeline.metric("chunker", "ragbus_dead_lettered_total")
     asyncio.run(send_poison())
     good = animal_document("koi", doc_id="fish/koi-after-poison.md")
     wait_indexed(pipeline, dict(publish(pipeline, [good])))
-    dead = asyncio.run(read_dead_letters())
-    assert [(value, headers.error_code) for value, headers in dead] == [(b"{this is not json", "invalid_message")]
-    assert dead[0][1].topic == topics.documents
-    assert "not JSON" in dead[0][1].error
+    pipeline.wait_drained()
+
+    letters = asyncio.run(list_dead_letters(settings, "chunker"))
+    by_key = {letter.key: letter for letter in letters if letter.key in POISON}
+    assert set(by_key) == set(POISON)
+    for key, (value, code, reason) in POISON.items():
+        letter = by_key[key]
+        assert letter.value == value, "the original payload is kept byte for byte"
+        assert letter.reason.error_code == code
+        assert reason in letter.reason.error
+        assert letter.reason.topic == topics.documents
+        assert not letter.replayed
+    assert pipeline.metric("chunker", "ragbus_dead_lettered_total") == dead_before + len(POISON)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "ragbus", "dlq", "list", "--stage", "chunker"],
+        check=False, env={**os.environ, **pipeline.env, "RAGBUS_STACK_HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert all(f"key={key.decode()!r}" in listed.stdout for key in POISON)
+    assert "document_too_large" in listed.stdout

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRecord
 
 from ragbus import metrics
+from ragbus.document_states import DocumentState, MilvusDocumentStates
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import IndexGeneration
@@ -47,25 +48,20 @@ class IndexerHandler:
         topics: Topics,
     ) -> None:
         self.store, self.generation, self.producer, self.topics = store, generation, producer, topics
+        self.states = MilvusDocumentStates(store)
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> EmbeddedDocument:
         """The embedded document."""
         return decode(record.value, EmbeddedDocument)
 
     async def process(self, batch: list[Inbound[EmbeddedDocument]]) -> list[Rejected]:
-        """Upsert and delete in Milvus, then bump the index generation and announce each change."""
-        docs = [item.value for item in latest_per_document(batch)]
-        docs = await asyncio.to_thread(self._drop_stale, docs)
-        upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
-        deletes = [(d.tenant, d.doc_id) for d in docs if d.op is DocumentOp.DELETE]
-        if upserts:
-            await asyncio.to_thread(self.store.replace_documents, upserts)
-        if deletes:
-            await asyncio.to_thread(self.store.delete_documents, deletes)
+        """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
+        collection = await asyncio.to_thread(self._target)
+        docs = await asyncio.to_thread(self._drop_stale, collection, latest_per_document(batch))
         if not docs:
             return []
+        await asyncio.to_thread(self._apply, collection, docs)
         generation = await self.generation.bump()
-        collection = await asyncio.to_thread(self.store.alias_target) or self.store.alias
         now = datetime.now(UTC)
         for doc in docs:
             metrics.FRESHNESS_SECONDS.observe(max(0.0, (now - doc.produced_at).total_seconds()))
@@ -93,19 +89,37 @@ class IndexerHandler:
         )
         return []
 
-    def _drop_stale(self, docs: list[EmbeddedDocument]) -> list[EmbeddedDocument]:
-        # An event older than what is indexed (producer retry, replay, out-of-order source) must not win.
-        fresh: list[EmbeddedDocument] = []
-        by_tenant: dict[str, list[EmbeddedDocument]] = {}
+    def _target(self) -> str:
+        # Resolved per batch, so chunks and their states always land in the same physical collection.
+        return self.store.alias_target() or self.store.settings.initial_collection
+
+    def _drop_stale(self, collection: str, batch: list[Inbound[EmbeddedDocument]]) -> list[EmbeddedDocument]:
+        # An event older than what was applied (producer retry, replay, out-of-order source) must not win, and a
+        # replayed upsert older than a delete must not resurrect the document. Equal versions re-apply (idempotent).
+        docs = [item.value for item in batch]
+        known = self.states.get(collection, [(d.tenant, d.doc_id) for d in docs])
+        fresh = []
         for doc in docs:
-            by_tenant.setdefault(doc.tenant, []).append(doc)
-        for tenant, group in by_tenant.items():
-            indexed = self.store.indexed_versions(tenant, [d.doc_id for d in group])
-            for doc in group:
-                newest = max(indexed.get(doc.doc_id, {-1}))
-                if doc.version < newest:
-                    metrics.STALE_EVENTS.labels(self.stage).inc()
-                    log.info("ignoring %s v%d of %r: v%d is indexed", doc.op, doc.version, doc.doc_id, newest)
-                else:
-                    fresh.append(doc)
+            state = known.get((doc.tenant, doc.doc_id))
+            if state is not None and doc.version < state.version:
+                metrics.STALE_EVENTS.labels(self.stage).inc()
+                log.info(
+                    "ignoring %s v%d of %r: v%d%s already applied",
+                    doc.op, doc.version, doc.doc_id, state.version, " (deleted)" if state.deleted else "",
+                )  # fmt: skip
+            else:
+                fresh.append(doc)
         return fresh
+
+    def _apply(self, collection: str, docs: list[EmbeddedDocument]) -> None:
+        upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
+        deletes = [(d.tenant, d.doc_id) for d in docs if d.op is DocumentOp.DELETE]
+        if upserts:
+            self.store.replace_documents(upserts, collection)
+        if deletes:
+            self.store.delete_documents(deletes, collection)
+        # Recorded after the chunks: a crash in between re-applies the same version on redelivery.
+        self.states.put(
+            collection,
+            [DocumentState(d.tenant, d.doc_id, d.version, d.op is DocumentOp.DELETE) for d in docs],
+        )

@@ -1,0 +1,106 @@
+"""Inspect and replay dead-lettered messages (`ragbus dlq list|replay`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets
+from ragbus.settings import Settings
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.topics import Topics
+
+REPLAYED_HEADER = "ragbus.replayed_from"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message."""
+
+    stage: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: DeadLetterHeaders
+    replayed: bool
+
+
+def replay_group(settings: Settings, stage: str) -> str:
+    """Consumer group whose committed offset marks what `replay` already re-published."""
+    return f"{settings.kafka.topic_prefix}.dlq-replay.{stage}"
+
+
+async def _read_all(settings: Settings, stage: str, group: str | None) -> tuple[AIOKafkaConsumer, list[DeadLetter]]:
+    topic = Topics(settings.kafka.topic_prefix).dead_letter(stage)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    await consumer._client.force_metadata_update()
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    if not tps:
+        return consumer, []
+    ends = await end_offsets(consumer, tps)
+    replay = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=replay_group(settings, stage))
+    await replay.start()
+    try:
+        done = {tp: (await replay.committed(tp)) or 0 for tp in tps}
+    finally:
+        await replay.stop()
+    letters: list[DeadLetter] = []
+    for tp in tps:
+        consumer.seek(tp, 0)
+        while await consumer.position(tp) < ends[tp]:
+            for record in (await consumer.getmany(tp, timeout_ms=2000)).get(tp, []):
+                if record.offset >= ends[tp]:
+                    break
+                letters.append(
+                    DeadLetter(
+                        stage=stage,
+                        partition=tp.partition,
+                        offset=record.offset,
+                        key=record.key,
+                        value=record.value,
+                        reason=DeadLetterHeaders.from_kafka(record.headers),
+                        replayed=record.offset < done[tp],
+                    )
+                )
+    return consumer, letters
+
+
+async def list_dead_letters(settings: Settings, stage: str) -> list[DeadLetter]:
+    """Every message in the stage's dead-letter topic, marked when already replayed."""
+    consumer, letters = await _read_all(settings, stage, group=None)
+    await consumer.stop()
+    return letters
+
+
+async def replay_dead_letters(settings: Settings, stage: str) -> int:
+    """Re-publish every not-yet-replayed dead letter to the topic it came from; returns how many."""
+    consumer, letters = await _read_all(settings, stage, group=replay_group(settings, stage))
+    try:
+        pending = [letter for letter in letters if not letter.replayed]
+        if not pending:
+            return 0
+        async with KafkaEventProducer(settings) as producer:
+            await producer.send_all(
+                [
+                    OutboundMessage(
+                        letter.reason.topic,
+                        letter.key,
+                        letter.value,
+                        [(REPLAYED_HEADER, f"{stage}:{letter.partition}:{letter.offset}".encode())],
+                    )
+                    for letter in pending
+                ]
+            )
+        # Committed only after the broker confirmed every re-published message: a crash replays again, never less.
+        topic = Topics(settings.kafka.topic_prefix).dead_letter(stage)
+        last: dict[TopicPartition, int] = {}
+        for letter in pending:
+            tp = TopicPartition(topic, letter.partition)
+            last[tp] = max(last.get(tp, 0), letter.offset + 1)
+        await consumer.commit(last)
+        return len(pending)
+    finally:
+        await consumer.stop()
