@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +31,7 @@ _GRPC_OPTIONS = {
     "grpc.use_local_subchannel_pool": 1,
 }
 # Milvus error texts that mean the request's data is wrong (retrying cannot help).
+_RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
 _DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
 _OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
 
@@ -83,7 +85,7 @@ class MilvusChunkStore:
             if any(marker in text for marker in _DATA_ERRORS):
                 raise PermanentError(f"Milvus rejected the data: {exc}", code="milvus_rejected") from exc
             if "released" in text or "not loaded" in text:
-                self._reload()
+                self._reload(_RELEASED.search(str(exc)))
             raise TransientError(f"Milvus at {self.uri} failed: {exc}") from exc
         except (ConnectionError, TimeoutError, OSError) as exc:
             raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
@@ -92,10 +94,10 @@ class MilvusChunkStore:
                 raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
             raise
 
-    def _reload(self) -> None:
+    def _reload(self, named: re.Match[str] | None) -> None:
         # A restarted server keeps collections released until someone loads them.
         with contextlib.suppress(Exception):
-            target = self.alias_target()
+            target = named.group(1) if named else self.alias_target()
             if target:
                 self.client.load_collection(target)
 

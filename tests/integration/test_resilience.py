@@ -1,0 +1,163 @@
+"""Crashes and outages during ingest, with real worker processes and real servers: the final index is exact.
+
+- SIGKILL of each worker mid-batch during a 500-document ingest, then restart.
+- SIGTERM mid-ingest: the worker finishes its batch, commits and exits within a bounded time.
+- Milvus stopped for 10 s and Redis stopped for 10 s during ingest (our own instances on spare ports; the
+  machine's shared Redis is never touched).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ragbus.embedding import ModelTokenizer
+from ragbus.milvus_store import MilvusChunkStore
+from ragbus.settings import ChunkingSettings, EmbeddingSettings
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
+from ragbus.stack.servers import start_milvus_lite, start_redis
+from schemas.documents import DocumentEvent
+from tests.pipeline_helpers import publish, wait_indexed
+from tests.stack_fixtures import Pipeline, pipeline_env, wait_for
+from workers.chunker.chunking import TokenChunker
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TOPICS = ["harbour", "orchard", "glacier", "library", "volcano", "bakery", "observatory", "vineyard", "canal", "mill"]
+
+
+def ingest_corpus(count: int, prefix: str) -> list[DocumentEvent]:
+    """Documents of about three chunks each, so batches take long enough to be interrupted."""
+    events = []
+    for i in range(count):
+        topic = TOPICS[i % len(TOPICS)]
+        sentences = [
+            f"Entry {i}.{j}: the {topic} ledger records shipment {i * 31 + j} and its weight." for j in range(45)
+        ]
+        events.append(
+            DocumentEvent(doc_id=f"{prefix}/{i:04d}.md", title=f"{topic} ledger {i}", text=" ".join(sentences))
+        )
+    return events
+
+
+def expected_chunk_ids(events: list[DocumentEvent], settings: ChunkingSettings) -> dict[str, list[str]]:
+    chunker = TokenChunker(ModelTokenizer.from_settings(EmbeddingSettings()), settings)
+    return {e.doc_id: sorted(c.chunk_id for c in chunker.chunk(e).chunks) for e in events}
+
+
+def assert_index_exact(pipeline: Pipeline, events: list[DocumentEvent]) -> None:
+    """Every document present once, at its version, with exactly its chunks — nothing missing, nothing extra."""
+    settings = pipeline.settings
+    expected = expected_chunk_ids(events, settings.chunking)
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        rows = []
+        for start in range(0, len(events), 100):
+            ids = ", ".join(f'"{e.doc_id}"' for e in events[start : start + 100])
+            rows += store.client.query(
+                settings.milvus.alias, filter=f"doc_id in [{ids}]", output_fields=["doc_id", "chunk_id", "version"]
+            )
+    finally:
+        store.close()
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["doc_id"], []).append(row["chunk_id"])
+    assert {doc_id: sorted(ids) for doc_id, ids in found.items()} == expected
+    versions = {e.doc_id: e.version for e in events}
+    assert all(row["version"] == versions[row["doc_id"]] for row in rows)
+    duplicates = [cid for cid, n in Counter(r["chunk_id"] for r in rows).items() if n > 1]
+    assert not duplicates
+
+
+@pytest.fixture
+def fresh_pipeline(base_servers: dict[str, str], stack_home: Path) -> Iterator[Pipeline]:
+    env = pipeline_env(base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"])
+    pipeline = Pipeline(env=env, home=stack_home)
+    try:
+        pipeline.start_workers()
+        yield pipeline
+    finally:
+        pipeline.stop_workers()
+
+
+def when(predicate: Callable[[], bool], what: str) -> None:
+    wait_for(predicate, timeout_s=240, interval_s=0.05, message=what)
+
+
+def processed(pipeline: Pipeline, stage: str) -> float:
+    try:
+        return pipeline.metric(stage, "ragbus_stage_messages_total")
+    except OSError:
+        return 0.0
+
+
+def test_sigkill_of_each_worker_mid_batch_leaves_the_index_exact(fresh_pipeline: Pipeline) -> None:
+    pipeline = fresh_pipeline
+    events = ingest_corpus(500, "crash")
+    publish(pipeline, events)
+    for stage, after in (("chunker", 40), ("embedder", 60), ("indexer", 60)):
+        when(lambda stage=stage, after=after: processed(pipeline, stage) >= after, f"{stage} progress")
+        victim = pipeline.worker(stage)
+        victim.signal(signal.SIGKILL)
+        assert victim.wait_stopped(5)
+        pipeline.start_worker(stage)
+    wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
+    pipeline.wait_drained()
+    assert_index_exact(pipeline, events)
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_quickly(fresh_pipeline: Pipeline) -> None:
+    pipeline = fresh_pipeline
+    events = ingest_corpus(150, "graceful")
+    publish(pipeline, events)
+    when(lambda: processed(pipeline, "embedder") >= 20, "embedder progress")
+    embedder = pipeline.worker("embedder")
+    started = time.monotonic()
+    embedder.signal(signal.SIGTERM)
+    assert embedder.wait_stopped(15)
+    assert time.monotonic() - started < 10
+    assert embedder.proc is not None
+    assert embedder.proc.returncode == 0
+    pipeline.start_worker("embedder")
+    wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
+    pipeline.wait_drained()
+    assert_index_exact(pipeline, events)
+
+
+def test_milvus_and_redis_outages_of_10s_lose_and_duplicate_nothing(
+    base_servers: dict[str, str], stack_home: Path, tmp_path: Path
+) -> None:
+    milvus_port, redis_port = free_port(), free_port()
+    servers: dict[str, ManagedProcess] = {
+        "milvus": start_milvus_lite(tmp_path, milvus_port),
+        "redis": start_redis(tmp_path, redis_port),
+    }
+    env = pipeline_env(base_servers["kafka"], f"http://127.0.0.1:{milvus_port}", f"redis://127.0.0.1:{redis_port}/0")
+    pipeline = Pipeline(env=env, home=stack_home)
+    try:
+        pipeline.start_workers()
+        events = ingest_corpus(200, "outage")
+        publish(pipeline, events[:100])
+        when(lambda: processed(pipeline, "indexer") >= 10, "indexing under way")
+        servers["milvus"].stop()
+        publish(pipeline, events[100:150])  # keeps arriving while Milvus is down
+        time.sleep(10)
+        servers["milvus"] = start_milvus_lite(tmp_path, milvus_port)
+        when(lambda: processed(pipeline, "indexer") >= 30, "indexing resumed after Milvus")
+        servers["redis"].stop()
+        publish(pipeline, events[150:])
+        time.sleep(10)
+        servers["redis"] = start_redis(tmp_path, redis_port)
+        wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
+        pipeline.wait_drained()
+        assert_index_exact(pipeline, events)
+        assert pipeline.metric("indexer", "ragbus_stage_transient_retries_total") > 0
+        assert pipeline.metric("embedder", "ragbus_stage_transient_retries_total") > 0
+        assert pipeline.metric("chunker", "ragbus_dead_lettered_total") == 0
+    finally:
+        pipeline.stop_workers()
+        stop_all(list(servers.values()), timeout_s=10)
