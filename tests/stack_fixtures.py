@@ -104,6 +104,17 @@ class Pipeline:
         self.workers.clear()
 
 
+@contextmanager
+def running_pipeline(env: dict[str, str], home: Path) -> Iterator[Pipeline]:
+    """A pipeline whose three workers run for the duration of the block."""
+    pipeline = Pipeline(env=env, home=home)
+    try:
+        pipeline.start_workers()
+        yield pipeline
+    finally:
+        pipeline.stop_workers()
+
+
 def pipeline_env(kafka: str, milvus: str, redis_url: str, **extra: str) -> dict[str, str]:
     """Environment of a fresh, isolated deployment on the given servers."""
     name = f"t{uuid.uuid4().hex[:10]}"

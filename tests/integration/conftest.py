@@ -14,7 +14,7 @@ from ragbus.stack.servers import start_milvus_lite, start_milvus_server, start_t
 from schemas.documents import DocumentEvent
 from tests.corpus import corpus
 from tests.pipeline_helpers import publish, wait_indexed
-from tests.stack_fixtures import Pipeline, pipeline_env, test_redis_url
+from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, test_redis_url
 
 
 @pytest.fixture(scope="session")
@@ -63,13 +63,8 @@ def engine(request: pytest.FixtureRequest, base_servers: dict[str, str]) -> str:
 @pytest.fixture(scope="session")
 def pipeline(engine: str, base_servers: dict[str, str], stack_home: Path) -> Iterator[Pipeline]:
     """The three workers as real processes, on an isolated deployment of the engine under test."""
-    env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
-    running = Pipeline(env=env, home=stack_home)
-    try:
-        running.start_workers()
+    with running_pipeline(pipeline_env(base_servers["kafka"], engine, base_servers["redis"]), stack_home) as running:
         yield running
-    finally:
-        running.stop_workers()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite, start_redis
 from schemas.documents import DocumentEvent
 from tests.pipeline_helpers import publish, wait_indexed
-from tests.stack_fixtures import Pipeline, pipeline_env, wait_for
+from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_for
 from workers.chunker.chunking import TokenChunker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,12 +76,8 @@ def assert_index_exact(pipeline: Pipeline, events: list[DocumentEvent]) -> None:
 @pytest.fixture
 def fresh_pipeline(base_servers: dict[str, str], stack_home: Path) -> Iterator[Pipeline]:
     env = pipeline_env(base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"])
-    pipeline = Pipeline(env=env, home=stack_home)
-    try:
-        pipeline.start_workers()
+    with running_pipeline(env, stack_home) as pipeline:
         yield pipeline
-    finally:
-        pipeline.stop_workers()
 
 
 def when(predicate: Callable[[], bool], what: str) -> None:
