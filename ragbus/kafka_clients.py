@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
-from ragbus.errors import TransientError
+from ragbus.errors import PermanentError, TransientError
 from ragbus.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class KafkaEventProducer:
             acks="all",
             enable_idempotence=idempotent,
             compression_type=None if kafka.compression == "none" else kafka.compression,
-            max_request_size=kafka.max_message_bytes + 64_000,
+            # Room for key, headers and batch framing above the value limit, still under the broker's 1 MiB default.
+            max_request_size=kafka.max_message_bytes + 40_000,
             linger_ms=5,
         )
 
@@ -130,6 +131,13 @@ class KafkaEventProducer:
                 for m in messages
             ]
             await asyncio.gather(*futures)
+        except MessageSizeTooLargeError as exc:
+            # The record itself is too big: retrying cannot help, so the consumer dead-letters its input.
+            raise PermanentError(
+                f"an outgoing record exceeds RAGBUS_KAFKA_MAX_MESSAGE_BYTES={self.settings.kafka.max_message_bytes}: "
+                f"{exc}",
+                code="message_too_large",
+            ) from exc
         except KafkaError as exc:
             raise TransientError(f"Kafka did not confirm delivery: {exc}") from exc
 

@@ -97,7 +97,10 @@ class ChunkingSettings(BaseSettings):
     tokens: int = Field(200, ge=16, description="Passage tokens per chunk (title prefix and specials excluded).")
     overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
     title_tokens: int = Field(24, ge=0, description="Tokens of the title prefixed to each chunk for embedding.")
-    max_document_chars: int = Field(2_000_000, ge=1, description="Documents longer than this are refused.")
+    # About 250 chunks: a document's embedded message (text + 2 KB of vector per chunk) stays under the 1 MB
+    # Kafka record limit, and a batch of RAGBUS_WORKER_MAX_RECORDS such documents embeds well within
+    # max_poll_interval_ms. Longer documents are dead-lettered with this variable named; split them.
+    max_document_chars: int = Field(200_000, ge=1, description="Documents longer than this are refused.")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingSettings:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ragbus.dead_letters import list_dead_letters
 from ragbus.embedding import ModelTokenizer
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.settings import ChunkingSettings, EmbeddingSettings
@@ -157,3 +159,25 @@ def test_milvus_and_redis_outages_of_10s_lose_and_duplicate_nothing(
     finally:
         pipeline.stop_workers()
         stop_all(list(servers.values()), timeout_s=10)
+
+
+def test_an_output_too_large_for_kafka_is_dead_lettered_not_retried_forever(
+    base_servers: dict[str, str], stack_home: Path
+) -> None:
+    # 60k characters pass the documents and chunks topics under a 150 kB record limit, but their embedded form
+    # (about 2 kB of vector per chunk) does not: the embedder must dead-letter the input, and move on.
+    env = pipeline_env(
+        base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"],
+        RAGBUS_KAFKA_MAX_MESSAGE_BYTES="150000",
+    )  # fmt: skip
+    with running_pipeline(env, stack_home) as pipeline:
+        sentences = " ".join(f"Clause {i} of the harbour charter sets the mooring fee." for i in range(1100))
+        too_big = DocumentEvent(doc_id="charter.md", text=sentences)
+        small = DocumentEvent(doc_id="small.md", text="A short note about the harbour.")
+        assert 50_000 < len(too_big.text) < 100_000
+        wait_indexed(pipeline, dict(publish(pipeline, [too_big, small]))
+                     | {("default", "charter.md"): None})  # fmt: skip
+        pipeline.wait_drained()
+        letters = asyncio.run(list_dead_letters(pipeline.settings, "embedder"))
+        assert [(x.key, x.reason.error_code) for x in letters] == [(b"charter.md", "message_too_large")]
+        assert "RAGBUS_KAFKA_MAX_MESSAGE_BYTES" in letters[0].reason.error
