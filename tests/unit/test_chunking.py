@@ -98,7 +98,7 @@ def test_text_without_tokens_is_refused(tokenizer: ModelTokenizer) -> None:
 
 def test_huge_document_is_chunked_completely(tokenizer: ModelTokenizer) -> None:
     text = prose(120_000, seed=3)  # ~0.9 MB
-    doc = chunker(tokenizer).chunk(DocumentEvent(doc_id="huge", text=text))
+    doc = chunker(tokenizer, max_document_chars=1_000_000).chunk(DocumentEvent(doc_id="huge", text=text))
     assert len(doc.chunks) > 500
     assert all(c.token_count <= 256 for c in doc.chunks)
     assert doc.chunks[-1].end == len(text)
