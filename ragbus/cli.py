@@ -229,6 +229,15 @@ def query(
         typer.echo(f"({', '.join(flags)})")
 
 
+@app.command()
+def status() -> None:
+    """Show consumer lag per stage, pending dead letters, and the alias and size of the index."""
+    from ragbus.status import collect_status, render
+
+    settings = _settings()
+    typer.echo(render(asyncio.run(collect_status(settings))))
+
+
 dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 StageOption = Annotated[list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")]

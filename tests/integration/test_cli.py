@@ -70,3 +70,20 @@ def test_launcher_starts_its_own_redis_when_none_answers(tmp_path: Path) -> None
     finally:
         stop_all([process], timeout_s=5)
     assert not port_in_use(port)
+
+
+def test_status_shows_lag_dead_letters_and_the_index(pipeline: Pipeline, tmp_path: Path) -> None:
+    from schemas.documents import DocumentEvent
+    from tests.pipeline_helpers import publish, wait_indexed
+
+    wait_indexed(pipeline, dict(publish(pipeline, [DocumentEvent(doc_id="status.md", text="Status check.")])))
+    pipeline.wait_drained()
+    result = ragbus(pipeline, "status", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for stage in ("chunker", "embedder", "indexer"):
+        row = next(line for line in lines if line.startswith(stage))
+        assert row.split()[1] == "0", row  # drained: no lag
+    alias = pipeline.settings.milvus.alias
+    assert f"alias {alias} -> {alias}_v1" in result.stdout
+    assert "chunks" in result.stdout
