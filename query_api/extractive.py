@@ -55,8 +55,30 @@ SentenceScorer = Callable[[list[str]], list[float]]
 
 
 def split_sentences(passage: str) -> list[str]:
-    """Sentences (and paragraphs without end punctuation) of a passage."""
-    return [s.strip() for s in _SENTENCE_END.split(passage) if s.strip()]
+    """Sentences of a passage: wrapped lines joined, Markdown headings and code fences left out."""
+    units: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            units.extend(s.strip() for s in _SENTENCE_END.split(" ".join(paragraph)) if s.strip())
+            paragraph.clear()
+
+    in_fence = False
+    for line in passage.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            flush()
+            in_fence = not in_fence
+        elif in_fence or not stripped or stripped.startswith("#") or set(stripped) <= set("|-: "):
+            flush()  # code, blank lines, headings and table rules are not answers
+        elif line.startswith(("    ", "\t")):
+            flush()
+            units.append(stripped)  # an indented command is its own unit
+        else:
+            paragraph.append(stripped)
+    flush()
+    return units
 
 
 def lexical_scorer(query: str) -> SentenceScorer:

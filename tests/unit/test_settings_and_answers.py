@@ -61,3 +61,18 @@ def test_milvus_string_literals_cannot_break_out(value: str) -> None:
 def test_bad_queries_are_refused(query: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - pydantic's ValidationError is a ValueError
         QueryRequest(query=query)
+
+
+def test_markdown_is_split_into_prose_sentences() -> None:
+    from query_api.extractive import split_sentences
+
+    passage = (
+        "## Run the tests\n\n`make test` installs what the tests need, starts the servers\nthey need and runs the "
+        "suite. It takes minutes.\n\n```\nmake run   # comment\n```\n| a | b |\n|---|---|\n    ragbus query x\n"
+    )
+    assert split_sentences(passage) == [
+        "`make test` installs what the tests need, starts the servers they need and runs the suite.",
+        "It takes minutes.",
+        "| a | b |",
+        "ragbus query x",
+    ]
