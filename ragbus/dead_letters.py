@@ -33,13 +33,24 @@ def replay_group(settings: Settings, stage: str) -> str:
 
 
 async def _read_all(settings: Settings, stage: str, group: str | None) -> tuple[AIOKafkaConsumer, list[DeadLetter]]:
-    topic = Topics(settings.kafka.topic_prefix).dead_letter(stage)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )  # fmt: skip
     await consumer.start()
+    try:
+        return consumer, await _read_letters(consumer, settings, stage)
+    except BaseException:
+        await consumer.stop()
+        raise
+
+
+async def _read_letters(consumer: AIOKafkaConsumer, settings: Settings, stage: str) -> list[DeadLetter]:
+    topic = Topics(settings.kafka.topic_prefix).dead_letter(stage)
     await consumer._client.force_metadata_update()
     tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     if not tps:
-        return consumer, []
+        return []
     ends = await end_offsets(consumer, tps)
     replay = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=replay_group(settings, stage))
     await replay.start()
@@ -49,7 +60,7 @@ async def _read_all(settings: Settings, stage: str, group: str | None) -> tuple[
         await replay.stop()
     letters: list[DeadLetter] = []
     for tp in tps:
-        consumer.seek(tp, 0)
+        await consumer.seek_to_beginning(tp)  # not offset 0: retention may have removed it
         while await consumer.position(tp) < ends[tp]:
             for record in (await consumer.getmany(tp, timeout_ms=2000)).get(tp, []):
                 if record.offset >= ends[tp]:
@@ -65,7 +76,7 @@ async def _read_all(settings: Settings, stage: str, group: str | None) -> tuple[
                         replayed=record.offset < done[tp],
                     )
                 )
-    return consumer, letters
+    return letters
 
 
 async def list_dead_letters(settings: Settings, stage: str) -> list[DeadLetter]:

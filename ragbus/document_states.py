@@ -69,6 +69,7 @@ class MilvusDocumentStates:
                     self.collection_for(chunks_collection),
                     filter=expr,
                     output_fields=["tenant", "doc_id", "version", "deleted"],
+                    consistency_level="Strong",  # must see the previous batch's write, whatever the reads use
                 )
             )
             for row in rows:

@@ -166,9 +166,14 @@ class MilvusChunkStore:
         try:
             info = self.client.describe_alias(self.alias)
         except MilvusException as exc:
-            if "unavailable" in str(exc).lower() or "connect" in str(exc).lower():
-                raise TransientError(f"Milvus at {self.uri} unavailable: {exc}") from exc
-            return None
+            text = str(exc).lower()
+            if "not exist" in text or "not found" in text:
+                return None
+            raise TransientError(f"Milvus at {self.uri} failed: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("grpc") or isinstance(exc, OSError):
+                raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
+            raise
         return str(info["collection_name"])
 
     def ensure_alias(self, collection: str, dim: int) -> str:

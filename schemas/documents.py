@@ -73,7 +73,11 @@ def parse_document_key(key: bytes) -> tuple[str, str]:
 
 
 def tombstone_event(key: bytes, timestamp_ms: int) -> DocumentEvent:
-    """The delete a tombstone (null value) stands for; its version is the record's timestamp."""
+    """The delete a tombstone (null value) stands for.
+
+    A tombstone carries no version, so it takes the record's timestamp in microseconds: the same clock as
+    ragbus's default versions. Producers that set their own versions should publish deletes as events.
+    """
     from datetime import UTC
 
     tenant, doc_id = parse_document_key(key)
@@ -83,5 +87,5 @@ def tombstone_event(key: bytes, timestamp_ms: int) -> DocumentEvent:
         tenant=tenant,
         version=timestamp_ms * 1000,
         produced_at=datetime.fromtimestamp(timestamp_ms / 1000, UTC),
-        event_id=f"tombstone-{timestamp_ms}",
+        event_id=f"tombstone-{uuid.uuid4().hex}",
     )

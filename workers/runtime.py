@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import start_http_server
 
 from ragbus import metrics
-from ragbus.errors import PermanentError, TransientError
+from ragbus.errors import InvalidMessage, PermanentError, TransientError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
@@ -86,6 +86,8 @@ class StageRunner(Generic[T]):
                 decoded.append(Inbound(record, self.handler.decode(record)))
             except PermanentError as exc:
                 rejected.append(Rejected(record, exc))
+            except Exception as exc:  # anything a record makes decode raise is that record's fault
+                rejected.append(Rejected(record, InvalidMessage(f"undecodable record: {type(exc).__name__}: {exc}")))
         if decoded:
             rejected += await self._process_isolating_poison(decoded)
         if rejected:
@@ -179,7 +181,8 @@ def build_stage_app(stage: str, input_topic: str, settings: Settings, open_handl
     async def lifespan() -> AsyncIterator[None]:
         if worker.metrics_port:
             start_http_server(worker.metrics_port, addr="127.0.0.1")
-        await ensure_topics(settings, Topics(settings.kafka.topic_prefix).all())
+        topics = Topics(settings.kafka.topic_prefix)
+        await ensure_topics(settings, topics.all(), compacted=[topics.documents])
         async with KafkaEventProducer(settings) as producer, open_handler(settings, producer) as handler:
             holder["runner"] = StageRunner(handler, producer, settings)
             log.info("%s ready: consuming %s", stage, input_topic)

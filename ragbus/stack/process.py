@@ -91,6 +91,13 @@ class ManagedProcess:
 
     def wait_ready(self, check: Callable[[], bool], timeout_s: float, interval_s: float = 0.25) -> None:
         """Poll `check` until it is true; ProcessFailed if the process dies or the timeout passes."""
+        try:
+            self._wait_ready(check, timeout_s, interval_s)
+        except BaseException:
+            self.stop(timeout_s=5)  # not ready (or interrupted): never leave it running unowned
+            raise
+
+    def _wait_ready(self, check: Callable[[], bool], timeout_s: float, interval_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running:

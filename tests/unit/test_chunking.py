@@ -125,3 +125,16 @@ def test_chunk_ids_are_deterministic_and_versioned(tokenizer: ModelTokenizer) ->
     assert first[0] == chunk_id_for("default", "d", 7, 0)
     assert chunk_id_for("default", "d", 8, 0) != first[0]
     assert chunk_id_for("other", "d", 7, 0) != first[0]
+
+
+@pytest.mark.parametrize("tokens", [64, 230, 254])
+def test_without_overlap_consecutive_chunks_leave_no_gap(tokenizer: ModelTokenizer, tokens: int) -> None:
+    text = prose(4000, seed=5) + " " + "Ünïcödé 日本語 🎉 " * 200
+    event = DocumentEvent(doc_id="d", title="A title of several words " * 3, text=text)
+    doc = chunker(tokenizer, tokens=tokens, overlap=0).chunk(event)
+    assert doc.chunks[0].start == 0
+    for before, after in zip(doc.chunks, doc.chunks[1:], strict=False):
+        assert after.start >= before.end
+        assert text[before.end : after.start].strip() == "", "no text may fall between two chunks"
+    assert doc.chunks[-1].end == len(text.rstrip())
+    assert all(c.token_count <= 256 for c in doc.chunks)

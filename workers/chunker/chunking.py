@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from ragbus.embedding import ModelTokenizer
 from ragbus.errors import PermanentError
@@ -19,12 +18,6 @@ def chunk_id_for(tenant: str, doc_id: str, version: int, index: int) -> str:
     """Deterministic chunk id: the same document version always yields the same ids (idempotent upserts)."""
     digest = hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:24]
     return f"{digest}-v{version}-{index}"
-
-
-@dataclass(frozen=True)
-class _Window:
-    start: int  # first token
-    end: int  # one past the last token
 
 
 class TokenChunker:
@@ -77,19 +70,11 @@ class TokenChunker:
         return max(1, min(self.settings.tokens, room))
 
     def _chunks(self, event: DocumentEvent, prefix: str) -> list[Chunk]:
-        text = event.text
-        offsets, word_ids = self.tokenizer.encode_offsets(text)
+        offsets, word_ids = self.tokenizer.encode_offsets(event.text)
+        n = len(offsets)
         budget = self._budget(prefix)
-        chunks: list[Chunk] = []
-        for window in self._windows(word_ids, budget):
-            chunk = self._fitting_chunk(event, prefix, offsets, window, len(chunks))
-            chunks.append(chunk)
-        return chunks
-
-    def _windows(self, word_ids: list[int | None], budget: int) -> list[_Window]:
-        n = len(word_ids)
         overlap = min(self.settings.overlap, budget - 1)
-        windows: list[_Window] = []
+        chunks: list[Chunk] = []
         start = 0
         while start < n:
             end = min(start + budget, n)
@@ -97,26 +82,29 @@ class TokenChunker:
             floor = start + max(1, budget // 2)
             while end < n and end > floor and _same_word(word_ids, end):
                 end -= 1
-            windows.append(_Window(start, end))
+            chunk, end = self._fitting_chunk(event, prefix, offsets, (start, end), len(chunks))
+            chunks.append(chunk)
             if end >= n:
                 break
+            # The next window starts from where this chunk really ended, so no token is ever skipped.
             next_start = max(end - overlap, start + 1)
             while next_start > start + 1 and _same_word(word_ids, next_start):
                 next_start -= 1
             start = next_start
-        return windows
+        return chunks
 
     def _fitting_chunk(
         self,
         event: DocumentEvent,
         prefix: str,
         offsets: list[tuple[int, int]],
-        window: _Window,
+        span: tuple[int, int],
         index: int,
-    ) -> Chunk:
-        end = window.end
+    ) -> tuple[Chunk, int]:
+        """The chunk of tokens [start, end), shrunk until the model takes it whole; and the end it used."""
+        start, end = span
         while True:
-            first, last = offsets[window.start][0], offsets[end - 1][1]
+            first, last = offsets[start][0], offsets[end - 1][1]
             passage = event.text[first:last]
             embed_input = f"{prefix}\n{passage}" if prefix else passage
             count = self.tokenizer.count(embed_input)
@@ -127,7 +115,7 @@ class TokenChunker:
                         f"{first}-{last}, over the {MAX_CHUNK_BYTES}-byte limit of a stored passage",
                         code="unchunkable",
                     )
-                return Chunk(
+                chunk = Chunk(
                     chunk_id=chunk_id_for(event.tenant, event.doc_id, event.version, index),
                     index=index,
                     text=passage,
@@ -135,7 +123,8 @@ class TokenChunker:
                     end=last,
                     token_count=count,
                 )
-            if end - window.start <= 1:
+                return chunk, end
+            if end - start <= 1:
                 raise PermanentError(
                     f"document {event.doc_id!r}: one token at characters {first}-{last} does not fit the model",
                     code="unchunkable",

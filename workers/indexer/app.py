@@ -27,7 +27,7 @@ async def open_indexer(settings: Settings, producer: KafkaEventProducer) -> Asyn
     try:
         await asyncio.to_thread(store.ensure_alias, settings.milvus.initial_collection, dim)
         generation = IndexGeneration(redis, KeySpace(settings.redis.namespace), settings.milvus.alias)
-        yield IndexerHandler(store, generation, producer, Topics(settings.kafka.topic_prefix))
+        yield IndexerHandler(store, generation, producer, Topics(settings.kafka.topic_prefix), dim)
     finally:
         await redis.aclose()
         store.close()

@@ -10,6 +10,7 @@ from aiokafka import ConsumerRecord
 
 from ragbus import metrics
 from ragbus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.errors import InvalidMessage
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import IndexGeneration
@@ -46,13 +47,23 @@ class IndexerHandler:
         generation: IndexGeneration,
         producer: KafkaEventProducer,
         topics: Topics,
+        dim: int,
     ) -> None:
         self.store, self.generation, self.producer, self.topics = store, generation, producer, topics
+        self.dim = dim
         self.states = MilvusDocumentStates(store)
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> EmbeddedDocument:
-        """The embedded document."""
-        return decode(record.value, EmbeddedDocument)
+        """The embedded document; vectors of another dimension than the collection's are refused here."""
+        doc = decode(record.value, EmbeddedDocument)
+        # base64 of float32: 4 bytes a dimension, 4 base64 characters per 3 bytes.
+        expected = 4 * ((4 * self.dim + 2) // 3)
+        if doc.dim != self.dim or any(len(c.vector) != expected for c in doc.chunks):
+            raise InvalidMessage(
+                f"{doc.model} vectors of dimension {doc.dim} cannot go into a {self.dim}-dimension collection: "
+                "the embedder and the indexer use different RAGBUS_EMBED_MODEL settings"
+            )
+        return doc
 
     async def process(self, batch: list[Inbound[EmbeddedDocument]]) -> list[Rejected]:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
