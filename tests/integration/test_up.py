@@ -103,3 +103,60 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {taken}" in result.stderr
     assert "RAGBUS_STACK_KAFKA_PORT" in result.stderr
+
+
+def test_s3_storage_keeps_topics_and_offsets_across_a_broker_restart(tmp_path: Path) -> None:
+    """The embedded default: tansu on a local SeaweedFS S3 store, restarted, still has the log and the offsets."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from ragbus.stack.process import stop_all
+    from ragbus.stack.servers import start_seaweedfs, start_tansu
+
+    s3_port, kafka_port = free_port(), free_port()
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    tp = TopicPartition("durable", 0)
+
+    async def write_and_commit() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic("durable", 1, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        for i in range(5):
+            await producer.send_and_wait("durable", f"record-{i}".encode(), partition=0)
+        await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="keeper", enable_auto_commit=False)
+        await consumer.start()
+        consumer.assign([tp])
+        await consumer.commit({tp: 3})
+        await consumer.stop()
+
+    async def read_back() -> tuple[int | None, list[bytes]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id="keeper", enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            committed = await consumer.committed(tp)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
+            return committed, [r.value for r in records if r.value is not None]
+        finally:
+            await consumer.stop()
+
+    weed = start_seaweedfs(tmp_path, s3_port)
+    broker = start_tansu(tmp_path, kafka_port, "s3", s3_port)
+    try:
+        asyncio.run(write_and_commit())
+        stop_all([broker], timeout_s=10)
+        broker = start_tansu(tmp_path, kafka_port, "s3", s3_port)
+        committed, values = asyncio.run(read_back())
+        assert committed == 3
+        assert values == [f"record-{i}".encode() for i in range(5)]
+    finally:
+        stop_all([broker, weed], timeout_s=10)
