@@ -148,7 +148,6 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Bind port.")
     default_top_k: int = Field(5, ge=1, description="top_k when a query gives none.")
     max_top_k: int = Field(50, ge=1, description="Largest top_k accepted.")
-    max_query_chars: int = Field(2000, ge=1, description="Longest query accepted.")
     answer_passages: int = Field(3, ge=1, description="Passages quoted in an extractive answer.")
 
 

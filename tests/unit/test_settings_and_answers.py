@@ -76,3 +76,14 @@ def test_markdown_is_split_into_prose_sentences() -> None:
         "| a | b |",
         "ragbus query x",
     ]
+
+
+def test_configuration_reference_is_generated_from_the_settings() -> None:
+    from pathlib import Path
+
+    from ragbus.config_reference import render
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert page.read_text() == render(), "run: python -m ragbus.config_reference > docs/configuration.md"
+    assert "`RAGBUS_KAFKA_BOOTSTRAP`" in render()
+    assert "`RAGBUS_CHUNK_MAX_DOCUMENT_CHARS` | `200000`" in render()
