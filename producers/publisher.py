@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ragbus.errors import InputError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
-from ragbus.logging_setup import correlation_id
+from ragbus.logging_setup import CORRELATION_HEADER, correlation_id
 from ragbus.settings import Settings
 from schemas.codec import encode
 from schemas.documents import DocumentEvent, document_key
@@ -36,7 +36,7 @@ def to_message(event: DocumentEvent, topic: str, max_bytes: int) -> OutboundMess
         )
     headers = [
         ("ragbus.event_id", event.event_id.encode()),
-        ("ragbus.correlation_id", (correlation_id.get() or event.event_id).encode()),
+        (CORRELATION_HEADER, (correlation_id.get() or event.event_id).encode()),
     ]
     return OutboundMessage(topic, document_key(event.tenant, event.doc_id), value, headers)
 

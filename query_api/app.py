@@ -13,6 +13,7 @@ from query_api.cache import QueryCache
 from query_api.deps import ApiState
 from query_api.errors import install_error_handlers
 from query_api.generation import LLMAnswerer
+from query_api.request_ids import install_request_ids
 from query_api.routes import health, query
 from query_api.service import QueryService
 from ragbus import __version__
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_request_ids(app)
     app.include_router(health.router)
     app.include_router(query.router)
     app.mount("/metrics", make_asgi_app())

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+CORRELATION_HEADER = "ragbus.correlation_id"
+
+
+def correlation_of(headers: object) -> str | None:
+    """The correlation id a Kafka record carries, if any."""
+    for name, value in headers or ():  # type: ignore[attr-defined]
+        if name == CORRELATION_HEADER and value:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+@contextlib.contextmanager
+def correlated(cid: str | None) -> Iterator[None]:
+    """Log lines inside the block carry `cid`."""
+    token = correlation_id.set(cid)
+    try:
+        yield
+    finally:
+        correlation_id.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -23,6 +23,7 @@ from prometheus_client import start_http_server
 from ragbus import metrics
 from ragbus.errors import InvalidMessage, PermanentError, TransientError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
+from ragbus.logging_setup import correlated, correlation_of
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.topics import Topics
@@ -146,14 +147,15 @@ class StageRunner(Generic[T]):
                 partition=record.partition,
                 offset=record.offset,
             )
-            log.error(
-                "%s: dead-lettering %s[%d]@%d: %s",
-                self.handler.stage,
-                record.topic,
-                record.partition,
-                record.offset,
-                item.error,
-            )
+            with correlated(correlation_of(record.headers)):
+                log.error(
+                    "%s: dead-lettering %s[%d]@%d: %s",
+                    self.handler.stage,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    item.error,
+                )
             metrics.DEAD_LETTERED.labels(self.handler.stage, item.error.code).inc()
             headers = [*list(record.headers or ()), *reason.to_kafka()]
             messages.append(OutboundMessage(topic, record.key, record.value, headers))

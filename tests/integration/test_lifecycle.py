@@ -103,3 +103,26 @@ def test_dead_letters_replay_after_the_fix(pipeline: Pipeline) -> None:
         pipeline.start_worker("chunker")
     after = [x for x in asyncio.run(list_dead_letters(settings, "chunker")) if x.key == b"big-report.md"]
     assert [x.replayed for x in after] == [True]
+
+
+def test_the_correlation_id_travels_from_producer_to_the_indexer_log(pipeline: Pipeline) -> None:
+    import orjson
+
+    from ragbus.logging_setup import correlated
+
+    with correlated("trace-7f3a"):
+        versions = publish(pipeline, [doc("traced.md", 42)])
+    wait_indexed(pipeline, dict(versions))
+    log_path = pipeline.worker("indexer").log_path
+    entries = [orjson.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    traced = [e for e in entries if e.get("correlation_id") == "trace-7f3a"]
+    assert traced, "the indexer logged the document with the producer's correlation id"
+    assert "'traced.md' v42" in traced[-1]["msg"]
+
+
+def test_the_api_echoes_or_assigns_a_request_id(api) -> None:  # type: ignore[no-untyped-def]
+    given = api.get("/healthz", headers={"X-Request-ID": "req-123"})
+    assert given.headers["X-Request-ID"] == "req-123"
+    unsafe = api.get("/healthz", headers={"X-Request-ID": "has spaces\tand tabs"})
+    assert unsafe.headers["X-Request-ID"] != "has spaces\tand tabs"
+    assert len(unsafe.headers["X-Request-ID"]) == 32

@@ -12,6 +12,7 @@ from ragbus import metrics
 from ragbus.document_states import DocumentState, MilvusDocumentStates
 from ragbus.errors import InvalidMessage
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
+from ragbus.logging_setup import correlated, correlation_of
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import IndexGeneration
 from schemas.codec import decode, encode
@@ -74,8 +75,15 @@ class IndexerHandler:
         await asyncio.to_thread(self._apply, collection, docs)
         generation = await self.generation.bump()
         now = datetime.now(UTC)
+        headers = {item.value.event_id: item.record.headers for item in batch}
         for doc in docs:
-            metrics.FRESHNESS_SECONDS.observe(max(0.0, (now - doc.produced_at).total_seconds()))
+            freshness = max(0.0, (now - doc.produced_at).total_seconds())
+            metrics.FRESHNESS_SECONDS.observe(freshness)
+            with correlated(correlation_of(headers.get(doc.event_id))):
+                log.info(
+                    "%s %r v%d in %s: %d chunks, searchable %.2fs after publish",
+                    doc.op, doc.doc_id, doc.version, collection, len(doc.chunks), freshness,
+                )  # fmt: skip
         await self.producer.send_all(
             [
                 OutboundMessage(
