@@ -39,7 +39,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf .ragbus .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks on the embedded stack (`make bench`); results go to bench/results/ and docs/benchmarks.md."""
