@@ -1,6 +1,8 @@
 # One image for the workers and the query API: `ragbus worker chunker|embedder|indexer` or `ragbus api`.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# In a container /metrics must be reachable from Prometheus in another container or pod.
+ENV RAGBUS_WORKER_METRICS_HOST=0.0.0.0 RAGBUS_WORKER_METRICS_PORT=9100 RAGBUS_API_HOST=0.0.0.0
 WORKDIR /app
 # CPU build of torch first, so the project's pin does not pull CUDA wheels.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu

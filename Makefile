@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-unit test-integration lint format bench clean
+.PHONY: run test test-unit test-integration lint format bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,18 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The full benchmarks (hours on 2 cores): ingest, quality/freshness/latency, ONNX, hybrid, then the doc.
 bench: $(STAMP)
 	$(PY) -m bench.ingest
+	$(PY) -m bench.run
+	$(PY) -m bench.onnx_backend
+	$(PY) -m bench.hybrid
+	$(PY) -m bench.report
+
+# The same harness, tiny (30 SciFact abstracts, 5 queries): keeps it working; numbers mean nothing.
+bench-smoke: $(STAMP)
+	$(PY) -m bench.run --docs 30 --queries 5 --freshness-rounds 2 --bulk-docs 10 --latency-requests 4 \
+		--levels 1,4 --hot-queries 3 --out $${TMPDIR:-/tmp}/ragbus-bench-smoke.json
 
 clean:
 	rm -rf .ragbus .pytest_cache .mypy_cache .ruff_cache

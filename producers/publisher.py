@@ -50,7 +50,7 @@ async def publish_documents(
     """Publish `events` in order; returns once the broker acknowledged every one (acks=all)."""
     topics = Topics(settings.kafka.topic_prefix)
     messages = [to_message(e, topics.documents, settings.kafka.max_message_bytes) for e in events]
-    await ensure_topics(settings, topics.all(), compacted=[topics.documents])
+    await ensure_topics(settings, topics.all(), compacted=topics.compacted())
     sent = 0
     async with KafkaEventProducer(settings) as producer:
         for start in range(0, len(messages), BATCH):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -95,12 +95,22 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
             raise InputError(f"{path}: no such file or directory")
 
 
-def read_documents(paths: Iterable[Path | str], tenant: str = "default") -> list[DocumentEvent]:
-    """Every document under `paths`, all read and validated before anything is published."""
+def read_documents(
+    paths: Iterable[Path | str],
+    tenant: str = "default",
+    *,
+    on_file: Callable[[Path, int], None] | None = None,
+) -> list[DocumentEvent]:
+    """Every document under `paths`, all read and validated before anything is published.
+
+    `on_file(file, documents_so_far)` is called after each file (progress displays).
+    """
     events: list[DocumentEvent] = []
     for file in _files(Path(p) for p in paths):
         reader = _from_jsonl if file.suffix.lower() in JSONL_SUFFIXES else _from_text_file
         events.extend(reader(file, tenant))
+        if on_file:
+            on_file(file, len(events))
     seen: dict[tuple[str, str], str] = {}
     for event in events:
         key = (event.tenant, event.doc_id)

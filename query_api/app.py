@@ -4,51 +4,55 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
-from query_api.cache import QueryCache
+from query_api.answering import open_answering
+from query_api.body_limit import BodyLimitMiddleware
 from query_api.deps import ApiState
+from query_api.document_publisher import RestDocumentPublisher
 from query_api.errors import install_error_handlers
-from query_api.generation import LLMAnswerer
+from query_api.feedback import FeedbackStore
+from query_api.rate_limit import RedisRateLimiter
 from query_api.request_ids import install_request_ids
-from query_api.routes import health, query
-from query_api.service import QueryService
+from query_api.routes import documents, feedback, health, query
+from query_api.routes.web import install_web_page
+from query_api.security.authenticator import Authenticator
+from query_api.security.deps import SecurityState
 from ragbus import __version__
-from ragbus.embedding import ModelTokenizer, SentenceEmbedder
+from ragbus.embedding import SentenceEmbedder
 from ragbus.milvus_store import MilvusChunkStore
-from ragbus.redis_store import KeySpace, open_redis
+from ragbus.redis_store import open_redis
 from ragbus.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI application."""
     settings = settings or load_settings()
+    authenticator = Authenticator.from_settings(settings.api_security)  # fails fast: auth on, no credentials
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedder = await asyncio.to_thread(SentenceEmbedder(settings.embedding).load)
-        store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
-        redis = open_redis(settings.redis)
-        llm = (
-            LLMAnswerer(settings.llm, ModelTokenizer.from_settings(settings.embedding))
-            if settings.llm.base_url
-            else None
-        )
-        cache = QueryCache(
-            redis, KeySpace(settings.redis.namespace), settings.milvus.alias, settings.redis.query_cache_ttl_s
-        )
-        service = QueryService(settings.api, embedder, store, cache, llm)
-        app.state.ragbus = ApiState(settings=settings, store=store, redis=redis, service=service)
-        try:
+        # Everything opened here is closed in reverse order, also when a later start-up step fails.
+        async with AsyncExitStack() as opened:
+            embedder = await asyncio.to_thread(SentenceEmbedder(settings.embedding).load)
+            store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
+            opened.callback(store.close)
+            redis = open_redis(settings.redis)
+            opened.push_async_callback(redis.aclose)
+            service = await opened.enter_async_context(open_answering(settings, embedder, redis))
+            app.state.ragbus = ApiState(settings=settings, store=store, redis=redis, service=service)
+            security = settings.api_security
+            app.state.security = SecurityState(
+                authenticator,
+                RedisRateLimiter(redis, settings.redis.namespace, security.rate_limit, security.rate_window_s),
+            )
+            app.state.feedback = FeedbackStore(redis, settings.redis.namespace, security.feedback_ttl_s)
+            app.state.documents = RestDocumentPublisher(settings)
+            opened.push_async_callback(app.state.documents.close)
             yield
-        finally:
-            if llm:
-                await llm.close()
-            await redis.aclose()
-            store.close()
 
     app = FastAPI(
         title="ragbus query API",
@@ -57,8 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_security.max_body_bytes)
     install_request_ids(app)
     app.include_router(health.router)
     app.include_router(query.router)
+    app.include_router(documents.router)
+    app.include_router(feedback.router)
     app.mount("/metrics", make_asgi_app())
+    install_web_page(app)
     return app

@@ -1,16 +1,57 @@
-"""Query cache in Redis, keyed by tenant, normalized query, parameters and the index generation."""
+"""Query cache in Redis with exact invalidation.
+
+An answer is cached under (tenant, normalized query, parameters, tenant generation). Every answer is also listed
+in a reverse index per cited document, written atomically with the answer by a Lua script, so invalidating a
+document deletes exactly the answers that cite it, without SCAN.
+
+What an index change does to the cache (applied by `invalidate`, from the cache-invalidation topic):
+- delete of a document: the answers citing it are deleted; others stay valid (a delete cannot make an answer
+  cite something that no longer exists unless it cited it).
+- upsert (create or update): the answers citing it are deleted, and the tenant's generation moves on, because the
+  new text may now belong in answers that did not cite it. Only that tenant's answers are affected.
+Every change also bumps the tenant's change sequence. An answer is written only if the sequence is still what it
+was before retrieval began, so an answer computed from an index that changed meanwhile is never cached.
+
+All keys of one tenant share the `{tenant}` hash tag: the scripts touch them together on Redis Cluster too.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from query_api import metrics
 from query_api.models import QueryResponse
-from ragbus.redis_store import REDIS_DOWN, IndexGeneration, KeySpace
+from ragbus.errors import TransientError
+from ragbus.redis_store import REDIS_DOWN
 
 log = logging.getLogger(__name__)
+
+# KEYS: seq, entry, last-good, reverse-index keys...; ARGV: expected seq, payload, ttl, last-good ttl.
+_PUT = """
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+for i = 4, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[2], KEYS[3])
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
+return 1
+"""
+# KEYS: seq, gen, reverse-index key; ARGV: bump generation (1/0). Returns the number of answers deleted.
+_INVALIDATE = """
+redis.call('INCR', KEYS[1])
+if ARGV[1] == '1' then redis.call('INCR', KEYS[2]) end
+local members = redis.call('SMEMBERS', KEYS[3])
+for i = 1, #members, 500 do
+  redis.call('DEL', unpack(members, i, math.min(i + 499, #members)))
+end
+redis.call('DEL', KEYS[3])
+return #members
+"""
 
 
 def normalize_query(query: str) -> str:
@@ -18,21 +59,86 @@ def normalize_query(query: str) -> str:
     return " ".join(query.casefold().split())
 
 
+@dataclass(frozen=True)
+class CacheKeys:
+    """Names of the query-cache keys of one deployment (`namespace`) and alias."""
+
+    namespace: str
+    alias: str
+
+    def _tenant(self, tenant: str) -> str:
+        return f"{self.namespace}:qc:{self.alias}:{{{tenant}}}"
+
+    def generation(self, tenant: str) -> str:
+        """Bumped when a document of `tenant` is created or updated: part of every entry key."""
+        return f"{self._tenant(tenant)}:gen"
+
+    def sequence(self, tenant: str) -> str:
+        """Bumped on every change of `tenant`: an answer computed across a change is not written."""
+        return f"{self._tenant(tenant)}:seq"
+
+    def entry(self, tenant: str, generation: int, fingerprint: str) -> str:
+        """A cached answer."""
+        return f"{self._tenant(tenant)}:e:{generation}:{fingerprint}"
+
+    def last_good(self, tenant: str, fingerprint: str) -> str:
+        """The latest answer to a query at any generation, served only while vector search is down."""
+        return f"{self._tenant(tenant)}:last:{fingerprint}"
+
+    def citing(self, tenant: str, doc_id: str) -> str:
+        """Set of the entry keys whose answer cites `doc_id` (the reverse index)."""
+        return f"{self._tenant(tenant)}:doc:{hashlib.sha256(doc_id.encode()).hexdigest()[:32]}"
+
+    def flight_lock(self, entry_key: str) -> str:
+        """Lock held by the one API process computing `entry_key`."""
+        return f"{entry_key}:lock"
+
+
+@dataclass(frozen=True)
+class CacheSlot:
+    """Where one query's answer is cached, and the change sequence seen before it was computed."""
+
+    tenant: str
+    fingerprint: str
+    key: str
+    sequence: int
+
+
 class QueryCache:
-    """Answers cached until their TTL or until the index changes (the generation moves on), whichever is first."""
+    """Answers cached until their TTL or until a change of their tenant's documents makes them stale."""
 
-    def __init__(self, redis: Redis, keys: KeySpace, alias: str, ttl_s: int) -> None:
-        self.redis, self.keys, self.alias, self.ttl_s = redis, keys, alias, ttl_s
-        self.generation = IndexGeneration(redis, keys, alias)
+    def __init__(self, redis: Redis, keys: CacheKeys, ttl_s: int) -> None:
+        self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
+        self._put = redis.register_script(_PUT)
+        self._invalidate = redis.register_script(_INVALIDATE)
 
-    async def key_for(self, tenant: str, query: str, top_k: int, mode: str) -> str:
-        """Cache key of a query at the current index generation."""
-        fingerprint = hashlib.sha256(f"{tenant}\x00{normalize_query(query)}\x00{top_k}\x00{mode}".encode()).hexdigest()
-        return self.keys.query(self.alias, await self.generation.current(), fingerprint)
+    @property
+    def enabled(self) -> bool:
+        """False when RAGBUS_REDIS_QUERY_CACHE_TTL_S is 0."""
+        return self.ttl_s > 0
 
-    async def get(self, key: str) -> QueryResponse | None:
+    async def slot(self, tenant: str, query: str, params: str) -> CacheSlot:
+        """The cache slot of a query now; TransientError when Redis is down."""
+        fingerprint = hashlib.sha256(f"{normalize_query(query)}\x00{params}".encode()).hexdigest()
+        try:
+            generation, sequence = await self.redis.mget(self.keys.generation(tenant), self.keys.sequence(tenant))
+        except REDIS_DOWN as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc
+        key = self.keys.entry(tenant, int(generation or 0), fingerprint)
+        return CacheSlot(tenant, fingerprint, key, int(sequence or 0))
+
+    async def get(self, slot: CacheSlot) -> QueryResponse | None:
         """The cached response, or None (also when Redis is down: caching is an optimization)."""
-        if self.ttl_s == 0:
+        response = await self._read(slot.key)
+        metrics.CACHE_LOOKUPS.labels("hit" if response else "miss").inc()
+        return response
+
+    async def last_good(self, slot: CacheSlot) -> QueryResponse | None:
+        """The latest answer to this query at any generation (still removed when a document it cites changes)."""
+        return await self._read(self.keys.last_good(slot.tenant, slot.fingerprint))
+
+    async def _read(self, key: str) -> QueryResponse | None:
+        if not self.enabled:
             return None
         try:
             raw = await self.redis.get(key)
@@ -41,11 +147,32 @@ class QueryCache:
             return None
         return QueryResponse.model_validate_json(raw) if raw else None
 
-    async def put(self, key: str, response: QueryResponse) -> None:
-        """Cache a response (best effort)."""
-        if self.ttl_s == 0:
-            return
+    async def put(self, slot: CacheSlot, response: QueryResponse) -> bool:
+        """Cache a response and index it under every cited document, unless the tenant changed meanwhile."""
+        if not self.enabled:
+            return False
+        doc_ids = sorted({c.doc_id for c in response.citations})
+        keys = [
+            self.keys.sequence(slot.tenant),
+            slot.key,
+            self.keys.last_good(slot.tenant, slot.fingerprint),
+            *(self.keys.citing(slot.tenant, d) for d in doc_ids),
+        ]
+        payload = response.model_copy(update={"cached": False, "took_ms": 0.0}).model_dump_json()
         try:
-            await self.redis.set(key, response.model_dump_json(), ex=self.ttl_s)
+            # The last-good copy lives longer: it only matters while vector search is down.
+            written = await self._put(keys=keys, args=[slot.sequence, payload, self.ttl_s, self.ttl_s * 4])
         except REDIS_DOWN as exc:
             log.warning("query cache unavailable: %s", exc)
+            return False
+        return bool(written)
+
+    async def invalidate(self, tenant: str, doc_id: str, *, upsert: bool) -> int:
+        """Apply one document change: delete the answers citing it; an upsert also moves the generation on."""
+        keys = [self.keys.sequence(tenant), self.keys.generation(tenant), self.keys.citing(tenant, doc_id)]
+        try:
+            deleted = int(await self._invalidate(keys=keys, args=["1" if upsert else "0"]))
+        except REDIS_DOWN as exc:
+            raise TransientError(f"Redis unavailable: {exc}") from exc
+        metrics.CACHE_ENTRIES_DROPPED.inc(deleted)
+        return deleted

@@ -91,6 +91,9 @@ def _terms(text: str) -> set[str]:
     return {w for w in (m.group().casefold() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
 
 
+RELATIVE_PASSAGE_CUT = 0.8
+
+
 def extractive_answer(
     query: str,
     hits: list[ChunkHit],
@@ -102,7 +105,10 @@ def extractive_answer(
     if not hits:
         return NO_MATCH
     score = scorer or lexical_scorer(query)
-    per_hit = [split_sentences(hit.text) for hit in hits[:passages]]
+    # Passages far less similar than the best one answer another question (the koi's diet when asked about the
+    # koala): quote only those close to the best. Hits come best first, so this keeps a prefix and [n] stays right.
+    close = [hit for hit in hits[:passages] if hit.score >= hits[0].score * RELATIVE_PASSAGE_CUT]
+    per_hit = [split_sentences(hit.text) for hit in close]
     # Each sentence is scored with its document's title, so "Its diet is krill." still knows whose diet it is.
     flat = [
         f"{hit.title}: {sentence}" if hit.title else sentence

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import unicodedata
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from query_api.metadata_filter import MetadataFilters
 
 
 class QueryRequest(BaseModel):
     """A question."""
 
+    # No tenant or other unknown field: the tenant comes from the credential only.
+    model_config = ConfigDict(extra="forbid")
+
     query: str = Field(min_length=1, max_length=2000, description="The question.", examples=["How do I run tests?"])
-    top_k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve (default from settings).")
+    # The bound is a sanity cap; the route clamps to RAGBUS_API_MAX_TOP_K (benchmarks raise it for recall@100).
+    top_k: int | None = Field(
+        None, ge=1, le=1000, description="Passages to retrieve (default from settings, at most RAGBUS_API_MAX_TOP_K)."
+    )
+    filters: MetadataFilters = Field(default_factory=dict)
+    stream: bool = Field(
+        False, description="Answer as Server-Sent Events: citations, then answer deltas in order, then done."
+    )
+    retrieve_only: bool = Field(
+        False,
+        description="Retrieval only: the ranked passages as citations and an empty answer (no LLM, no extractive "
+        "answer). Cached and tenant-scoped like answers.",
+    )
 
     @field_validator("query")
     @classmethod
@@ -23,6 +40,12 @@ class QueryRequest(BaseModel):
         if any(unicodedata.category(ch) == "Cs" for ch in value):
             raise ValueError("query contains invalid unicode (lone surrogates)")
         return value
+
+    @model_validator(mode="after")
+    def _answer_to_stream(self) -> QueryRequest:
+        if self.stream and self.retrieve_only:
+            raise ValueError("stream and retrieve_only exclude each other: only an answer is streamed")
+        return self
 
 
 class Citation(BaseModel):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
+from ragbus.kafka_clients import start_client
+from ragbus.kafka_security import kafka_connection
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.settings import Settings
 
@@ -27,9 +29,9 @@ class Readiness:
 
 
 async def _kafka(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=2000)
+    admin = AIOKafkaAdminClient(**kafka_connection(settings), request_timeout_ms=2000)
     try:
-        await admin.start()
+        await start_client(settings, admin)
         await admin.list_topics()
     finally:
         await admin.close()

@@ -1,93 +1,263 @@
-"""QueryService: cache → embed → search → answer (LLM or extractive) → cache."""
+"""QueryService: cache → single flight → embed → search replicas → answer (LLM chain or extractive) → cache."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 
 import numpy as np
 
 from query_api import metrics
-from query_api.cache import QueryCache
+from query_api.cache import CacheSlot, QueryCache
 from query_api.extractive import extractive_answer
-from query_api.generation import LLMAnswerer
+from query_api.generation import LLMAnswerer, Prompt, keep_valid_citations
 from query_api.models import Citation, QueryResponse
+from query_api.providers import ChatProvider, ProvidersFailed
+from query_api.retrieval import ReplicatedRetriever, SearchQuery, SearchUnavailable
+from query_api.single_flight import SingleFlight
+from query_api.streaming import StreamEvent, citations_event, delta_event, deltas_of, done_event
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import TransientError
-from ragbus.milvus_store import ChunkHit, MilvusChunkStore
+from ragbus.milvus_store import ChunkHit
 from ragbus.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """A query's vector and its passages."""
+
+    vector: np.ndarray
+    hits: list[ChunkHit]
+
+
 class QueryService:
-    """Answers questions for one tenant at a time."""
+    """Answers questions; `tenant` scopes retrieval and the cache."""
 
     def __init__(
         self,
+        *,
         settings: ApiSettings,
         embedder: SentenceEmbedder,
-        store: MilvusChunkStore,
+        retriever: ReplicatedRetriever,
         cache: QueryCache,
+        flights: SingleFlight,
         llm: LLMAnswerer | None,
     ) -> None:
-        self.settings, self.embedder, self.store, self.cache, self.llm = settings, embedder, store, cache, llm
+        self.settings, self.embedder, self.retriever = settings, embedder, retriever
+        self.cache, self.flights, self.llm = cache, flights, llm
 
-    async def answer(self, query: str, top_k: int, tenant: str = "default") -> QueryResponse:
-        """A grounded answer with citations; cached when the same question was answered at this generation."""
+    # --- whole answers ----------------------------------------------------------------------------------------
+
+    async def answer(
+        self, query: str, top_k: int, tenant: str = "default", where: str | None = None, *, compose: bool = True
+    ) -> QueryResponse:
+        """A grounded answer with citations; from the cache while no change of the tenant's documents stales it.
+
+        `where`: metadata filter expression (query_api.metadata_filter), part of the cache key.
+        `compose`: False for retrieval only: the passages as citations and an empty answer.
+        """
         started = time.perf_counter()
-        mode = "llm" if self.llm else "extractive"
-        try:
-            key: str | None = await self.cache.key_for(tenant, query, top_k, mode)
-        except TransientError as exc:
-            log.warning("query cache skipped: %s", exc)
-            key = None
-        if key and (hit := await self.cache.get(key)):
-            metrics.QUERIES.labels("true", str(hit.degraded).lower()).inc()
-            return hit.model_copy(update={"cached": True, "took_ms": _ms(started)})
-        vector, hits = await self.retrieve(query, top_k, tenant)
-        answer, degraded = await self._compose(query, vector, hits)
-        response = QueryResponse(
-            answer=answer,
-            citations=[
-                Citation(doc_id=h.doc_id, chunk_id=h.chunk_id, title=h.title, text=h.text, score=h.score) for h in hits
-            ],
-            cached=False,
-            degraded=degraded,
-            took_ms=_ms(started),
+        collection = await self.retriever.serving_collection()
+        slot = await self._slot(tenant, query, top_k, collection, where, compose=compose)
+
+        def compute() -> Awaitable[QueryResponse]:
+            return self._compute(query, top_k, tenant, collection=collection, slot=slot, where=where, compose=compose)
+
+        if slot and (hit := await self.cache.get(slot)):
+            return self._served(hit, started, cached=True)
+        if slot is None:
+            return self._served(await compute(), started, cached=False)
+        response, shared = await self.flights.run(
+            slot.key,
+            self.cache.keys.flight_lock(slot.key) if self.cache.enabled else None,
+            compute,
+            lambda: self.cache.get(slot),
         )
-        if key and not degraded:
-            await self.cache.put(key, response)
-        metrics.QUERIES.labels("false", str(degraded).lower()).inc()
-        metrics.QUERY_SECONDS.observe(time.perf_counter() - started)
+        return self._served(response, started, cached=shared or response.cached)
+
+    async def _compute(
+        self,
+        query: str,
+        top_k: int,
+        tenant: str,
+        *,
+        collection: str,
+        slot: CacheSlot | None,
+        where: str | None = None,
+        compose: bool = True,
+    ) -> QueryResponse:
+        try:
+            found = await self.retrieve(query, top_k, tenant, where, collection)
+        except SearchUnavailable:
+            if stale := await self._last_good(slot):
+                return stale
+            raise
+        answer, cited, degraded = await self._compose(query, found) if compose else ("", found.hits, False)
+        response = QueryResponse(answer=answer, citations=_citations(cited), cached=False, degraded=degraded)
+        if slot and not degraded:
+            await self.cache.put(slot, response)
         return response
 
-    async def retrieve(self, query: str, top_k: int, tenant: str) -> tuple[np.ndarray, list[ChunkHit]]:
-        """The query's vector and the top_k passages of `tenant` closest to it."""
-        started = time.perf_counter()
-        vector = (await asyncio.to_thread(self.embedder.encode, [query], check_length=False))[0]
-        hits = await asyncio.to_thread(self.store.search, vector.tolist(), top_k, tenant)
-        metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
-        return vector, hits
-
-    async def _compose(self, query: str, vector: np.ndarray, hits: list[ChunkHit]) -> tuple[str, bool]:
-        if hits and self.llm is not None:
+    async def _compose(self, query: str, found: Retrieved) -> tuple[str, list[ChunkHit], bool]:
+        prompt = self.llm.prompt(query, found.hits) if self.llm and found.hits else None
+        if self.llm and prompt and prompt.cited:
             try:
-                return await self.llm.answer(query, hits), False
-            except TransientError as exc:
+                return await self.llm.answer(prompt), prompt.cited, False
+            except ProvidersFailed as exc:
                 metrics.ERRORS.labels("llm").inc()
                 log.warning("LLM failed, answering extractively: %s", exc)
-                return await self._extractive(query, vector, hits), True
-        return await self._extractive(query, vector, hits), False
+                return await self._extractive(query, found), found.hits, True
+        return await self._extractive(query, found), found.hits, False
 
-    async def _extractive(self, query: str, vector: np.ndarray, hits: list[ChunkHit]) -> str:
+    # --- streamed answers -------------------------------------------------------------------------------------
+
+    async def open_stream(
+        self, query: str, top_k: int, tenant: str = "default", where: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """The answer as events. Retrieval happens here, so a failure is an HTTP error, not a broken stream."""
+        started = time.perf_counter()
+        collection = await self.retriever.serving_collection()
+        slot = await self._slot(tenant, query, top_k, collection, where)
+        if slot and (hit := await self.cache.get(slot)):
+            return self._replay(hit, started, cached=True)
+        try:
+            found = await self.retrieve(query, top_k, tenant, where, collection)
+        except SearchUnavailable:
+            if stale := await self._last_good(slot):
+                return self._replay(stale, started, cached=True)
+            raise
+        prompt = self.llm.prompt(query, found.hits) if self.llm and found.hits else None
+        if self.llm and prompt and prompt.cited:
+            try:
+                deltas, provider = await self.llm.stream(prompt)
+            except ProvidersFailed as exc:
+                metrics.ERRORS.labels("llm").inc()
+                log.warning("LLM failed, answering extractively: %s", exc)
+                return self._extractive_stream(query, found, started, degraded=True)
+            return self._llm_stream(
+                query=query, found=found, prompt=prompt, deltas=deltas, provider=provider, slot=slot, started=started
+            )
+        return self._extractive_stream(query, found, started, degraded=False, slot=slot)
+
+    async def _llm_stream(
+        self,
+        *,
+        query: str,
+        found: Retrieved,
+        prompt: Prompt,
+        deltas: AsyncIterator[str],
+        provider: ChatProvider,
+        slot: CacheSlot | None,
+        started: float,
+    ) -> AsyncIterator[StreamEvent]:
+        yield citations_event(_citations(prompt.cited))
+        parts: list[str] = []
+        try:
+            async for piece in deltas:
+                parts.append(piece)
+                yield delta_event(piece)
+        except Exception as exc:  # the provider died mid-answer: void what was sent, answer extractively
+            provider.breaker.record_failure()
+            metrics.ERRORS.labels("llm").inc()
+            log.warning("LLM stream from %s broke off, answering extractively: %s", provider.name, exc)
+            yield StreamEvent("reset", {"reason": "llm_failed"})
+            for event in deltas_of(await self._extractive(query, found)):
+                yield event
+            yield self._done(started, cached=False, degraded=True)
+            return
+        provider.breaker.record_success()
+        if slot:
+            answer = keep_valid_citations("".join(parts), len(prompt.cited))
+            await self.cache.put(
+                slot, QueryResponse(answer=answer, citations=_citations(prompt.cited), cached=False, degraded=False)
+            )
+        yield self._done(started, cached=False, degraded=False)
+
+    async def _extractive_stream(
+        self, query: str, found: Retrieved, started: float, *, degraded: bool, slot: CacheSlot | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        response = QueryResponse(
+            answer=await self._extractive(query, found),
+            citations=_citations(found.hits),
+            cached=False,
+            degraded=degraded,
+        )
+        if slot and not degraded:
+            await self.cache.put(slot, response)
+        async for event in self._replay(response, started, cached=False):
+            yield event
+
+    async def _replay(self, response: QueryResponse, started: float, *, cached: bool) -> AsyncIterator[StreamEvent]:
+        yield citations_event(response.citations)
+        for event in deltas_of(response.answer):
+            yield event
+        yield self._done(started, cached=cached, degraded=response.degraded)
+
+    def _done(self, started: float, *, cached: bool, degraded: bool) -> StreamEvent:
+        metrics.QUERIES.labels(str(cached).lower(), str(degraded).lower()).inc()
+        metrics.QUERY_SECONDS.observe(time.perf_counter() - started)
+        return done_event(cached=cached, degraded=degraded, took_ms=_ms(started))
+
+    # --- shared steps -----------------------------------------------------------------------------------------
+
+    async def retrieve(
+        self, query: str, top_k: int, tenant: str, where: str | None = None, collection: str | None = None
+    ) -> Retrieved:
+        """The query's vector and the top_k passages of `tenant` (matching `where`) closest to it.
+
+        `collection`: the serving collection this query's cache key names (default: whatever the alias resolves to).
+        """
+        started = time.perf_counter()
+        vector = (await asyncio.to_thread(self.embedder.encode, [query], check_length=False))[0]
+        hybrid = self.settings.retrieval == "hybrid"
+        search = SearchQuery(where, collection or None, query if hybrid else None, self.settings.rrf_k)
+        hits = await self.retriever.search(vector.tolist(), top_k, tenant, search)
+        metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
+        return Retrieved(vector, hits)
+
+    async def _slot(
+        self, tenant: str, query: str, top_k: int, collection: str, where: str | None = None, *, compose: bool = True
+    ) -> CacheSlot | None:
+        if not self.cache.enabled:
+            return None
+        mode = ("llm" if self.llm else "extractive") if compose else "retrieve"
+        try:
+            shape = f"top_k={top_k}\x00mode={mode}\x00retrieval={self.settings.retrieval}"
+            params = f"{shape}\x00collection={collection}\x00where={where or ''}"
+            return await self.cache.slot(tenant, query, params)
+        except TransientError as exc:
+            log.warning("query cache skipped: %s", exc)
+            return None
+
+    async def _last_good(self, slot: CacheSlot | None) -> QueryResponse | None:
+        """While search is down: the latest cached answer to this query, marked degraded."""
+        stale = await self.cache.last_good(slot) if slot else None
+        if stale is None:
+            return None
+        log.warning("vector search down: serving the last cached answer")
+        return stale.model_copy(update={"cached": True, "degraded": True})
+
+    async def _extractive(self, query: str, found: Retrieved) -> str:
         def semantic(sentences: list[str]) -> list[float]:
             # Cosine similarity of each sentence to the question (vectors are unit length).
-            return (self.embedder.encode(sentences, check_length=False) @ vector).tolist()
+            return (self.embedder.encode(sentences, check_length=False) @ found.vector).tolist()
 
         passages = self.settings.answer_passages
-        return await asyncio.to_thread(extractive_answer, query, hits, passages, 2, semantic)
+        return await asyncio.to_thread(extractive_answer, query, found.hits, passages, 2, semantic)
+
+    def _served(self, response: QueryResponse, started: float, *, cached: bool) -> QueryResponse:
+        metrics.QUERIES.labels(str(cached).lower(), str(response.degraded).lower()).inc()
+        metrics.QUERY_SECONDS.observe(time.perf_counter() - started)
+        return response.model_copy(update={"cached": cached, "took_ms": _ms(started)})
+
+
+def _citations(hits: list[ChunkHit]) -> list[Citation]:
+    return [Citation(doc_id=h.doc_id, chunk_id=h.chunk_id, title=h.title, text=h.text, score=h.score) for h in hits]
 
 
 def _ms(started: float) -> float:

@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 import httpx
 import typer
 
+from ragbus.api_key_cli import api_key_app
 from ragbus.errors import RagbusError
 from ragbus.logging_setup import configure_logging
 from ragbus.settings import Settings, load_settings
@@ -75,13 +76,17 @@ def up(
         os.environ.update(stack.start_servers())
         running = load_settings()
         stack.prepare(running)
-        stack.start_apps()
+        stack.start_apps(running)
         if demo:
             _publish_demo(running)
         _print_ready(stack.api_url)
+        ticks = 0
         while True:
             stack.check_alive()
             time.sleep(1)
+            ticks += 1
+            if ticks % 5 == 0:
+                stack.supervise()
     except KeyboardInterrupt:
         typer.echo("stopping ...")
     except (RagbusError, typer.Exit) as exc:
@@ -105,47 +110,22 @@ def _project_root() -> Path:
 
 
 def _publish_demo(settings: Settings) -> None:
-    from producers.publisher import publish_documents
-    from producers.sources import read_documents
+    from ragbus.cli_publish import publish_with_progress, read_with_progress
+    from ragbus.cli_wait import wait_for_documents
 
     root = _project_root()
     paths = [p for p in (root / "README.md", root / "docs") if p.exists()]
-    events = read_documents(paths)
-    report = asyncio.run(publish_documents(settings, events))
+    events = read_with_progress(paths, tenant="default")
+    report = publish_with_progress(settings, events)
     typer.echo(f"published {report.events} demo documents to {report.topic}; waiting until they are searchable ...")
-    _wait(settings, dict(report.versions), timeout_s=600)
-
-
-def _wait(settings: Settings, expected: dict[tuple[str, str], int | None], timeout_s: float) -> None:
-    from producers.wait import wait_until_indexed
-    from ragbus.milvus_store import MilvusChunkStore
-
-    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
-    last = [-1]
-
-    def progress(done: int, total: int) -> None:
-        if done != last[0]:
-            last[0] = done
-            typer.echo(f"  indexed {done}/{total}")
-
-    started = time.monotonic()
-    try:
-        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=timeout_s, on_progress=progress))
-    finally:
-        store.close()
-    if pending:
-        shown = ", ".join(d for _, d in sorted(pending)[:5])
-        _fail(
-            f"{len(pending)} documents not indexed after {timeout_s:.0f}s (e.g. {shown}); see `ragbus dlq` "
-            "and the worker logs under .ragbus/logs"
-        )
-    typer.echo(f"all {len(expected)} documents searchable in {time.monotonic() - started:.1f}s")
+    wait_for_documents(settings, events, timeout_s=600)
 
 
 def _print_ready(api_url: str) -> None:
     body = '{"query": "' + DEMO_QUESTION + '", "top_k": 3}'
     typer.echo(
         "\nragbus is up.\n"
+        f"  Web:    {api_url}/   (ask in the browser)\n"
         f"  API:    {api_url}   (OpenAPI docs: {api_url}/docs)\n"
         f"  Query:  curl -s {api_url}/v1/query -H 'content-type: application/json' -d '{body}'\n"
         "  Stop:   Ctrl-C\n"
@@ -159,21 +139,25 @@ def publish(
     wait: Annotated[bool, typer.Option(help="Wait until every document is searchable.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 600.0,
 ) -> None:
-    """Publish documents (create or update) to the documents topic, keyed by document id."""
-    from producers.publisher import publish_documents
-    from producers.sources import read_documents
+    """Publish documents (create or update) to the documents topic, keyed by document id.
+
+    Shows files read, events sent and bytes (a bar on a terminal, periodic lines otherwise); with --wait, then
+    follows the documents until searchable and prints how many were indexed, dead-lettered or still pending.
+    """
+    from ragbus.cli_publish import publish_with_progress, read_with_progress
+    from ragbus.cli_wait import wait_for_documents
 
     settings = _settings()
     try:
-        events = read_documents(paths, tenant=tenant)
+        events = read_with_progress(paths, tenant)
         if not events:
             _fail("no .txt, .md or .jsonl documents found under the given paths")
-        report = asyncio.run(publish_documents(settings, events))
+        report = publish_with_progress(settings, events)
     except RagbusError as exc:
         _fail(f"{exc}\nnothing was published" if exc.code == "invalid_input" else str(exc))
     typer.echo(f"published {report.events} documents ({report.bytes} bytes) to {report.topic}")
     if wait:
-        _wait(settings, dict(report.versions), timeout)
+        wait_for_documents(settings, events, timeout_s=timeout)
 
 
 @app.command()
@@ -199,7 +183,9 @@ def delete(
         _fail(str(exc))
     typer.echo(f"published {report.events} deletes to {report.topic}")
     if wait:
-        _wait(settings, dict.fromkeys(report.versions), timeout)
+        from ragbus.cli_wait import wait_for_documents
+
+        wait_for_documents(settings, events, timeout_s=timeout, deleted=True)
 
 
 @app.command()
@@ -207,12 +193,16 @@ def query(
     question: Annotated[str, typer.Argument(help="The question.")],
     top_k: Annotated[int, typer.Option(help="Passages to retrieve.")] = 5,
     api_url: Annotated[str | None, typer.Option(envvar="RAGBUS_API_URL", help="Query API base URL.")] = None,
+    credential: Annotated[
+        str | None, typer.Option("--api-key", envvar="RAGBUS_QUERY_API_KEY", help="API key or JWT (auth on).")
+    ] = None,
 ) -> None:
     """Ask the query API and print the answer with its citations."""
     _settings()
     url = api_url or os.environ.get("RAGBUS_API_URL") or "http://127.0.0.1:8000"
     try:
-        response = httpx.post(f"{url}/v1/query", json={"query": question, "top_k": top_k}, timeout=60)
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        response = httpx.post(f"{url}/v1/query", json={"query": question, "top_k": top_k}, headers=headers, timeout=60)
     except httpx.HTTPError as exc:
         _fail(f"query API at {url} unreachable ({exc}); start it with `ragbus up` or set RAGBUS_API_URL")
     body = response.json()
@@ -238,6 +228,7 @@ def status() -> None:
     typer.echo(render(asyncio.run(collect_status(settings))))
 
 
+app.add_typer(api_key_app, name="api-key")
 dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 StageOption = Annotated[list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")]
@@ -281,15 +272,26 @@ def dlq_replay(stage: StageOption = None) -> None:
 
 
 @app.command()
-def worker(stage: Annotated[Stage, typer.Argument(help="Which pipeline stage to run.")]) -> None:
+def worker(
+    stage: Annotated[Stage, typer.Argument(help="Which pipeline stage to run.")],
+    pipeline: Annotated[
+        str | None,
+        typer.Option(envvar="RAGBUS_WORKER_PIPELINE", help="Collection of a reindex pipeline; default: the first."),
+    ] = None,
+) -> None:
     """Run one pipeline worker (consumes until SIGTERM, then finishes its batch and commits)."""
     configure_logging(f"worker-{stage.value}")
+    if pipeline:
+        os.environ["RAGBUS_WORKER_PIPELINE"] = pipeline
     settings = _settings()
     from importlib import import_module
 
+    from ragbus.pipelines import resolve_pipeline
+
     module = import_module(f"workers.{stage.value}.app")
     try:
-        asyncio.run(module.create_app(settings).run())
+        context = asyncio.run(resolve_pipeline(settings))
+        asyncio.run(module.create_app(context).run())
     except RagbusError as exc:
         _fail(str(exc))
 
@@ -310,6 +312,16 @@ def api() -> None:
         log_config=None,
         timeout_graceful_shutdown=5,
     )
+
+
+def _register_reindex_commands() -> None:
+    from ragbus.cli_reindex import reindex_command, replay_command
+
+    app.command("reindex")(reindex_command)
+    app.command("replay")(replay_command)
+
+
+_register_reindex_commands()
 
 
 def main() -> None:

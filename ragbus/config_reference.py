@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic_settings import BaseSettings
 
 from ragbus.settings import (
+    ApiSecuritySettings,
     ApiSettings,
     ChunkingSettings,
     EmbeddingSettings,
@@ -28,6 +29,7 @@ GROUPS: list[tuple[str, type[BaseSettings]]] = [
     ("Workers", WorkerSettings),
     ("LLM", LLMSettings),
     ("Query API", ApiSettings),
+    ("Query API security (keys, tokens, rate limits)", ApiSecuritySettings),
     ("Embedded stack (`ragbus up`)", StackSettings),
 ]
 

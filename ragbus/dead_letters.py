@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets, start_client
+from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.topics import Topics
@@ -34,10 +35,10 @@ def replay_group(settings: Settings, stage: str) -> str:
 
 async def _read_all(settings: Settings, stage: str, group: str | None) -> tuple[AIOKafkaConsumer, list[DeadLetter]]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False,
+        **kafka_connection(settings), group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest",
     )  # fmt: skip
-    await consumer.start()
+    await start_client(settings, consumer)
     try:
         return consumer, await _read_letters(consumer, settings, stage)
     except BaseException:
@@ -52,8 +53,8 @@ async def _read_letters(consumer: AIOKafkaConsumer, settings: Settings, stage: s
     if not tps:
         return []
     ends = await end_offsets(consumer, tps)
-    replay = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=replay_group(settings, stage))
-    await replay.start()
+    replay = AIOKafkaConsumer(**kafka_connection(settings), group_id=replay_group(settings, stage))
+    await start_client(settings, replay)
     try:
         done = {tp: (await replay.committed(tp)) or 0 for tp in tps}
     finally:

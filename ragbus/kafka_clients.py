@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
 from ragbus.errors import PermanentError, TransientError
+from ragbus.kafka_security import kafka_connection, kafka_start_error
 from ragbus.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,18 @@ class OutboundMessage:
 
 
 def _common(settings: Settings) -> dict[str, object]:
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap,
-        "request_timeout_ms": settings.kafka.request_timeout_ms,
-    }
+    return {**kafka_connection(settings), "request_timeout_ms": settings.kafka.request_timeout_ms}
+
+
+async def start_client(settings: Settings, client: AIOKafkaConsumer | AIOKafkaAdminClient) -> None:
+    """Start an aiokafka consumer or admin client: a refused login or certificate is a ConfigError naming the
+    settings, a cluster that is down a TransientError (and the half-started client is closed either way)."""
+    try:
+        await client.start()
+    except (KafkaConnectionError, KeyError, ValueError) as exc:
+        with contextlib.suppress(Exception):
+            await (client.stop() if isinstance(client, AIOKafkaConsumer) else client.close())
+        raise await kafka_start_error(settings, exc) from None
 
 
 async def ensure_topics(settings: Settings, topics: Sequence[str], *, compacted: Sequence[str] = ()) -> None:
@@ -53,10 +63,9 @@ async def ensure_topics(settings: Settings, topics: Sequence[str], *, compacted:
         for topic, code, message in getattr(response, "topic_errors", []):
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise TransientError(f"cannot create topic {topic}: error {code} {message}")
-    except KafkaConnectionError as exc:
-        raise TransientError(
-            f"Kafka at {settings.kafka_bootstrap} unreachable ({exc}); check RAGBUS_KAFKA_BOOTSTRAP"
-        ) from exc
+    except (KafkaConnectionError, KeyError, ValueError) as exc:
+        # A refused login surfaces as a KeyError/ValueError of the SCRAM exchange; see kafka_start_error.
+        raise await kafka_start_error(settings, exc) from None
     finally:
         await admin.close()
 
@@ -92,11 +101,9 @@ class KafkaEventProducer:
                 sender_log.setLevel(logging.CRITICAL)
             try:
                 await producer.start()
-            except KafkaConnectionError as exc:
+            except (KafkaConnectionError, KeyError, ValueError) as exc:
                 await producer.stop()
-                raise TransientError(
-                    f"Kafka at {self.settings.kafka_bootstrap} unreachable ({exc}); check RAGBUS_KAFKA_BOOTSTRAP"
-                ) from exc
+                raise await kafka_start_error(self.settings, exc) from None
             except KafkaError as exc:
                 await producer.stop()
                 if mode == "auto" and idempotent:
@@ -162,15 +169,21 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> 
     return ends
 
 
-async def consumer_lag(settings: Settings, group: str, topic: str) -> dict[int, int]:
-    """Messages of `topic` not yet committed by `group`, per partition (without joining the group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
+async def group_offsets(settings: Settings, group: str, topic: str) -> dict[int, tuple[int, int]]:
+    """(committed offset of `group`, end offset) of each partition of `topic`, without joining the group."""
+    consumer = AIOKafkaConsumer(**kafka_connection(settings), group_id=group, enable_auto_commit=False)
+    await start_client(settings, consumer)
     try:
         await consumer._client.force_metadata_update()  # a topic first used here has no metadata yet
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
         committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
         ends = await end_offsets(consumer, tps) if tps else {}
-        return {tp.partition: max(0, ends[tp] - committed[tp]) for tp in tps}
+        return {tp.partition: (committed[tp], ends[tp]) for tp in tps}
     finally:
         await consumer.stop()
+
+
+async def consumer_lag(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """Messages of `topic` not yet committed by `group`, per partition (without joining the group)."""
+    offsets = await group_offsets(settings, group, topic)
+    return {partition: max(0, end - committed) for partition, (committed, end) in offsets.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 STAGE_MESSAGES = Counter("ragbus_stage_messages_total", "Messages a stage finished, by outcome.", ["stage", "outcome"])
 STAGE_BATCH_SECONDS = Histogram(
@@ -27,3 +27,20 @@ FRESHNESS_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
 )
 STALE_EVENTS = Counter("ragbus_stale_events_total", "Events older than the indexed version, ignored.", ["stage"])
+CONSUMER_LAG = Gauge(
+    "ragbus_consumer_lag_messages",
+    "Records of the stage's input topic its consumer group has not committed yet, per partition.",
+    ["stage", "group", "topic", "partition"],
+)
+CONSUMER_LAG_ERRORS = Counter(
+    "ragbus_consumer_lag_errors_total", "Lag readings that failed (Kafka unreachable).", ["stage"]
+)
+
+
+def register_stage(stage: str) -> None:
+    """Export a stage's series at 0 from the start, so the first failure is an increase Prometheus can see."""
+    for outcome in ("ok", "dead_lettered"):
+        STAGE_MESSAGES.labels(stage, outcome)
+    STAGE_RETRIES.labels(stage)
+    STAGE_BATCH_SECONDS.labels(stage)
+    STAGE_BATCH_SIZE.labels(stage)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from pymilvus import CollectionSchema, DataType, MilvusClient, MilvusException
+import numpy as np
+from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient, MilvusException, RRFRanker
 
-from ragbus.errors import PermanentError, RagbusError, TransientError
+from ragbus.errors import ConfigError, PermanentError, RagbusError, TransientError
+from ragbus.milvus_bm25 import SPARSE_FIELD, add_bm25, supports_bm25
+from ragbus.milvus_bm25 import has_bm25 as described_with_bm25
 from ragbus.settings import MilvusSettings
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
 
@@ -32,8 +36,19 @@ _GRPC_OPTIONS = {
 }
 # Milvus error texts that mean the request's data is wrong (retrying cannot help).
 _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
+_MISSING_COLLECTION = re.compile(r"collection not found|can ?not find collection|can't find collection|not exist", re.I)
 _DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
 _OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
+
+
+def milvus_tls_options(settings: MilvusSettings) -> dict[str, Any]:
+    """pymilvus TLS options from RAGBUS_MILVUS_SECURE / SERVER_PEM_PATH / SERVER_NAME (an https URI implies TLS)."""
+    options: dict[str, Any] = {"secure": True} if settings.secure else {}
+    if settings.server_pem_path is not None:
+        options["server_pem_path"] = str(settings.server_pem_path)
+    if settings.server_name:
+        options["server_name"] = settings.server_name
+    return options
 
 
 def milvus_str(value: str) -> str:
@@ -63,9 +78,19 @@ class MilvusChunkStore:
         self.settings = settings
         self.uri = uri
         self.alias = settings.alias
+        self._bm25_by_collection: dict[str, bool] = {}
         token = settings.token.get_secret_value() if settings.token else ""
         self.client: MilvusClient = self.call(
-            lambda: MilvusClient(uri=uri, token=token, timeout=settings.timeout_s, grpc_options=_GRPC_OPTIONS)
+            lambda: MilvusClient(
+                uri=uri,
+                token=token,
+                timeout=settings.timeout_s,
+                grpc_options=_GRPC_OPTIONS,
+                # pymilvus 3 shares one connection per address|token, whatever the TLS options: a store with
+                # another CA or no TLS would silently ride an earlier store's channel. Each store owns its own.
+                dedicated=True,
+                **milvus_tls_options(settings),
+            )
         )
 
     def close(self) -> None:
@@ -80,38 +105,92 @@ class MilvusChunkStore:
         """
         try:
             return fn()
-        except MilvusException as exc:
+        except Exception as exc:
+            if refused := self._security_refusal(exc):
+                raise refused from None  # the chain can carry the URI's user-info; the message names the fix
+            mapped = self._mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def _mapped(self, exc: Exception) -> Exception:
+        if isinstance(exc, MilvusException):
             text = str(exc).lower()
             if any(marker in text for marker in _DATA_ERRORS):
-                raise PermanentError(f"Milvus rejected the data: {exc}", code="milvus_rejected") from exc
+                return PermanentError(f"Milvus rejected the data: {exc}", code="milvus_rejected")
             if "released" in text or "not loaded" in text:
                 self._reload(_RELEASED.search(str(exc)))
-            raise TransientError(f"Milvus at {self.uri} failed: {exc}") from exc
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("grpc"):
-                raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
-            raise
+            return TransientError(f"Milvus at {self.uri} failed: {exc}")
+        if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or type(exc).__module__.startswith("grpc"):
+            return TransientError(f"Milvus at {self.uri} unreachable: {exc}")
+        return exc
+
+    def _security_refusal(self, exc: BaseException) -> ConfigError | None:
+        """A refused login or an untrusted server certificate: a ConfigError naming the settings, never the secret."""
+        seen: list[BaseException] = []
+        cause: BaseException | None = exc
+        while cause is not None and len(seen) < 8 and all(cause is not s for s in seen):
+            seen.append(cause)
+            status = getattr(cause, "code", None)
+            grpc_error = type(cause).__module__.startswith("grpc") and callable(status)
+            name = getattr(status(), "name", "") if grpc_error and status is not None else ""
+            details = str(cause)
+            if name in {"UNAUTHENTICATED", "PERMISSION_DENIED"}:
+                return ConfigError(
+                    f"Milvus at {self.uri} refused the credentials ({name.lower()}); check RAGBUS_MILVUS_TOKEN or "
+                    "RAGBUS_MILVUS_TOKEN_FILE (user:password or an API token) and that user's privileges"
+                )
+            if "CERTIFICATE_VERIFY_FAILED" in details or "Tls handshake failed" in details:
+                return ConfigError(
+                    f"TLS handshake with Milvus at {self.uri} failed (CERTIFICATE_VERIFY_FAILED); check "
+                    "RAGBUS_MILVUS_SERVER_PEM_PATH (the CA or certificate to trust) and RAGBUS_MILVUS_SERVER_NAME"
+                )
+            cause = cause.__cause__ or cause.__context__
+        return None
 
     def _reload(self, named: re.Match[str] | None) -> None:
         # A restarted server keeps collections released until someone loads them.
         with contextlib.suppress(Exception):
             target = named.group(1) if named else self.alias_target()
             if target:
-                self.client.load_collection(target)
+                self.load(target)
+
+    def load(self, collection: str) -> None:
+        """Load `collection` with RAGBUS_MILVUS_REPLICA_NUMBER in-memory replicas, or one where the server can't."""
+        replicas = self.settings.replica_number
+        if replicas > 1:
+            try:
+                self.client.load_collection(collection, replica_number=replicas)
+                return
+            except MilvusException as exc:
+                # A standalone server (one query node) refuses more replicas than nodes: serve with one.
+                log.warning("RAGBUS_MILVUS_REPLICA_NUMBER=%d not applied to %s: %s", replicas, collection, exc)
+        self.client.load_collection(collection)
 
     # --- collections and aliases -------------------------------------------------------------------------
 
     def ensure_collection(self, collection: str, dim: int) -> None:
-        """Create the chunk collection and its document-state collection if missing, loaded. Idempotent."""
-        self.ensure_loaded(collection, lambda: self._chunk_schema(dim), "embedding", "COSINE")
+        """Create the chunk collection and its document-state collection if missing, loaded. Idempotent.
+
+        With RAGBUS_MILVUS_BM25=auto and a server that does BM25, a new collection also gets the BM25 sparse field
+        (hybrid retrieval); an existing collection keeps the schema it was created with.
+        """
+        bm25 = False
+        if not self.call(lambda: self.client.has_collection(collection)):
+            bm25 = self.settings.bm25 == "auto" and self.call(lambda: supports_bm25(self.client))
+        self.ensure_loaded(
+            collection,
+            lambda: self._chunk_schema(dim, bm25=bm25),
+            "embedding",
+            "COSINE",
+            sparse_index=SPARSE_FIELD if bm25 else None,
+        )
         self._check_dim(collection, dim)
         from ragbus.document_states import MilvusDocumentStates
 
         MilvusDocumentStates(self).ensure(collection)
 
-    def _chunk_schema(self, dim: int) -> CollectionSchema:
+    def _chunk_schema(self, dim: int, *, bm25: bool = False) -> CollectionSchema:
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=128)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
@@ -119,23 +198,35 @@ class MilvusChunkStore:
         schema.add_field("version", DataType.INT64)
         schema.add_field("chunk_index", DataType.INT64)
         schema.add_field("title", DataType.VARCHAR, max_length=4096)
-        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX, **({"enable_analyzer": True} if bm25 else {}))
         schema.add_field("source", DataType.VARCHAR, max_length=4096)
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("produced_at_ms", DataType.INT64)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+        if bm25:
+            add_bm25(schema)
         return schema
 
     def ensure_loaded(
-        self, collection: str, schema: Callable[[], CollectionSchema], vector_field: str, metric: str
+        self,
+        collection: str,
+        schema: Callable[[], CollectionSchema],
+        vector_field: str,
+        metric: str,
+        sparse_index: str | None = None,
     ) -> None:
-        """Create `collection` with `schema` and an AUTOINDEX on `vector_field` unless it exists; load it."""
+        """Create `collection` with `schema` and an AUTOINDEX on `vector_field` unless it exists; load it.
+
+        `sparse_index` names a BM25 sparse field to index as well.
+        """
         if self.call(lambda: self.client.has_collection(collection)):
             # A restarted server keeps collections released; searching one needs it loaded (idempotent).
-            self.call(lambda: self.client.load_collection(collection))
+            self.call(lambda: self.load(collection))
             return
         index = self.client.prepare_index_params()
         index.add_index(field_name=vector_field, index_type="AUTOINDEX", metric_type=metric)
+        if sparse_index:
+            index.add_index(field_name=sparse_index, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         try:
             self.call(
                 lambda: self.client.create_collection(
@@ -149,6 +240,8 @@ class MilvusChunkStore:
             # Another process created it between our check and our create.
             if not self.call(lambda: self.client.has_collection(collection)):
                 raise
+        if self.settings.replica_number > 1:
+            self.call(lambda: self.load(collection))  # created loaded with one replica
         log.info("created Milvus collection %s", collection)
 
     def _check_dim(self, collection: str, dim: int) -> None:
@@ -193,17 +286,28 @@ class MilvusChunkStore:
 
     # --- writes ---------------------------------------------------------------------------------------------
 
-    def replace_documents(self, docs: list[EmbeddedDocument], collection: str | None = None) -> int:
-        """Upsert every chunk of these versions, then remove their chunks of other versions. Idempotent."""
+    def replace_documents(
+        self,
+        docs: list[EmbeddedDocument],
+        collection: str | None = None,
+        *,
+        first_seen: Collection[tuple[str, str]] = (),
+    ) -> int:
+        """Upsert every chunk of these versions, then remove their chunks of other versions. Idempotent.
+
+        Documents in `first_seen` (tenant, doc_id) have no chunks in the collection yet, so the removal (a filtered
+        delete that scans the collection) is skipped for them: that is most documents of a reindex.
+        """
         target = collection or self.alias
         rows = [_row(doc, chunk) for doc in docs for chunk in doc.chunks]
         for start in range(0, len(rows), 512):
             batch = rows[start : start + 512]
             self.call(partial(self.client.upsert, target, batch))
-        for start in range(0, len(docs), 64):
+        seen = [doc for doc in docs if (doc.tenant, doc.doc_id) not in first_seen]
+        for start in range(0, len(seen), 64):
             stale = " or ".join(
                 f"({self._doc_filter(doc.tenant, doc.doc_id)} and version != {int(doc.version)})"
-                for doc in docs[start : start + 64]
+                for doc in seen[start : start + 64]
             )
             self.call(partial(self.client.delete, target, filter=stale))
         return len(rows)
@@ -238,22 +342,90 @@ class MilvusChunkStore:
         rows = self.call(lambda: self.client.query(self.alias, filter=expr, output_fields=["count(*)"]))
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def search(self, vector: list[float], top_k: int, tenant: str) -> list[ChunkHit]:
-        """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet."""
+    def search(
+        self,
+        vector: list[float],
+        top_k: int,
+        tenant: str,
+        where: str | None = None,
+        *,
+        collection: str | None = None,
+        text: str | None = None,
+        rrf_k: int = 60,
+    ) -> list[ChunkHit]:
+        """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet.
+
+        `where` narrows the search further (query_api.metadata_filter builds it, escaped); it is ANDed after the
+        tenant clause, so it can never widen the search to another tenant. `collection` names the collection to
+        search (the API passes the alias target it resolved, so its cache key and its data always agree, even
+        while a server's proxies still resolve the alias to the previous collection); by default, the alias.
+        With `text` and a collection that has the BM25 field, the search is hybrid: BM25 on `text` and dense on
+        `vector`, fused by reciprocal rank fusion (`rrf_k`); each hit's score is still its cosine to `vector`.
+        """
+        expr = f"tenant == {milvus_str(tenant)}" + (f" and ({where})" if where else "")
+        if collection:
+            try:
+                return self._search(collection, vector, top_k, expr, text, rrf_k)
+            except TransientError as exc:
+                if not _MISSING_COLLECTION.search(str(exc)):
+                    raise
+                log.warning("collection %s is gone (pruned?): searching through alias %s", collection, self.alias)
         if self.alias_target() is None:
             return []
+        return self._search(self.alias, vector, top_k, expr, text, rrf_k)
+
+    def has_bm25(self, collection: str) -> bool:
+        """Whether `collection` (or the alias) has the BM25 field; asked once per name."""
+        known = self._bm25_by_collection.get(collection)
+        if known is None:
+            known = described_with_bm25(self.call(lambda: self.client.describe_collection(collection)))
+            self._bm25_by_collection[collection] = known
+        return known
+
+    def _search(  # noqa: PLR0917 - the one place a search is assembled
+        self, target: str, vector: list[float], top_k: int, expr: str, text: str | None, rrf_k: int
+    ) -> list[ChunkHit]:
+        if text and text.strip() and self.has_bm25(target):
+            return self._hybrid_search(target, vector, top_k, expr, text, rrf_k)
         result = self.call(
             lambda: self.client.search(
-                self.alias,
+                target,
                 data=[vector],
                 limit=top_k,
-                filter=f"tenant == {milvus_str(tenant)}",
+                filter=expr,
                 output_fields=_OUTPUT_FIELDS,
                 search_params={"metric_type": "COSINE"},
                 consistency_level=self.settings.consistency_level,
             )
         )
         return [_to_hit(hit) for hit in result[0]] if result else []
+
+    def _hybrid_search(  # noqa: PLR0917
+        self, target: str, vector: list[float], top_k: int, expr: str, text: str, rrf_k: int
+    ) -> list[ChunkHit]:
+        requests = [
+            AnnSearchRequest(
+                data=[vector], anns_field="embedding", param={"metric_type": "COSINE"}, limit=top_k, expr=expr
+            ),
+            AnnSearchRequest(
+                data=[text], anns_field=SPARSE_FIELD, param={"metric_type": "BM25"}, limit=top_k, expr=expr
+            ),
+        ]
+        result = self.call(
+            lambda: self.client.hybrid_search(
+                target,
+                requests,
+                RRFRanker(rrf_k),
+                limit=top_k,
+                output_fields=[*_OUTPUT_FIELDS, "embedding"],
+                consistency_level=self.settings.consistency_level,
+            )
+        )
+        hits = result[0] if result else []
+        # Fused order; the score stays the cosine to the query (what citations and the extractive cut expect).
+        return [
+            dataclasses.replace(_to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"]))) for hit in hits
+        ]
 
 
 def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk) -> dict[str, Any]:

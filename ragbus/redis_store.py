@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -17,11 +18,33 @@ from ragbus.settings import RedisSettings
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
+def redis_options(settings: RedisSettings) -> dict[str, Any]:
+    """Connection options beyond the URL: ACL user, password and TLS files (each only when set)."""
+    options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
+    if settings.username:
+        options["username"] = settings.username
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    for option, path in (
+        ("ssl_ca_certs", settings.ssl_ca_file),
+        ("ssl_certfile", settings.ssl_cert_file),
+        ("ssl_keyfile", settings.ssl_key_file),
+    ):
+        if path is not None:
+            options[option] = str(path)
+    return options
+
+
 def open_redis(settings: RedisSettings) -> Redis:
-    """A client for RAGBUS_REDIS_URL (lazy: the first command connects)."""
-    return Redis.from_url(
-        settings.url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-    )
+    """A client for RAGBUS_REDIS_URL (lazy: the first command connects); a RedisCluster with RAGBUS_REDIS_CLUSTER.
+
+    The cluster client answers every command ragbus sends (single-key commands, non-transactional pipelines split
+    per slot, scripts whose keys share a `{hash tag}`), so callers keep one type.
+    """
+    url, options = settings.url.get_secret_value(), redis_options(settings)
+    if settings.cluster:
+        return cast(Redis, RedisCluster.from_url(url, **options))
+    return Redis.from_url(url, health_check_interval=30, **options)
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,10 @@ class KeySpace:
         """Cached embedding of `text` by `model` (content-addressed)."""
         digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
         return f"{self.namespace}:emb:{digest}"
+
+    def embedding_cache_stats(self) -> str:
+        """Hash of embedding cache lookups by result (hit, miss), for `ragbus status`."""
+        return f"{self.namespace}:stats:embedding-cache"
 
     def generation(self, alias: str) -> str:
         """Counter bumped whenever what `alias` serves changes; part of every query-cache key."""
@@ -55,7 +82,17 @@ class RedisEmbeddingCache:
         if not texts:
             return []
         try:
-            raw = await self.redis.mget([self.keys.embedding(self.model, t) for t in texts])
+            # One GET per key in a non-transactional pipeline, not MGET: on Redis Cluster the keys (content
+            # hashes) live on every slot, and the cluster pipeline sends each node its own keys.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for text in texts:
+                    pipe.get(self.keys.embedding(self.model, text))
+                raw = await pipe.execute()
+            hits = sum(v is not None for v in raw)
+            async with self.redis.pipeline(transaction=False) as pipe:  # shared by every embedder replica
+                pipe.hincrby(self.keys.embedding_cache_stats(), "hit", hits)
+                pipe.hincrby(self.keys.embedding_cache_stats(), "miss", len(raw) - hits)
+                await pipe.execute()
         except REDIS_DOWN as exc:
             raise TransientError(f"Redis unavailable: {exc}") from exc
         # decode_responses is off: values are bytes.

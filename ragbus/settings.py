@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragbus.errors import ConfigError
@@ -20,6 +20,20 @@ _S = TypeVar("_S", bound=BaseSettings)
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, frozen=True, extra="ignore")
+
+
+def _secrets_from_files(data: object, prefix: str, fields: tuple[str, ...]) -> object:
+    """Fill each secret `x` left unset from the file named by `x_file` (Kubernetes secrets mounted as files)."""
+    if not isinstance(data, dict):
+        return data
+    for name in fields:
+        path = data.get(f"{name}_file")
+        if path and not data.get(name):
+            try:
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{prefix}{name.upper()}_FILE: cannot read {path} ({exc.strerror})") from None
+    return data
 
 
 class KafkaSettings(BaseSettings):
@@ -39,6 +53,32 @@ class KafkaSettings(BaseSettings):
     idempotent: Literal["auto", "on", "off"] = Field(
         "auto", description="Idempotent producer: auto uses it where the broker supports it."
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects: TLS (SSL), SASL, both or neither."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    sasl_password_file: Path | None = Field(None, description="File holding the SASL password (wins if both unset).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates (TLS).")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (PEM) for mutual TLS.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_file(cls, data: object) -> object:
+        return _secrets_from_files(data, "RAGBUS_KAFKA_", ("sasl_password",))
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"RAGBUS_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs RAGBUS_KAFKA_SASL_USERNAME and "
+                "RAGBUS_KAFKA_SASL_PASSWORD (or RAGBUS_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        return self
 
 
 class MilvusSettings(BaseSettings):
@@ -56,6 +96,39 @@ class MilvusSettings(BaseSettings):
         "Strong", description="Read consistency: Strong makes a delete invisible to the very next query."
     )
     timeout_s: float = Field(10.0, gt=0, description="Timeout of every Milvus call.")
+    read_uris: str | None = Field(
+        None, description="Comma-separated Milvus URIs the query API searches (read replicas); unset = the main URI."
+    )
+    token_file: Path | None = Field(None, description="File holding the Milvus token or user:password.")
+    secure: bool = Field(False, description="Connect over TLS (also implied by an https:// URI).")
+    server_pem_path: Path | None = Field(None, description="Server certificate (PEM) to trust for TLS.")
+    server_name: str | None = Field(None, description="TLS server name to verify when it differs from the host.")
+    replica_number: int = Field(
+        1, ge=1, description="In-memory replicas of each loaded collection (Milvus cluster query nodes)."
+    )
+    flush_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="Indexer: seal written rows (flush) after each pause in writes and at least this often; 0 = never.",
+    )
+    bm25: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: new collections get a BM25 full-text field where the server does BM25 (hybrid retrieval).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_file(cls, data: object) -> object:
+        return _secrets_from_files(data, "RAGBUS_MILVUS_", ("token",))
+
+    @field_validator("uri", "read_uris")
+    @classmethod
+    def _no_credentials_in_uris(cls, value: str | None) -> str | None:
+        # URIs are logged and label replica metrics: credentials belong in RAGBUS_MILVUS_TOKEN(_FILE).
+        for uri in (value or "").split(","):
+            if "@" in uri.split("//", 1)[-1].split("/", 1)[0]:
+                raise ValueError("a Milvus URI must not hold credentials: set RAGBUS_MILVUS_TOKEN or its _FILE")
+        return value
 
     @property
     def initial_collection(self) -> str:
@@ -75,6 +148,18 @@ class RedisSettings(BaseSettings):
     namespace: str = Field("ragbus", description="Prefix of every key ragbus writes.")
     embedding_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="Lifetime of a cached embedding.")
     query_cache_ttl_s: int = Field(300, ge=0, description="Lifetime of a cached answer (0 disables the cache).")
+    cluster: bool = Field(False, description="The URL names one node of a Redis Cluster (RedisCluster client).")
+    username: str | None = Field(None, description="ACL user (overrides the URL's).")
+    password: SecretStr | None = Field(None, description="Password of the ACL user or requirepass (wins over the URL).")
+    password_file: Path | None = Field(None, description="File holding the Redis password.")
+    ssl_ca_file: Path | None = Field(None, description="CA bundle for a rediss:// URL (TLS).")
+    ssl_cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    ssl_key_file: Path | None = Field(None, description="Client private key (PEM) for mutual TLS.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_file(cls, data: object) -> object:
+        return _secrets_from_files(data, "RAGBUS_REDIS_", ("password",))
 
 
 class EmbeddingSettings(BaseSettings):
@@ -87,6 +172,12 @@ class EmbeddingSettings(BaseSettings):
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode call.")
     device: str = Field("cpu", description="torch device.")
+    backend: Literal["torch", "onnx-int8"] = Field(
+        "torch", description="torch (sentence-transformers) or ONNX Runtime with int8 weights exported locally."
+    )
+    onnx_cache_dir: Path = Field(
+        Path(".ragbus/onnx"), description="Where the int8 ONNX export is kept (made once per model)."
+    )
 
 
 class ChunkingSettings(BaseSettings):
@@ -124,6 +215,29 @@ class WorkerSettings(BaseSettings):
         60.0, gt=0, description="How long a batch retries a transient failure before it is re-polled."
     )
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the worker's /metrics (0 = none).")
+    pipeline: str | None = Field(
+        None,
+        description="Collection of the indexing pipeline this worker serves (a reindex's); unset = the default one.",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the worker's /metrics (0.0.0.0 in containers).")
+    lag_interval_s: float = Field(
+        15.0, ge=0, description="How often a worker exports its group's lag per partition to /metrics (0 = never)."
+    )
+    group_suffix: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Appended to the consumer group: e.g. an indexer feeding a second Milvus deployment (`.dc2`).",
+    )
+
+
+class LLMProvider(BaseModel):
+    """One OpenAI-compatible endpoint of the fallback chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_url: str = Field(description="OpenAI-compatible base URL.")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    api_key: SecretStr = Field(SecretStr("unused"), description="API key of the endpoint.")
 
 
 class LLMSettings(BaseSettings):
@@ -137,6 +251,14 @@ class LLMSettings(BaseSettings):
     timeout_s: float = Field(30.0, gt=0, description="Timeout of one completion call.")
     max_context_tokens: int = Field(2000, ge=100, description="Token budget of retrieved context.")
     max_answer_tokens: int = Field(400, ge=16, description="max_tokens of the completion.")
+    fallbacks: list[LLMProvider] = Field(
+        [],
+        description='Fallback providers tried in order, JSON: [{"base_url": ..., "model": ..., "api_key": ...}].',
+    )
+    retries: int = Field(2, ge=0, le=10, description="Retries of a timeout, 429 or 5xx per provider (never 4xx).")
+    retry_backoff_s: float = Field(0.2, ge=0, description="First retry delay; doubles on each retry.")
+    breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a provider's breaker.")
+    breaker_cooldown_s: float = Field(30.0, gt=0, description="Open breaker waits this long before one trial call.")
 
 
 class ApiSettings(BaseSettings):
@@ -149,6 +271,59 @@ class ApiSettings(BaseSettings):
     default_top_k: int = Field(5, ge=1, description="top_k when a query gives none.")
     max_top_k: int = Field(50, ge=1, description="Largest top_k accepted.")
     answer_passages: int = Field(3, ge=1, description="Passages quoted in an extractive answer.")
+    search_timeout_s: float = Field(5.0, gt=0, description="Timeout of one vector search on one replica.")
+    retrieval: Literal["hybrid", "dense"] = Field(
+        "hybrid",
+        description="hybrid: BM25 + dense fused by reciprocal rank fusion where the collection has BM25; else dense.",
+    )
+    rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (score = sum of 1 / (k + rank)).")
+    replica_breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a replica's breaker.")
+    replica_breaker_cooldown_s: float = Field(10.0, gt=0, description="Open replica breaker waits this long.")
+    single_flight_lock_s: float = Field(
+        15.0, gt=0, description="Redis lock that lets one API process compute an answer others wait for."
+    )
+
+
+class ApiSecuritySettings(BaseSettings):
+    """Who may call the query API and how often: API keys, JWT bearer tokens, rate limits, body size."""
+
+    model_config = _config("RAGBUS_API_")
+
+    # Literal, not bool: only the exact word `off` switches authentication off; unset means on.
+    auth: Literal["on", "off"] = Field(
+        "on", description="`off` (embedded demo, tests) makes every caller tenant `default` with every scope."
+    )
+    keys: SecretStr = Field(
+        SecretStr(""),
+        description="Hashed API keys, comma-separated `sha256hex:tenant:scope+scope` (`ragbus api-key create`).",
+    )
+    keys_file: Path | None = Field(None, description="File of more hashed key entries, one per line (# comments).")
+    jwt_hs256_secret: SecretStr | None = Field(None, description="Shared secret of HS256 bearer tokens (>= 32 bytes).")
+    jwt_rs256_public_key: str | None = Field(None, description="PEM public key (or its path) of RS256 bearer tokens.")
+    jwt_issuer: str | None = Field(None, description="Required `iss` claim of bearer tokens, when set.")
+    jwt_audience: str | None = Field(None, description="Required `aud` claim of bearer tokens, when set.")
+    jwt_tenant_claim: str = Field("tenant", description="Claim naming the caller's tenant.")
+    rate_limit: int = Field(
+        600, ge=0, description="Requests per credential per window, across API processes (0 = none)."
+    )
+    rate_window_s: int = Field(60, ge=1, description="Length of the rate-limit window.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused before parsing.")
+    feedback_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="How long a query can receive feedback.")
+
+    @field_validator(
+        "keys_file", "jwt_hs256_secret", "jwt_rs256_public_key", "jwt_issuer", "jwt_audience", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and Kubernetes templates pass "" for a variable left blank: that means "not configured".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _strong_secret(self) -> ApiSecuritySettings:
+        secret = self.jwt_hs256_secret.get_secret_value() if self.jwt_hs256_secret else None
+        if secret is not None and len(secret.encode()) < 32:
+            raise ValueError("RAGBUS_API_JWT_HS256_SECRET must be at least 32 bytes")
+        return self
 
 
 class StackSettings(BaseSettings):
@@ -179,6 +354,7 @@ class Settings:
     llm: LLMSettings
     api: ApiSettings
     stack: StackSettings
+    api_security: ApiSecuritySettings
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -193,6 +369,12 @@ class Settings:
         if not self.milvus.uri:
             raise ConfigError("RAGBUS_MILVUS_URI is not set (run `ragbus up` or set it to http://host:19530)")
         return self.milvus.uri
+
+    @property
+    def milvus_read_uris(self) -> list[str]:
+        """The replicas the query API searches: RAGBUS_MILVUS_READ_URIS, else the main URI."""
+        listed = [u.strip() for u in (self.milvus.read_uris or "").split(",") if u.strip()]
+        return listed or [self.milvus_uri]
 
 
 def _load(group: type[_S]) -> _S:
@@ -219,4 +401,5 @@ def load_settings() -> Settings:
         llm=_load(LLMSettings),
         api=_load(ApiSettings),
         stack=_load(StackSettings),
+        api_security=_load(ApiSecuritySettings),
     )

@@ -1,41 +1,91 @@
-"""`ragbus status`: what the pipeline holds and owes — lag per stage, index size and alias, DLQ depth."""
+"""`ragbus status`: what the pipeline holds and owes — topics, lag per stage, DLQ depth, cache, index."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
 from ragbus.dead_letters import list_dead_letters
 from ragbus.errors import RagbusError
-from ragbus.kafka_clients import consumer_lag
+from ragbus.kafka_clients import consumer_lag, end_offsets, start_client
+from ragbus.kafka_security import kafka_connection
 from ragbus.milvus_store import MilvusChunkStore
+from ragbus.pipelines import PipelineContext, PipelineRegistry
+from ragbus.redis_store import REDIS_DOWN, KeySpace, open_redis
+from ragbus.reindex_progress import measure
 from ragbus.settings import Settings
-from schemas.topics import STAGES, Topics
+from schemas.pipelines import PipelineState
+from schemas.topics import STAGES, PipelineTopics, Topics
 
 
 @dataclass
 class PipelineStatus:
     """A snapshot; a part that could not be read holds the reason instead of a number."""
 
+    topics: dict[str, dict[int, int] | str] = field(default_factory=dict)
     lag: dict[str, dict[int, int] | str] = field(default_factory=dict)
     dead_letters: dict[str, int | str] = field(default_factory=dict)
     alias: str = ""
     alias_target: str | None = None
     chunks: int | str = 0
+    embedding_cache: tuple[int, int] | str = (0, 0)
+    pipelines: list[str] = field(default_factory=list)  # one line per live pipeline (reindexes included)
+
+    @property
+    def embedding_cache_hit_ratio(self) -> float | None:
+        """Share of embedding lookups answered from the cache (None before the first lookup)."""
+        if isinstance(self.embedding_cache, str) or not sum(self.embedding_cache):
+            return None
+        hits, misses = self.embedding_cache
+        return hits / (hits + misses)
 
 
-def _input_topic(topics: Topics, stage: str) -> str:
-    return {"chunker": topics.documents, "embedder": topics.chunks, "indexer": topics.embedded}[stage]
+async def topic_end_offsets(settings: Settings, names: list[str]) -> dict[str, dict[int, int] | str]:
+    """End offset of every partition of each topic ("missing" for a topic that does not exist)."""
+    consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
+    await start_client(settings, consumer)
+    try:
+        await consumer._client.force_metadata_update()
+        result: dict[str, dict[int, int] | str] = {}
+        for name in names:
+            partitions = sorted(consumer.partitions_for_topic(name) or set())
+            if not partitions:
+                result[name] = "missing"
+                continue
+            ends = await end_offsets(consumer, [TopicPartition(name, p) for p in partitions])
+            result[name] = {tp.partition: offset for tp, offset in ends.items()}
+        return result
+    finally:
+        await consumer.stop()
+
+
+async def _embedding_cache(settings: Settings) -> tuple[int, int] | str:
+    redis = open_redis(settings.redis)
+    try:
+        hits, misses = await redis.hmget(KeySpace(settings.redis.namespace).embedding_cache_stats(), ["hit", "miss"])
+        return int(hits or 0), int(misses or 0)
+    except REDIS_DOWN as exc:
+        return f"unavailable: {exc}"
+    finally:
+        await redis.aclose()
 
 
 async def collect_status(settings: Settings) -> PipelineStatus:
-    """Read lag, DLQ depth and the index; no secrets are included."""
+    """Read topics, lag, DLQ depth, the embedding cache and the index; no secrets are included."""
     topics = Topics(settings.kafka.topic_prefix)
     status = PipelineStatus(alias=settings.milvus.alias)
+    try:
+        status.topics = await topic_end_offsets(settings, topics.all())
+    except (RagbusError, KafkaError, OSError) as exc:
+        status.topics = dict.fromkeys(topics.all(), f"unavailable: {exc}")
+    status.embedding_cache = await _embedding_cache(settings)
+    names = PipelineTopics(topics)  # the default pipeline; reindexes are listed under pipelines
     for stage in STAGES:
-        group = f"{settings.kafka.topic_prefix}.{stage}"
         try:
-            status.lag[stage] = await consumer_lag(settings, group, _input_topic(topics, stage))
+            status.lag[stage] = await consumer_lag(settings, names.group(stage), names.input_topic(stage))
         except (RagbusError, OSError) as exc:
             status.lag[stage] = f"unavailable: {exc}"
         try:
@@ -52,17 +102,50 @@ async def collect_status(settings: Settings) -> PipelineStatus:
             store.close()
     except RagbusError as exc:
         status.chunks = f"unavailable: {exc}"
+    status.pipelines = await _pipelines(settings)
     return status
+
+
+async def _pipelines(settings: Settings) -> list[str]:
+    try:
+        specs = await PipelineRegistry(settings).load()
+        lines = []
+        for spec in sorted(specs.values(), key=lambda s: s.created_at):
+            if spec.state is PipelineState.RETIRED:
+                continue
+            line = f"{spec.collection:<30} {spec.state.value:<8} chunk_tokens={spec.chunk_tokens} model={spec.model}"
+            if not spec.default:  # a reindex: how far its replay has got
+                line += "  " + (await measure(PipelineContext.of(settings, spec))).render().split(": ", 1)[1]
+            lines.append(line)
+        return lines
+    except (RagbusError, KafkaError, OSError) as exc:
+        return [f"unavailable: {exc}"]
 
 
 def render(status: PipelineStatus) -> str:
     """Human-readable lines."""
-    lines = ["stage     lag (per partition)            pending dead letters"]
+    lines = ["topic                                    partitions  records written (end offsets)"]
+    for name, ends in status.topics.items():
+        shown = f"{len(ends):<11} {sum(ends.values())}" if isinstance(ends, dict) else ends
+        lines.append(f"{name:<40} {shown}")
+    lines.append("")
+    lines.append("stage     lag (per partition)            pending dead letters")
     for stage in STAGES:
         lag = status.lag.get(stage)
         shown = f"{sum(lag.values())} {dict(sorted(lag.items()))}" if isinstance(lag, dict) else str(lag)
         lines.append(f"{stage:<9} {shown:<30} {status.dead_letters.get(stage)}")
+    ratio = status.embedding_cache_hit_ratio
+    if isinstance(status.embedding_cache, str):
+        cache = status.embedding_cache
+    elif ratio is None:
+        cache = "no lookups yet"
+    else:
+        cache = f"hit ratio {ratio:.2f} ({status.embedding_cache[0]} of {sum(status.embedding_cache)} lookups)"
+    lines.append(f"embedding cache  {cache}")
     lines.append(
         f"index     alias {status.alias} -> {status.alias_target or '(not created yet)'}, {status.chunks} chunks"
     )
+    if status.pipelines:
+        lines.append("pipelines")
+        lines.extend(f"  {line}" for line in status.pipelines)
     return "\n".join(lines)

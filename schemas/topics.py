@@ -33,9 +33,18 @@ class Topics:
         """One CacheInvalidation per document whose indexed state changed."""
         return f"{self.prefix}.cache-invalidation.v1"
 
+    @property
+    def pipelines(self) -> str:
+        """Registry of indexing pipelines (PipelineSpec), compacted, keyed by collection."""
+        return f"{self.prefix}.pipelines.v1"
+
     def dead_letter(self, stage: str) -> str:
         """Messages a stage could not process, with the reason in headers."""
         return f"{self.prefix}.dlq.{stage}.v1"
+
+    def compacted(self) -> list[str]:
+        """Topics that keep the latest record per key (the sources of truth)."""
+        return [self.documents, self.pipelines]
 
     def all(self) -> list[str]:
         """Every topic a deployment needs, created at start-up if missing."""
@@ -44,5 +53,43 @@ class Topics:
             self.chunks,
             self.embedded,
             self.cache_invalidation,
+            self.pipelines,
             *(self.dead_letter(stage) for stage in STAGES),
         ]
+
+
+@dataclass(frozen=True)
+class PipelineTopics:
+    """Intermediate topics and consumer groups of one indexing pipeline.
+
+    The default (first) pipeline uses the plain names (`<prefix>.chunks.v1`, group `<prefix>.chunker`); a pipeline
+    added by a reindex has its own, named after its collection, so it replays the documents topic independently.
+    """
+
+    topics: Topics
+    name: str | None = None
+
+    def _named(self, what: str) -> str:
+        return f"{self.topics.prefix}.pipeline.{self.name}.{what}"
+
+    @property
+    def chunks(self) -> str:
+        """Chunked documents of this pipeline."""
+        return self._named("chunks.v1") if self.name else self.topics.chunks
+
+    @property
+    def embedded(self) -> str:
+        """Embedded documents of this pipeline."""
+        return self._named("embedded.v1") if self.name else self.topics.embedded
+
+    def group(self, stage: str) -> str:
+        """Consumer group of a stage."""
+        return self._named(stage) if self.name else f"{self.topics.prefix}.{stage}"
+
+    def input_topic(self, stage: str) -> str:
+        """What a stage consumes."""
+        return {"chunker": self.topics.documents, "embedder": self.chunks, "indexer": self.embedded}[stage]
+
+    def own_topics(self) -> list[str]:
+        """Topics only this pipeline uses."""
+        return [self.chunks, self.embedded]

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from producers.publisher import publish_documents
 from producers.wait import wait_until_indexed
+from ragbus.milvus_bm25 import SPARSE_FIELD
 from ragbus.milvus_store import MilvusChunkStore, milvus_str
 from schemas.documents import DocumentEvent
 from tests.stack_fixtures import Pipeline
@@ -49,3 +50,8 @@ def ask(api: TestClient, query: str, top_k: int = 3) -> dict[str, object]:
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+def writable(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows read with output_fields=["*"], ready to write elsewhere: without the BM25 field the server derives."""
+    return [{k: v for k, v in row.items() if k != SPARSE_FIELD} for row in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 import uuid
@@ -51,11 +52,13 @@ class Pipeline:
 
     def start_worker(self, stage: str, **extra_env: str) -> ManagedProcess:
         """Start one worker process (its /metrics on a spare port) and wait until it consumes."""
-        port = self.metrics_ports.setdefault(stage, free_port())
-        log = self.home / f"{self.env['RAGBUS_KAFKA_TOPIC_PREFIX']}-{stage}.log"
+        # A reindex pipeline's worker (RAGBUS_WORKER_PIPELINE) runs beside the default one: its own port and log.
+        name = f"{stage}@{extra_env['RAGBUS_WORKER_PIPELINE']}" if "RAGBUS_WORKER_PIPELINE" in extra_env else stage
+        port = self.metrics_ports.setdefault(name, free_port())
+        log = self.home / f"{self.env['RAGBUS_KAFKA_TOPIC_PREFIX']}-{name}.log"
         env = {**self.env, "RAGBUS_WORKER_METRICS_PORT": str(port), **extra_env}
         marker = log.read_text().count("ready: consuming") if log.exists() else 0
-        worker = ManagedProcess(f"worker-{stage}", [sys.executable, "-m", "ragbus", "worker", stage], log, env)
+        worker = ManagedProcess(f"worker-{name}", [sys.executable, "-m", "ragbus", "worker", stage], log, env)
         self.workers.append(worker.start())
         worker.wait_ready(lambda: log.read_text().count("ready: consuming") > marker, timeout_s=120)
         return worker
@@ -115,8 +118,27 @@ def running_pipeline(env: dict[str, str], home: Path) -> Iterator[Pipeline]:
         pipeline.stop_workers()
 
 
+# Settings a client needs for a secured Milvus server the tests started (URI -> RAGBUS_MILVUS_* variables).
+SECURED_MILVUS: dict[str, dict[str, str]] = {}
+
+
+def secure_real_milvus(uri: str, ca: Path, token_path: Path) -> Path:
+    """Replace the engine's initial root password with a random one; returns a token file (mode 600) holding it."""
+    from pymilvus import MilvusClient
+
+    password = secrets.token_urlsafe(12)
+    client = MilvusClient(uri=uri, token="root:Milvus", server_pem_path=str(ca), timeout=30)
+    try:
+        client.update_password("root", "Milvus", password)
+    finally:
+        client.close()
+    token_path.touch(mode=0o600)
+    token_path.write_text(f"root:{password}\n")
+    return token_path
+
+
 def pipeline_env(kafka: str, milvus: str, redis_url: str, **extra: str) -> dict[str, str]:
-    """Environment of a fresh, isolated deployment on the given servers."""
+    """Environment of a fresh, isolated deployment on the given servers (with the credentials a secured one needs)."""
     name = f"t{uuid.uuid4().hex[:10]}"
     return {
         "RAGBUS_KAFKA_BOOTSTRAP": kafka,
@@ -129,6 +151,8 @@ def pipeline_env(kafka: str, milvus: str, redis_url: str, **extra: str) -> dict[
         "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS": "100000",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        "RAGBUS_API_AUTH": "off",  # the security tests switch it on with their own keys
+        **SECURED_MILVUS.get(milvus, {}),
         **extra,
     }
 

@@ -23,10 +23,13 @@ from prometheus_client import start_http_server
 from ragbus import metrics
 from ragbus.errors import InvalidMessage, PermanentError, TransientError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
+from ragbus.kafka_security import faststream_security, kafka_connection
 from ragbus.logging_setup import correlated, correlation_of
+from ragbus.pipelines import PipelineContext
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.topics import Topics
+from workers.lag_monitor import lag_exporter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,7 +66,7 @@ class StageHandler(Protocol[T]):
         ...
 
 
-OpenHandler = Callable[[Settings, KafkaEventProducer], AbstractAsyncContextManager[StageHandler[Any]]]
+OpenHandler = Callable[[PipelineContext, KafkaEventProducer], AbstractAsyncContextManager[StageHandler[Any]]]
 
 
 class StageRunner(Generic[T]):
@@ -74,6 +77,7 @@ class StageRunner(Generic[T]):
         self.producer = producer
         self.settings = settings
         self.topics = Topics(settings.kafka.topic_prefix)
+        metrics.register_stage(handler.stage)
 
     async def run_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Process one batch; returns only when its effects are durable (then the offsets may be committed)."""
@@ -94,6 +98,7 @@ class StageRunner(Generic[T]):
         if rejected:
             await self.dead_letter(rejected)
         metrics.STAGE_MESSAGES.labels(stage, "ok").inc(len(records) - len(rejected))
+        metrics.STAGE_MESSAGES.labels(stage, "dead_lettered").inc(len(rejected))
         metrics.STAGE_BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
 
     async def _process_isolating_poison(self, batch: list[Inbound[T]]) -> list[Rejected]:
@@ -167,11 +172,14 @@ async def _no_decode(_msg: Any) -> None:
     return None
 
 
-def build_stage_app(stage: str, input_topic: str, settings: Settings, open_handler: OpenHandler) -> FastStream:
-    """The FastStream app of one stage: consumer group `<prefix>.<stage>`, batches, commit after success."""
+def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHandler) -> FastStream:
+    """The FastStream app of one stage of one pipeline: its consumer group, batches, commit after success."""
+    settings = pipeline.settings
     worker = settings.worker
+    input_topic, group = pipeline.names.input_topic(stage), pipeline.names.group(stage) + worker.group_suffix
     broker = KafkaBroker(
-        settings.kafka_bootstrap,
+        kafka_connection(settings)["bootstrap_servers"],
+        security=faststream_security(settings),
         client_id=f"ragbus-{stage}",
         graceful_timeout=6.0,
         logger=log,
@@ -182,17 +190,22 @@ def build_stage_app(stage: str, input_topic: str, settings: Settings, open_handl
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         if worker.metrics_port:
-            start_http_server(worker.metrics_port, addr="127.0.0.1")
+            start_http_server(worker.metrics_port, addr=worker.metrics_host)
         topics = Topics(settings.kafka.topic_prefix)
-        await ensure_topics(settings, topics.all(), compacted=[topics.documents])
-        async with KafkaEventProducer(settings) as producer, open_handler(settings, producer) as handler:
+        await ensure_topics(settings, topics.all(), compacted=topics.compacted())
+        await ensure_topics(settings, pipeline.names.own_topics())
+        async with (
+            KafkaEventProducer(settings) as producer,
+            open_handler(pipeline, producer) as handler,
+            lag_exporter(settings, stage, input_topic, group_id=group),
+        ):
             holder["runner"] = StageRunner(handler, producer, settings)
-            log.info("%s ready: consuming %s", stage, input_topic)
+            log.info("%s ready: consuming %s for %s", stage, input_topic, pipeline.collection)
             yield
 
     @broker.subscriber(
         input_topic,
-        group_id=f"{settings.kafka.topic_prefix}.{stage}",
+        group_id=group,
         batch=True,
         max_records=worker.max_records,
         batch_timeout_ms=worker.batch_timeout_ms,

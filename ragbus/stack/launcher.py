@@ -7,7 +7,6 @@ import logging
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
 from urllib.parse import urlparse
 
 import redis
@@ -16,11 +15,13 @@ from ragbus.embedding import model_dimension
 from ragbus.errors import ConfigError
 from ragbus.kafka_clients import ensure_topics
 from ragbus.milvus_store import MilvusChunkStore
+from ragbus.reindex import Reindexer
 from ragbus.settings import Settings
 from ragbus.stack import servers
 from ragbus.stack.endpoints import clear_endpoints, write_endpoints
+from ragbus.stack.pipeline_supervisor import PipelineSupervisor
 from ragbus.stack.process import ManagedProcess, ProcessFailed, require_free_port, stop_all
-from schemas.topics import STAGES, Topics
+from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -40,13 +41,14 @@ def redis_reachable(url: str) -> bool:
 class EmbeddedStack:
     """Starts what is missing, in dependency order; `stop()` ends everything it started within ~10 s."""
 
-    def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES, api: bool = True) -> None:
+    def __init__(self, settings: Settings, *, api: bool = True) -> None:
         self.settings = settings
         self.home = settings.stack.home.resolve()
-        self.stages, self.api = list(stages), api
+        self.api = api
         self.servers: list[ManagedProcess] = []
         self.apps: list[ManagedProcess] = []
         self.env: dict[str, str] = {}
+        self.pipelines: PipelineSupervisor | None = None
 
     @property
     def api_url(self) -> str:
@@ -98,30 +100,34 @@ class EmbeddedStack:
             "RAGBUS_REDIS_URL": redis_url,
             "RAGBUS_API_URL": self.api_url,
             "HF_HUB_OFFLINE": "1",
+            # The local demo answers without credentials unless RAGBUS_API_AUTH was set explicitly.
+            "RAGBUS_API_AUTH": self.settings.api_security.auth
+            if "auth" in self.settings.api_security.model_fields_set
+            else "off",
         }
         return self.env
 
     def prepare(self, settings: Settings) -> None:
         """Topics and the aliased collection, created before any worker starts (idempotent)."""
         topics = Topics(settings.kafka.topic_prefix)
-        asyncio.run(ensure_topics(settings, topics.all(), compacted=[topics.documents]))
+        asyncio.run(ensure_topics(settings, topics.all(), compacted=topics.compacted()))
         store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
         try:
             store.ensure_alias(settings.milvus.initial_collection, model_dimension(settings.embedding))
         finally:
             store.close()
+        asyncio.run(Reindexer(settings).pipelines())  # registers the first pipeline
 
     # --- ragbus processes -----------------------------------------------------------------------------------
 
-    def start_apps(self) -> None:
+    def start_apps(self, settings: Settings) -> None:
         """The workers and the API as separate processes (the same commands production runs)."""
         if self.api:
             require_free_port(self.settings.api.port, "RAGBUS_API_PORT", "query API")
         logs = self.home / "logs"
-        for stage in self.stages:
-            self._say(f"starting worker {stage} ...")
-            argv = [sys.executable, "-m", "ragbus", "worker", stage]
-            self.apps.append(ManagedProcess(f"worker-{stage}", argv, logs / f"{stage}.log", self.env).start())
+        # Workers of every live pipeline: the first one, and any a reindex registered.
+        self.pipelines = PipelineSupervisor(settings, self.env, logs)
+        self.pipelines.sync()
         if self.api:
             self._say("starting query API ...")
             argv = [sys.executable, "-m", "ragbus", "api"]
@@ -135,9 +141,18 @@ class EmbeddedStack:
         with urllib.request.urlopen(f"{self.api_url}/readyz", timeout=5) as response:  # noqa: S310 - loopback
             return bool(response.status == 200)
 
+    def supervise(self) -> None:
+        """Follow the pipelines registry: start the workers of a new reindex, stop those of a retired one."""
+        if self.pipelines:
+            try:
+                self.pipelines.sync()
+            except Exception as exc:  # the registry is unreadable for a moment: keep what runs, retry later
+                log.warning("could not read the pipelines registry: %s", exc)
+
     def check_alive(self) -> None:
         """ProcessFailed naming the first process that exited."""
-        for process in [*self.servers, *self.apps]:
+        workers = self.pipelines.processes() if self.pipelines else []
+        for process in [*self.servers, *workers, *self.apps]:
             if not process.running:
                 raise ProcessFailed(
                     f"{process.name} exited (code {process.proc.returncode if process.proc else '?'}); "
@@ -147,6 +162,7 @@ class EmbeddedStack:
     def stop(self, timeout_s: float = 9.0) -> None:
         """Stop the ragbus processes first (they commit on the way out), then the servers."""
         started = time.monotonic()
-        stop_all(self.apps, timeout_s=timeout_s * 0.6)
+        workers = self.pipelines.processes() if self.pipelines else []
+        stop_all([*workers, *self.apps], timeout_s=timeout_s * 0.6)
         stop_all(self.servers, timeout_s=max(1.0, timeout_s - (time.monotonic() - started)))
         clear_endpoints(self.home)

@@ -10,11 +10,19 @@ from fastapi.testclient import TestClient
 
 from query_api.app import create_app
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
-from ragbus.stack.servers import start_milvus_lite, start_milvus_server, start_tansu
+from ragbus.stack.servers import MilvusServerSecurity, start_milvus_lite, start_milvus_server, start_tansu
 from schemas.documents import DocumentEvent
 from tests.corpus import corpus
 from tests.pipeline_helpers import publish, wait_indexed
-from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, test_redis_url
+from tests.stack_fixtures import (
+    SECURED_MILVUS,
+    Pipeline,
+    pipeline_env,
+    running_pipeline,
+    secure_real_milvus,
+    test_redis_url,
+)
+from tests.tls_certs import make_tls_files
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +50,23 @@ def base_servers(stack_home: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def real_milvus(stack_home: Path) -> Iterator[str]:
-    """The real Milvus 2.3 engine (eventually consistent by default), started once."""
+    """The real Milvus 2.3 engine (eventually consistent by default), started once, secured as in production.
+
+    It requires a login (root, with its initial password changed to a random one that the tests read from a
+    token file, as from a mounted Kubernetes secret) and speaks TLS only, with a certificate from a test CA.
+    Every real-engine test therefore connects as ragbus does to a secured deployment (stack_fixtures.pipeline_env).
+    """
     port = free_port()
-    process = start_milvus_server(stack_home, port)
+    tls = make_tls_files(stack_home / "milvus-certs")
+    process = start_milvus_server(stack_home, port, security=MilvusServerSecurity(tls.cert, tls.key, tls.ca))
+    uri = f"https://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        token_file = secure_real_milvus(uri, tls.ca, stack_home / "milvus-token")
+        SECURED_MILVUS[uri] = {
+            "RAGBUS_MILVUS_TOKEN_FILE": str(token_file),
+            "RAGBUS_MILVUS_SERVER_PEM_PATH": str(tls.ca),
+        }
+        yield uri
     finally:
         stop_all([process], timeout_s=20)
 

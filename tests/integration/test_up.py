@@ -65,6 +65,28 @@ def test_up_demo_answers_about_ragbus_and_stops_within_10s(tmp_path: Path) -> No
         assert asked.returncode == 0, asked.stderr
         assert "[1]" in asked.stdout
         assert "docs/architecture.md" in asked.stdout
+
+        # Another terminal: a reindex with smaller chunks. The stack starts the new pipeline's workers itself,
+        # the alias switches once they have caught up, and pruning the old pipeline stops its workers.
+        def ragbus(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "ragbus", *args],
+                check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+            )  # fmt: skip
+
+        reindexed = ragbus("reindex", "--chunk-tokens", "64", "--overlap", "8", "--timeout", "300")
+        assert reindexed.returncode == 0, reindexed.stdout + reindexed.stderr
+        assert "switched: alias ragbus_chunks -> ragbus_chunks_v2" in reindexed.stdout
+        assert "starting worker indexer@ragbus_chunks_v2" in log_path.read_text()
+        response = httpx.post(f"{api}/v1/query", json={"query": "How do I run the tests?", "top_k": 3}, timeout=30)
+        assert response.status_code == 200 and response.json()["citations"]
+        pruned = ragbus("reindex", "--prune")
+        assert pruned.returncode == 0, pruned.stderr
+        assert "pruned 1 collection(s): ragbus_chunks_v1" in pruned.stdout
+        wait_for(lambda: "pipeline ragbus_chunks_v1 retired" in log_path.read_text(), timeout_s=30, message="stop")
+        assert up.poll() is None
+        response = httpx.post(f"{api}/v1/query", json={"query": "How do I run the tests?", "top_k": 3}, timeout=30)
+        assert response.status_code == 200 and response.json()["citations"]
     finally:
         started = time.monotonic()
         up.send_signal(signal.SIGTERM)

@@ -42,6 +42,13 @@ def test_extractive_answer_quotes_the_best_sentences_and_cites_them() -> None:
     assert extractive_answer("anything", [], passages=3) == NO_MATCH
 
 
+def test_extractive_answer_leaves_out_passages_far_below_the_best() -> None:
+    best, weak = hit(1, "The koala eats eucalyptus leaves."), hit(2, "The koi eats pellets.")
+    weak = ChunkHit(**{**weak.__dict__, "score": best.score * 0.6})
+    answer = extractive_answer("What does the koala eat?", [best, weak], passages=3)
+    assert answer == "The koala eats eucalyptus leaves. [1]"
+
+
 @pytest.mark.parametrize("value", ['a"b', "a\\b", 'x" or tenant != "', "end\\"])
 def test_milvus_string_literals_cannot_break_out(value: str) -> None:
     literal = milvus_str(value)

@@ -9,20 +9,20 @@ from faststream import FastStream
 
 from ragbus.embedding import ModelTokenizer
 from ragbus.kafka_clients import KafkaEventProducer
-from ragbus.settings import Settings
-from schemas.topics import Topics
+from ragbus.pipelines import PipelineContext
 from workers.chunker.chunking import TokenChunker
 from workers.chunker.handlers import ChunkerHandler
 from workers.runtime import build_stage_app
 
 
 @asynccontextmanager
-async def open_chunker(settings: Settings, producer: KafkaEventProducer) -> AsyncIterator[ChunkerHandler]:
+async def open_chunker(pipeline: PipelineContext, producer: KafkaEventProducer) -> AsyncIterator[ChunkerHandler]:
     """The handler with its tokenizer loaded."""
+    settings = pipeline.settings
     chunker = TokenChunker(ModelTokenizer.from_settings(settings.embedding), settings.chunking)
-    yield ChunkerHandler(chunker, producer, Topics(settings.kafka.topic_prefix))
+    yield ChunkerHandler(chunker, producer, pipeline.names.chunks)
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(pipeline: PipelineContext) -> FastStream:
     """The chunker's FastStream app."""
-    return build_stage_app("chunker", Topics(settings.kafka.topic_prefix).documents, settings, open_chunker)
+    return build_stage_app("chunker", pipeline, open_chunker)

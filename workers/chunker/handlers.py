@@ -11,7 +11,6 @@ from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from schemas.chunks import ChunkedDocument
 from schemas.codec import decode, encode
 from schemas.documents import DocumentEvent, document_key, tombstone_event
-from schemas.topics import Topics
 from workers.chunker.chunking import TokenChunker
 from workers.runtime import Inbound, Rejected
 
@@ -30,8 +29,8 @@ class ChunkerHandler:
 
     stage = "chunker"
 
-    def __init__(self, chunker: TokenChunker, producer: KafkaEventProducer, topics: Topics) -> None:
-        self.chunker, self.producer, self.topics = chunker, producer, topics
+    def __init__(self, chunker: TokenChunker, producer: KafkaEventProducer, output_topic: str) -> None:
+        self.chunker, self.producer, self.output_topic = chunker, producer, output_topic
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
         """The document event."""
@@ -54,7 +53,7 @@ class ChunkerHandler:
         await self.producer.send_all(
             [
                 OutboundMessage(
-                    self.topics.chunks,
+                    self.output_topic,
                     document_key(doc.tenant, doc.doc_id),
                     encode(doc),
                     headers_by_event.get(doc.event_id, []),

@@ -10,27 +10,27 @@ from faststream import FastStream
 
 from ragbus.embedding import SentenceEmbedder
 from ragbus.kafka_clients import KafkaEventProducer
+from ragbus.pipelines import PipelineContext
 from ragbus.redis_store import KeySpace, RedisEmbeddingCache, open_redis
-from ragbus.settings import Settings
-from schemas.topics import Topics
 from workers.embedder.handlers import EmbedderHandler
 from workers.runtime import build_stage_app
 
 
 @asynccontextmanager
-async def open_embedder(settings: Settings, producer: KafkaEventProducer) -> AsyncIterator[EmbedderHandler]:
+async def open_embedder(pipeline: PipelineContext, producer: KafkaEventProducer) -> AsyncIterator[EmbedderHandler]:
     """The handler with the model loaded and Redis connected."""
+    settings = pipeline.settings
     embedder = await asyncio.to_thread(SentenceEmbedder(settings.embedding).load)
     redis = open_redis(settings.redis)
     try:
         cache = RedisEmbeddingCache(
             redis, KeySpace(settings.redis.namespace), embedder.model_name, settings.redis.embedding_ttl_s
         )
-        yield EmbedderHandler(embedder, cache, producer, Topics(settings.kafka.topic_prefix))
+        yield EmbedderHandler(embedder, cache, producer, pipeline.names.embedded)
     finally:
         await redis.aclose()
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(pipeline: PipelineContext) -> FastStream:
     """The embedder's FastStream app."""
-    return build_stage_app("embedder", Topics(settings.kafka.topic_prefix).chunks, settings, open_embedder)
+    return build_stage_app("embedder", pipeline, open_embedder)

@@ -16,7 +16,6 @@ from schemas.chunks import ChunkedDocument
 from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
-from schemas.topics import Topics
 from workers.runtime import Inbound, Rejected
 
 
@@ -30,9 +29,9 @@ class EmbedderHandler:
         embedder: SentenceEmbedder,
         cache: RedisEmbeddingCache,
         producer: KafkaEventProducer,
-        topics: Topics,
+        output_topic: str,
     ) -> None:
-        self.embedder, self.cache, self.producer, self.topics = embedder, cache, producer, topics
+        self.embedder, self.cache, self.producer, self.output_topic = embedder, cache, producer, output_topic
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> ChunkedDocument:
         """The chunked document."""
@@ -59,7 +58,7 @@ class EmbedderHandler:
             )
             out.append(
                 OutboundMessage(
-                    self.topics.embedded,
+                    self.output_topic,
                     document_key(doc.tenant, doc.doc_id),
                     encode(embedded),
                     list(item.record.headers or ()),

@@ -11,28 +11,36 @@ from faststream import FastStream
 from ragbus.embedding import model_dimension
 from ragbus.kafka_clients import KafkaEventProducer
 from ragbus.milvus_store import MilvusChunkStore
+from ragbus.pipelines import PipelineContext
 from ragbus.redis_store import IndexGeneration, KeySpace, open_redis
-from ragbus.settings import Settings
 from schemas.topics import Topics
 from workers.indexer.handlers import IndexerHandler
+from workers.indexer.sealer import sealing
 from workers.runtime import build_stage_app
 
 
 @asynccontextmanager
-async def open_indexer(settings: Settings, producer: KafkaEventProducer) -> AsyncIterator[IndexerHandler]:
-    """The handler with Milvus (collection and alias ensured) and Redis connected."""
+async def open_indexer(pipeline: PipelineContext, producer: KafkaEventProducer) -> AsyncIterator[IndexerHandler]:
+    """The handler with Milvus (its pipeline's collection, and the alias, ensured) and Redis connected."""
+    settings = pipeline.settings
     dim = await asyncio.to_thread(model_dimension, settings.embedding)
     store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
     redis = open_redis(settings.redis)
     try:
+        # The first pipeline's collection is what the alias points at when it is first created.
         await asyncio.to_thread(store.ensure_alias, settings.milvus.initial_collection, dim)
+        await asyncio.to_thread(store.ensure_collection, pipeline.collection, dim)
         generation = IndexGeneration(redis, KeySpace(settings.redis.namespace), settings.milvus.alias)
-        yield IndexerHandler(store, generation, producer, Topics(settings.kafka.topic_prefix), dim)
+        topics = Topics(settings.kafka.topic_prefix)
+        async with sealing(store, pipeline.collection, settings.milvus.flush_interval_s) as sealer:
+            yield IndexerHandler(
+                store, generation, producer, topics, dim=dim, collection=pipeline.collection, sealer=sealer
+            )
     finally:
         await redis.aclose()
         store.close()
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(pipeline: PipelineContext) -> FastStream:
     """The indexer's FastStream app."""
-    return build_stage_app("indexer", Topics(settings.kafka.topic_prefix).embedded, settings, open_indexer)
+    return build_stage_app("indexer", pipeline, open_indexer)

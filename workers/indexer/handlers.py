@@ -20,6 +20,7 @@ from schemas.documents import DocumentOp, document_key
 from schemas.embeddings import EmbeddedDocument
 from schemas.invalidation import CacheInvalidation
 from schemas.topics import Topics
+from workers.indexer.sealer import CollectionSealer
 from workers.runtime import Inbound, Rejected
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ def latest_per_document(batch: list[Inbound[EmbeddedDocument]]) -> list[Inbound[
 
 
 class IndexerHandler:
-    """Applies each document's newest version to the aliased collection, never an older one over a newer."""
+    """Applies each document's newest version to its pipeline's collection, never an older one over a newer.
+
+    Only while that collection is the one served does a change bump the cache generation and announce itself on
+    the cache-invalidation topic: a reindex building a new collection leaves the query cache alone.
+    """
 
     stage = "indexer"
 
@@ -48,10 +53,13 @@ class IndexerHandler:
         generation: IndexGeneration,
         producer: KafkaEventProducer,
         topics: Topics,
+        *,
         dim: int,
+        collection: str,
+        sealer: CollectionSealer | None = None,
     ) -> None:
         self.store, self.generation, self.producer, self.topics = store, generation, producer, topics
-        self.dim = dim
+        self.dim, self.collection, self.sealer = dim, collection, sealer
         self.states = MilvusDocumentStates(store)
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> EmbeddedDocument:
@@ -68,22 +76,30 @@ class IndexerHandler:
 
     async def process(self, batch: list[Inbound[EmbeddedDocument]]) -> list[Rejected]:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
-        collection = await asyncio.to_thread(self._target)
-        docs = await asyncio.to_thread(self._drop_stale, collection, latest_per_document(batch))
+        collection = self.collection
+        docs, known = await asyncio.to_thread(self._drop_stale, collection, latest_per_document(batch))
         if not docs:
             return []
-        await asyncio.to_thread(self._apply, collection, docs)
-        generation = await self.generation.bump()
+        await asyncio.to_thread(self._apply, collection, docs, known)
+        if self.sealer is not None:
+            self.sealer.wrote()
+        # Checked after the write: if the alias moves here later, the switch itself bumps the generation.
+        serving = await asyncio.to_thread(self.store.alias_target) == collection
         now = datetime.now(UTC)
         headers = {item.value.event_id: item.record.headers for item in batch}
         for doc in docs:
             freshness = max(0.0, (now - doc.produced_at).total_seconds())
-            metrics.FRESHNESS_SECONDS.observe(freshness)
+            if serving:  # a reindex replaying old events is not a freshness problem
+                metrics.FRESHNESS_SECONDS.observe(freshness)
             with correlated(correlation_of(headers.get(doc.event_id))):
                 log.info(
-                    "%s %r v%d in %s: %d chunks, searchable %.2fs after publish",
-                    doc.op, doc.doc_id, doc.version, collection, len(doc.chunks), freshness,
+                    "%s %r v%d in %s: %d chunks, %s %.2fs after publish",
+                    doc.op, doc.doc_id, doc.version, collection, len(doc.chunks),
+                    "searchable" if serving else "indexed (not served yet)", freshness,
                 )  # fmt: skip
+        if not serving:
+            return []
+        generation = await self.generation.bump()
         await self.producer.send_all(
             [
                 OutboundMessage(
@@ -108,13 +124,12 @@ class IndexerHandler:
         )
         return []
 
-    def _target(self) -> str:
-        # Resolved per batch, so chunks and their states always land in the same physical collection.
-        return self.store.alias_target() or self.store.settings.initial_collection
-
-    def _drop_stale(self, collection: str, batch: list[Inbound[EmbeddedDocument]]) -> list[EmbeddedDocument]:
+    def _drop_stale(
+        self, collection: str, batch: list[Inbound[EmbeddedDocument]]
+    ) -> tuple[list[EmbeddedDocument], set[tuple[str, str]]]:
         # An event older than what was applied (producer retry, replay, out-of-order source) must not win, and a
         # replayed upsert older than a delete must not resurrect the document. Equal versions re-apply (idempotent).
+        # Also returns the documents the collection has a state for (the only ones that can have chunks in it).
         docs = [item.value for item in batch]
         known = self.states.get(collection, [(d.tenant, d.doc_id) for d in docs])
         fresh = []
@@ -128,17 +143,20 @@ class IndexerHandler:
                 )  # fmt: skip
             else:
                 fresh.append(doc)
-        return fresh
+        return fresh, set(known)
 
-    def _apply(self, collection: str, docs: list[EmbeddedDocument]) -> None:
-        upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
-        deletes = [(d.tenant, d.doc_id) for d in docs if d.op is DocumentOp.DELETE]
-        if upserts:
-            self.store.replace_documents(upserts, collection)
-        if deletes:
-            self.store.delete_documents(deletes, collection)
-        # Recorded after the chunks: a crash in between re-applies the same version on redelivery.
+    def _apply(self, collection: str, docs: list[EmbeddedDocument], known: set[tuple[str, str]]) -> None:
+        # The state is recorded before the chunks, so a document without a state has no chunks in this collection
+        # (removing other versions' chunks, a filtered delete that scans the collection, is skipped for it). A crash
+        # in between re-applies the same version on redelivery: equal versions are never stale.
         self.states.put(
             collection,
             [DocumentState(d.tenant, d.doc_id, d.version, d.op is DocumentOp.DELETE) for d in docs],
         )
+        upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
+        deletes = [(d.tenant, d.doc_id) for d in docs if d.op is DocumentOp.DELETE and (d.tenant, d.doc_id) in known]
+        if upserts:
+            first_seen = {(d.tenant, d.doc_id) for d in upserts} - known
+            self.store.replace_documents(upserts, collection, first_seen=first_seen)
+        if deletes:
+            self.store.delete_documents(deletes, collection)

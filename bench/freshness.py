@@ -1,0 +1,125 @@
+"""Freshness: seconds from publishing a changed document to the query API returning its new version.
+
+Each probe replaces an indexed document with a new version whose text is a unique sentence, then polls
+POST /v1/query with that sentence until a citation of that document carries it. What is timed is what a user
+sees: broker, the three workers, the index, and the API's cache invalidation (an upsert moves the cache on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Sequence
+
+import httpx
+
+from bench.scoring import percentile
+from producers.publisher import to_message
+from ragbus.kafka_clients import KafkaEventProducer
+from ragbus.settings import Settings
+from schemas.documents import DocumentEvent
+from schemas.topics import Topics
+
+WORDS = [
+    "amber",
+    "basalt",
+    "cobalt",
+    "dune",
+    "ember",
+    "fjord",
+    "garnet",
+    "harbor",
+    "indigo",
+    "jasper",
+    "kelp",
+    "lagoon",
+    "marble",
+    "nectar",
+    "onyx",
+    "prairie",
+    "quartz",
+    "reef",
+    "saffron",
+    "tundra",
+    "umber",
+    "velvet",
+    "willow",
+    "xenon",
+    "yarrow",
+    "zephyr",
+    "orchard",
+    "lantern",
+    "compass",
+    "meadow",
+    "glacier",
+    "canyon",
+]
+POLL_S = 0.05
+PROBE_TOP_K = 50
+
+
+def probe_text(rng: random.Random, round_no: int) -> str:
+    """A sentence no other document contains."""
+    words = " ".join(rng.sample(WORDS, 10))
+    return f"Freshness probe {round_no}: {words}."
+
+
+async def _returned(client: httpx.AsyncClient, doc_id: str, text: str) -> bool:
+    # The earlier probes' documents read much alike (the same words, shuffled): with dense retrieval alone they
+    # can push the newest one out of a short list, so look at more passages than there are probes.
+    response = await client.post("/v1/query", json={"query": text, "top_k": PROBE_TOP_K, "retrieve_only": True})
+    if response.status_code != 200:
+        return False
+    return any(c["doc_id"] == doc_id and text in c["text"] for c in response.json()["citations"])
+
+
+async def probe(
+    producer: KafkaEventProducer, topic: str, client: httpx.AsyncClient, doc: DocumentEvent, text: str, timeout_s: float
+) -> float | None:
+    """Publish a new version of `doc` and poll until the API returns it; seconds, or None on timeout."""
+    changed = doc.model_copy(update={"text": text, "version": time.time_ns() // 1000, "event_id": uuid.uuid4().hex})
+    message = to_message(changed, topic, max_bytes=1_000_000)
+    started = time.perf_counter()
+    await producer.send_all([message])
+    deadline = started + timeout_s
+    while time.perf_counter() < deadline:
+        if await _returned(client, doc.doc_id, text):
+            return time.perf_counter() - started
+        await asyncio.sleep(POLL_S)
+    return None
+
+
+async def measure(
+    settings: Settings,
+    api_url: str,
+    docs: Sequence[DocumentEvent],
+    rounds: int,
+    timeout_s: float = 120,
+    seed: int = 7,
+    while_running: asyncio.Task[object] | None = None,
+) -> dict[str, object]:
+    """`rounds` probes one after another (stopping early once `while_running` is done); p50/p95 seconds."""
+    rng = random.Random(seed)
+    topic = Topics(settings.kafka.topic_prefix).documents
+    seconds: list[float] = []
+    missed = 0
+    async with KafkaEventProducer(settings) as producer, httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        for round_no in range(rounds):
+            if while_running is not None and while_running.done():
+                break
+            doc = docs[rng.randrange(len(docs))]
+            took = await probe(producer, topic, client, doc, probe_text(rng, round_no), timeout_s)
+            if took is None:
+                missed += 1
+            else:
+                seconds.append(took)
+    result: dict[str, object] = {"probes": len(seconds), "missed": missed, "timeout_s": timeout_s}
+    if seconds:
+        result |= {
+            "p50_s": round(percentile(seconds, 50), 3),
+            "p95_s": round(percentile(seconds, 95), 3),
+            "max_s": round(max(seconds), 3),
+        }
+    return result

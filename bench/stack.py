@@ -1,0 +1,180 @@
+"""What the benchmarks share: their own servers on spare ports, worker processes, a SciFact ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from producers.publisher import publish_documents
+from producers.sources import read_documents
+from producers.wait import wait_until_indexed
+from ragbus.kafka_clients import consumer_lag
+from ragbus.milvus_store import MilvusChunkStore
+from ragbus.settings import Settings, load_settings
+from ragbus.stack.launcher import redis_reachable
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
+from ragbus.stack.servers import start_milvus_lite, start_milvus_server, start_redis, start_tansu
+from schemas.documents import DocumentEvent
+from schemas.topics import STAGES, PipelineTopics, Topics
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+
+
+ENGINES = ("milvus-lite", "milvus-server")
+
+
+@contextmanager
+def bench_stack(engine: str = "milvus-lite") -> Iterator[tuple[dict[str, str], Settings, Path]]:
+    """tansu (memory), Milvus (`engine`: milvus-lite or the real 2.3 engine) and Redis with a fresh namespace.
+
+    Yields (env, settings, home).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: choose from {', '.join(ENGINES)}")
+    home = Path(tempfile.mkdtemp(prefix="ragbus-bench-"))
+    servers: list[ManagedProcess] = []
+    try:
+        kafka_port, milvus_port = free_port(), free_port()
+        servers.append(start_tansu(home, kafka_port, "memory"))
+        start_milvus = start_milvus_lite if engine == "milvus-lite" else start_milvus_server
+        servers.append(start_milvus(home, milvus_port))
+        redis_url = "redis://127.0.0.1:6379/0"
+        if not redis_reachable(redis_url):
+            redis_port = free_port()
+            servers.append(start_redis(home, redis_port))
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        name = f"bench{uuid.uuid4().hex[:8]}"
+        env = {
+            "RAGBUS_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            "RAGBUS_KAFKA_TOPIC_PREFIX": name,
+            "RAGBUS_MILVUS_URI": f"http://127.0.0.1:{milvus_port}",
+            "RAGBUS_MILVUS_ALIAS": f"{name}_chunks",
+            "RAGBUS_REDIS_URL": redis_url,
+            "RAGBUS_REDIS_NAMESPACE": name,
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        os.environ.update(env)
+        yield env, load_settings(), home
+    finally:
+        stop_all(servers, timeout_s=20)
+
+
+def start_workers(env: dict[str, str], home: Path, prefix: str = "") -> list[ManagedProcess]:
+    """The three workers as processes, returned once each consumes."""
+    workers = []
+    for stage in STAGES:
+        argv = [sys.executable, "-m", "ragbus", "worker", stage]
+        workers.append(ManagedProcess(f"{prefix}{stage}", argv, home / f"{prefix}{stage}.log", env).start())
+    try:
+        for worker in workers:
+            worker.wait_ready(_consuming(worker), timeout_s=180)
+    except BaseException:
+        stop_all(workers, timeout_s=10)
+        raise
+    return workers
+
+
+def _consuming(worker: ManagedProcess) -> Callable[[], bool]:
+    return lambda: "ready: consuming" in worker.log_path.read_text()
+
+
+async def drained(settings: Settings) -> bool:
+    """Every stage has committed everything on its input topic.
+
+    Read in pipeline order: a stage commits a batch only after its output is delivered, so when the chunker's lag
+    is 0 every chunk is on the chunks topic before the embedder's lag is read, and so on down to the indexer.
+    """
+    names = PipelineTopics(Topics(settings.kafka.topic_prefix))
+    for stage in STAGES:
+        if sum((await consumer_lag(settings, names.group(stage), names.input_topic(stage))).values()):
+            return False
+    return True
+
+
+async def index(settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600) -> float:
+    """Publish `events`, wait until the pipeline has drained, check every one is searchable; seconds to drained.
+
+    Waiting on consumer lag costs the machine almost nothing, where polling Milvus for thousands of documents
+    every second would take CPU from the pipeline being measured; the index is checked once, at the end.
+    """
+    started = time.perf_counter()
+    report = await publish_documents(settings, events)
+    deadline = time.monotonic() + timeout_s
+    while not await drained(settings):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the pipeline did not drain within {timeout_s:.0f}s")
+        await asyncio.sleep(0.5)
+    took = time.perf_counter() - started
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        pending = await wait_until_indexed(store, dict(report.versions), timeout_s=60, poll_s=1.0)
+    finally:
+        store.close()
+    if pending:
+        raise RuntimeError(f"{len(pending)} documents not indexed, e.g. {sorted(pending)[:3]}")
+    return took
+
+
+def ingest(settings: Settings, docs: int) -> tuple[float, int]:
+    """Publish the first `docs` SciFact abstracts and wait until all are searchable; (seconds, documents)."""
+    events = read_documents([SCIFACT])[:docs]
+    return asyncio.run(index(settings, events)), len(events)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def _cpu_of(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds these processes have used so far (Linux /proc)."""
+    return sum(_cpu_of(fields) for pid in pids if (fields := _stat_fields(pid)))
+
+
+def _command(pid: int) -> str:
+    """`ragbus worker embedder` for `python -m ragbus worker embedder`, else the program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return "?"
+    if "-m" in argv:
+        module = argv[argv.index("-m") + 1 :]
+        return " ".join(module[:3] if module[0] == "ragbus" else module[:1])
+    return Path(argv[0]).name
+
+
+def process_cpu(labels: dict[int, str] | None = None) -> dict[str, float]:
+    """CPU seconds so far of this process (`bench`) and every process below it, by label (else command).
+
+    Children that exited are not counted: snapshot while the processes of interest run.
+    """
+    stats = {int(e.name): f for e in Path("/proc").iterdir() if e.name.isdigit() and (f := _stat_fields(int(e.name)))}
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    tree, frontier = {os.getpid(): "bench"}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for pid in children.get(parent, []):
+            tree[pid] = (labels or {}).get(pid, tree[parent] if tree[parent] != "bench" else _command(pid))
+            frontier.append(pid)
+    usage: dict[str, float] = {}
+    for pid, label in tree.items():
+        if pid in stats:
+            usage[label] = usage.get(label, 0.0) + _cpu_of(stats[pid])
+    return usage

@@ -1,0 +1,87 @@
+"""Metadata filters of a search: strictly validated, then rendered as a Milvus expression with every key and
+value escaped, always ANDed after the caller's tenant clause."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from query_api.validation import line_problem
+from ragbus.milvus_store import milvus_str
+
+MAX_KEYS = 8
+MAX_VALUES = 20
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_SAFE_INT = 2**53  # JSON numbers beyond this lose precision in Milvus
+
+Scalar = str | bool | int | float
+
+
+def _checked_scalar(value: Scalar) -> Scalar:
+    if isinstance(value, str):
+        if len(value) > 200:
+            raise ValueError("filter strings are at most 200 characters")
+        if problem := line_problem(value):
+            raise ValueError(f"filter string {problem}")
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if abs(value) >= _SAFE_INT:
+            raise ValueError("filter integers must be below 2**53 in magnitude")
+    elif not math.isfinite(value):
+        raise ValueError("filter numbers must be finite")
+    return value
+
+
+def _checked(filters: dict[str, Scalar | list[Scalar]]) -> dict[str, Scalar | list[Scalar]]:
+    for key, value in filters.items():
+        if not _KEY.match(key):
+            raise ValueError(f"filter key {key[:70]!r} must match {_KEY.pattern}")
+        values = value if isinstance(value, list) else [value]
+        if not 1 <= len(values) <= MAX_VALUES:
+            raise ValueError(f"filter {key}: between 1 and {MAX_VALUES} values")
+        for item in values:
+            _checked_scalar(item)
+    return filters
+
+
+MetadataFilters = Annotated[
+    dict[str, Scalar | list[Scalar]],
+    Field(
+        max_length=MAX_KEYS,
+        description="Equality (or any-of, with a list) on document metadata fields, all ANDed.",
+        examples=[{"lang": "en", "team": ["search", "infra"]}],
+    ),
+    AfterValidator(_checked),
+]
+
+
+def _literal(value: Scalar) -> str:
+    if isinstance(value, bool):  # before int: bool is an int in Python
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return milvus_str(value)
+    return repr(value)  # a finite int or float: digits, sign, '.', 'e' only
+
+
+def metadata_expression(filters: dict[str, Scalar | list[Scalar]]) -> str | None:
+    """The Milvus expression of validated filters (None when there are none); keys and strings escaped."""
+    clauses = []
+    for key, value in sorted(_checked(filters).items()):
+        field = f"metadata[{milvus_str(key)}]"
+        if isinstance(value, list):
+            # Disjunction, not `in`: Milvus (lite) accepts `in` only on plain fields, not JSON paths.
+            clauses.append("(" + " or ".join(f"{field} == {_literal(v)}" for v in value) + ")")
+        else:
+            clauses.append(f"{field} == {_literal(value)}")
+    return "(" + " and ".join(clauses) + ")" if clauses else None
+
+
+def tenant_expression(tenant: str, filters: dict[str, Scalar | list[Scalar]] | None = None) -> str:
+    """The whole search filter: the caller's tenant first, ANDed with the parenthesized metadata clauses."""
+    own = f"tenant == {milvus_str(tenant)}"
+    extra = metadata_expression(filters or {})
+    return f"{own} and {extra}" if extra else own

@@ -1,0 +1,161 @@
+"""Vector search over read replicas: round-robin, a circuit breaker per replica, failover, a timeout per call."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from query_api import metrics
+from query_api.breaker import CircuitBreaker
+from ragbus.errors import PermanentError, RagbusError, TransientError
+from ragbus.milvus_store import ChunkHit, MilvusChunkStore
+from ragbus.settings import ApiSettings, MilvusSettings
+
+log = logging.getLogger(__name__)
+ALIAS_REFRESH_S = 1.0
+
+
+class SearchUnavailable(TransientError):
+    """No replica could answer the search; the API answers 503 with Retry-After."""
+
+    code = "search_unavailable"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What narrows and shapes one search besides the vector: filter, collection, and the text for BM25."""
+
+    where: str | None = None
+    collection: str | None = None  # default: through the alias
+    text: str | None = None  # hybrid retrieval where the collection has BM25; None = dense only
+    rrf_k: int = 60
+
+
+class MilvusReplica:
+    """One Milvus endpoint the API reads from, connected on first use (a replica down at start-up is fine)."""
+
+    def __init__(self, settings: MilvusSettings, uri: str, api: ApiSettings) -> None:
+        self.settings, self.uri = settings, uri
+        self.breaker = CircuitBreaker(f"milvus:{uri}", api.replica_breaker_failures, api.replica_breaker_cooldown_s)
+        self._store: MilvusChunkStore | None = None
+        self._lock = threading.Lock()
+
+    def search(self, vector: list[float], top_k: int, tenant: str, query: SearchQuery) -> list[ChunkHit]:
+        """Blocking search on this replica (MilvusChunkStore.search)."""
+        with self._lock:
+            if self._store is None:
+                self._store = MilvusChunkStore(self.settings, self.uri)
+            store = self._store
+        return store.search(
+            vector, top_k, tenant, query.where, collection=query.collection, text=query.text, rrf_k=query.rrf_k
+        )
+
+    def alias_target(self) -> str | None:
+        """Blocking: the collection the alias points at on this replica."""
+        with self._lock:
+            if self._store is None:
+                self._store = MilvusChunkStore(self.settings, self.uri)
+            store = self._store
+        return store.alias_target()
+
+    def close(self) -> None:
+        """Close the connection, if one was made."""
+        if self._store is not None:
+            self._store.close()
+
+
+class ReplicatedRetriever:
+    """Searches the next replica whose breaker allows it; on failure or timeout, the next one."""
+
+    def __init__(self, replicas: list[MilvusReplica], timeout_s: float) -> None:
+        if not replicas:
+            raise ValueError("at least one replica")
+        self.replicas, self.timeout_s = replicas, timeout_s
+        self._next = itertools.cycle(range(len(replicas)))
+        self._serving = ""
+        self._serving_checked_at = 0.0
+        self._lookup: asyncio.Future[str] | None = None
+
+    @classmethod
+    def from_settings(cls, milvus: MilvusSettings, uris: list[str], api: ApiSettings) -> ReplicatedRetriever:
+        """One replica per URI of RAGBUS_MILVUS_READ_URIS."""
+        return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s)
+
+    def close(self) -> None:
+        """Close every replica's connection."""
+        for replica in self.replicas:
+            replica.close()
+
+    async def serving_collection(self) -> str:
+        """The collection behind the alias, looked up at most every ALIAS_REFRESH_S ("" while never reachable).
+
+        Part of every query-cache key: when a reindex moves the alias, no answer from the old collection is served.
+        Concurrent callers share one lookup.
+        """
+        due = time.monotonic() - self._serving_checked_at >= ALIAS_REFRESH_S
+        if self._lookup is None or (self._lookup.done() and due):
+            self._serving_checked_at = time.monotonic()
+            self._lookup = asyncio.ensure_future(self._look_up_alias())
+        return await asyncio.shield(self._lookup)
+
+    async def _look_up_alias(self) -> str:
+        for replica in self.replicas:
+            if not replica.breaker.allow():
+                continue
+            try:
+                target = await asyncio.wait_for(asyncio.to_thread(replica.alias_target), timeout=self.timeout_s)
+            except (TimeoutError, RagbusError, OSError) as exc:
+                replica.breaker.record_failure()
+                metrics.REPLICA_FAILOVERS.labels(replica.uri).inc()
+                log.warning("alias lookup on %s failed, trying the next replica: %s", replica.uri, exc)
+                continue
+            replica.breaker.record_success()
+            self._serving = target or ""
+            break
+        return self._serving
+
+    async def search(
+        self, vector: list[float], top_k: int, tenant: str, query: SearchQuery | None = None
+    ) -> list[ChunkHit]:
+        """The `top_k` chunks of `tenant` closest to `vector`; SearchUnavailable when no replica answers.
+
+        `query.collection` is the one serving_collection() resolved for this query (its cache key names it);
+        searching it rather than the alias keeps key and data in step while a server still resolves the alias the
+        old way.
+        """
+        query = query or SearchQuery()
+        start = next(self._next)
+        order = self.replicas[start:] + self.replicas[:start]
+        failures: list[str] = []
+        for replica in order:
+            if not replica.breaker.allow():
+                continue
+            try:
+                hits = await asyncio.wait_for(
+                    asyncio.to_thread(replica.search, vector, top_k, tenant, query), timeout=self.timeout_s
+                )
+            except PermanentError:
+                replica.breaker.record_success()  # the replica answered: the request itself was refused
+                raise
+            except (TimeoutError, RagbusError, OSError) as exc:
+                replica.breaker.record_failure()
+                metrics.REPLICA_FAILOVERS.labels(replica.uri).inc()
+                failures.append(f"{replica.uri}: {type(exc).__name__}: {exc}"[:300])
+                log.warning("search on %s failed, trying the next replica: %s", replica.uri, exc)
+                continue
+            replica.breaker.record_success()
+            return hits
+        retry_after = min((r.breaker.retry_after_s() for r in self.replicas), default=1.0)
+        raise SearchUnavailable(
+            "vector search unavailable on every replica: " + ("; ".join(failures) or "all breakers open"),
+            retry_after_s=max(1.0, math.ceil(retry_after)),
+        )

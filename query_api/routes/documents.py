@@ -1,0 +1,80 @@
+"""POST /v1/documents and DELETE /v1/documents/{doc_id}: publish document events for the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, status
+from pydantic import TypeAdapter, ValidationError
+
+from query_api.deps import StateDep
+from query_api.document_publisher import PublisherDep
+from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
+from query_api.models import ErrorResponse
+from query_api.security.deps import Writer
+from query_api.security.errors import ClientError, InvalidRequest
+from query_api.validation import line_problem
+from schemas.documents import DocumentEvent, DocumentOp
+from schemas.fields import DocId
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 422, 429, 503)
+}
+_DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
+
+
+class DocumentTooLong(ClientError):
+    """A document over RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
+
+    code = "document_too_long"
+    status = 413
+    metric_type = "too_large"
+
+
+def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
+    return DocumentsAccepted(
+        event_ids=[e.event_id for e in events], doc_ids=[e.doc_id for e in events], versions=[e.version for e in events]
+    )
+
+
+@router.post("/documents", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def publish_documents(
+    body: Annotated[DocumentIn | list[DocumentIn], Body(description=f"One document or a list of at most {MAX_BATCH}.")],
+    caller: Writer,
+    state: StateDep,
+    publisher: PublisherDep,
+) -> DocumentsAccepted:
+    """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
+    documents = body if isinstance(body, list) else [body]
+    if not 1 <= len(documents) <= MAX_BATCH:
+        raise InvalidRequest(f"send between 1 and {MAX_BATCH} documents per request")
+    limit = state.settings.chunking.max_document_chars
+    for document in documents:
+        if len(document.text) > limit:
+            raise DocumentTooLong(
+                f"document {document.doc_id!r} has {len(document.text)} characters, over {limit} "
+                "(RAGBUS_CHUNK_MAX_DOCUMENT_CHARS): split it"
+            )
+    # exclude_none: an unset version takes the event's default (now, in microseconds).
+    events = [DocumentEvent(tenant=caller.tenant, **d.model_dump(exclude_none=True)) for d in documents]
+    await publisher.publish(events)
+    return _accepted(events)
+
+
+@router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def delete_document(
+    doc_id: Annotated[str, Path(description="Id of the document to delete.")],
+    caller: Writer,
+    publisher: PublisherDep,
+) -> DocumentsAccepted:
+    """Delete a document of the caller's tenant (a delete of an unknown id is accepted and does nothing)."""
+    try:
+        _DOC_ID.validate_python(doc_id)
+    except ValidationError as exc:
+        raise InvalidRequest(f"doc_id: {exc.errors()[0]['msg']}") from None
+    if problem := line_problem(doc_id):
+        raise InvalidRequest(f"doc_id: {problem}")
+    event = DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=caller.tenant)
+    await publisher.publish([event])
+    return _accepted([event])

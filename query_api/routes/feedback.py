@@ -1,0 +1,20 @@
+"""POST /v1/feedback: thumbs up or down on an answer, optionally naming the relevant documents."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from query_api.feedback import FeedbackDep, FeedbackRequest, FeedbackTotals
+from query_api.models import ErrorResponse
+from query_api.security.deps import Reader
+
+router = APIRouter(prefix="/v1", tags=["feedback"])
+
+
+@router.post(
+    "/feedback",
+    responses={code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422, 429, 503)},
+)
+async def feedback(body: FeedbackRequest, caller: Reader, store: FeedbackDep) -> FeedbackTotals:
+    """Record one vote per answered query of the caller's tenant; returns the running ratios."""
+    return await store.record(caller.tenant, body)

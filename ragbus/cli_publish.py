@@ -1,0 +1,38 @@
+"""`ragbus publish` with progress: files read (and documents found), then events sent and bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.filesize import decimal
+
+from producers.publisher import PublishReport, publish_documents
+from producers.sources import read_documents
+from ragbus.cli_progress import CountedProgress
+from ragbus.settings import Settings
+from schemas.documents import DocumentEvent
+
+
+def read_with_progress(paths: Sequence[Path], tenant: str) -> list[DocumentEvent]:
+    """Every document under `paths` (all validated), counting files as they are read."""
+    with CountedProgress("read", unit="files") as display:
+
+        def on_file(_: Path, documents: int) -> None:
+            display.update(display.completed + 1, detail=f"{documents} documents")
+
+        return read_documents(paths, tenant=tenant, on_file=on_file)
+
+
+def publish_with_progress(settings: Settings, events: Sequence[DocumentEvent]) -> PublishReport:
+    """Publish `events`, counting the events the broker confirmed and their bytes."""
+    sent_bytes = 0
+    with CountedProgress("sent", len(events), unit="events") as display:
+
+        def on_batch(sent: int, batch_bytes: int) -> None:
+            nonlocal sent_bytes
+            sent_bytes += batch_bytes
+            display.update(sent, detail=decimal(sent_bytes))
+
+        return asyncio.run(publish_documents(settings, events, on_progress=on_batch))

@@ -1,0 +1,61 @@
+"""BM25 full-text search in Milvus, for hybrid (BM25 + dense) retrieval: asked of the server, never assumed.
+
+Servers that have the BM25 function (Milvus 2.5+, milvus-lite 3.2) turn a chunk's text into a sparse vector on
+insert and a query's text into one on search. `supports_bm25` asks the server with a throw-away collection;
+older servers (the Milvus 2.3 engine) refuse it, and ragbus then keeps its collections dense-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+from pymilvus import CollectionSchema, DataType, Function, FunctionType, MilvusClient
+
+log = logging.getLogger(__name__)
+SPARSE_FIELD = "sparse"
+TEXT_FIELD = "text"
+
+
+def add_bm25(schema: CollectionSchema) -> None:
+    """The sparse field and the BM25 function that fills it from the (analyzed) text field."""
+    schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(
+        Function(
+            name="text_bm25",
+            function_type=FunctionType.BM25,
+            input_field_names=[TEXT_FIELD],
+            output_field_names=[SPARSE_FIELD],
+        )
+    )
+
+
+def has_bm25(description: dict[str, object]) -> bool:
+    """Whether a collection (as `describe_collection` returns it) carries the BM25 sparse field."""
+    fields = description.get("fields")
+    return isinstance(fields, list) and any(isinstance(f, dict) and f.get("name") == SPARSE_FIELD for f in fields)
+
+
+def supports_bm25(client: MilvusClient) -> bool:
+    """Try a BM25 round trip (create, insert, search by text, drop); any refusal means not supported."""
+    name = f"ragbus_bm25_probe_{uuid.uuid4().hex[:8]}"
+    try:
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=1000, enable_analyzer=True)
+        add_bm25(schema)
+        index = client.prepare_index_params()
+        index.add_index(field_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        client.insert(name, [{"id": 1, TEXT_FIELD: "koalas eat eucalyptus"}, {"id": 2, TEXT_FIELD: "kafka logs"}])
+        hits = client.search(name, data=["what do koalas eat"], anns_field=SPARSE_FIELD, limit=1, output_fields=["id"])
+        supported = bool(hits and hits[0] and hits[0][0]["id"] == 1)
+    except Exception as exc:  # any refusal by the server is the answer
+        log.info("Milvus server does not do BM25 full-text search (%s): collections stay dense-only", exc)
+        supported = False
+    finally:
+        with contextlib.suppress(Exception):  # best-effort clean-up on a server that may be refusing
+            if client.has_collection(name):
+                client.drop_collection(name)
+    return supported

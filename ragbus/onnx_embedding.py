@@ -1,0 +1,109 @@
+"""ONNX Runtime encoder with int8 weights (dynamic quantization, per channel), exported locally (no download).
+
+The export runs once per model and is kept in RAGBUS_EMBED_ONNX_CACHE_DIR; writes are atomic (temporary file,
+then rename), so an API and an embedder starting together never read a half-written file. Pooling and
+normalization are the sentence-transformers ones of all-MiniLM-L6-v2: mean over the attention mask, then L2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragbus.errors import ConfigError
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _export(model_path: Path, target: Path) -> None:
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+
+    class LastHiddenState(torch.nn.Module):
+        # The model as a submodule (its weights are parameters of the trace) called with keyword arguments.
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    sample = torch.ones(2, 16, dtype=torch.long)
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        fp32, int8 = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                LastHiddenState().eval(),
+                (sample, sample, torch.zeros_like(sample)),
+                str(fp32),
+                input_names=list(INPUTS),
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(int8, target)
+
+
+def quantized_model(model_path: Path, cache_dir: Path) -> Path:
+    """Path of the int8 ONNX export of `model_path`, exporting it first if needed."""
+    weights = next(
+        (p for p in (model_path / "model.safetensors", model_path / "pytorch_model.bin") if p.exists()), None
+    )
+    if weights is None:
+        raise ConfigError(f"no weights under {model_path} to export to ONNX (RAGBUS_EMBED_BACKEND=onnx-int8)")
+    stat = weights.stat()
+    key = hashlib.sha256(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir / f"{model_path.name}-{key}-int8-per-channel.onnx"
+    if not target.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _export(model_path, target)
+    return target
+
+
+class OnnxInt8Encoder:
+    """Normalized embeddings from the int8 ONNX export, with the model's own tokenizer."""
+
+    def __init__(self, model_path: Path, max_seq_length: int, cache_dir: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=max_seq_length)
+        self.tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        path = quantized_model(model_path, cache_dir)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unit-length float32 vectors of `texts`, in order (batches of similar length, like sentence-transformers)."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            picked = order[start : start + batch_size]
+            encodings = self.tokenizer.encode_batch([texts[i] for i in picked])
+            feed = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            hidden = self.session.run(None, feed)[0]
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            out[picked] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return out

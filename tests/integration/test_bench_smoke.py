@@ -1,0 +1,73 @@
+"""The benchmark harness, tiny: 30 SciFact abstracts, 5 queries, a few probes and requests (not a speed test)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench import freshness, latency, quality
+from bench.api_process import start_api
+from bench.run import index
+from bench.scifact import DATASET, SciFact, load_scifact
+from ragbus.stack.process import stop_all
+from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def scifact() -> SciFact:
+    if not (DATASET / "corpus.jsonl").exists():
+        pytest.skip(f"SciFact is not at {DATASET} (the shared datasets folder beside the project)")
+    return load_scifact(docs=30, queries=5)
+
+
+@pytest.fixture(scope="module")
+def bench_api(base_servers: dict[str, str], stack_home: Path, scifact: SciFact) -> Iterator[tuple[Pipeline, str]]:
+    """Its own deployment on milvus-lite with SciFact indexed, and the API as a process in front of it."""
+    env = pipeline_env(base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"])
+    with running_pipeline(env, stack_home) as pipeline:
+        asyncio.run(index(pipeline.settings, scifact.documents))
+        api, url = start_api(pipeline.env, stack_home)
+        try:
+            yield pipeline, url
+        finally:
+            stop_all([api], timeout_s=10)
+
+
+def test_quality_is_scored_against_the_qrels(bench_api: tuple[Pipeline, str], scifact: SciFact) -> None:
+    _, url = bench_api
+    with httpx.Client(base_url=url) as client:
+        result = quality.evaluate(client, scifact)
+    assert result["queries"] == 5
+    assert result["documents"] == 30
+    assert 0.0 <= float(result["ndcg_at_10"]) <= 1.0  # type: ignore[arg-type]
+    assert 0.0 <= float(result["recall_at_100"]) <= 1.0  # type: ignore[arg-type]
+    # Every indexed document is ranked: the API returned all 30 behind the best ones.
+    assert result["min_distinct_documents_ranked"] == 30
+
+
+def test_freshness_probes_are_returned_by_the_api(bench_api: tuple[Pipeline, str], scifact: SciFact) -> None:
+    pipeline, url = bench_api
+    result = asyncio.run(freshness.measure(pipeline.settings, url, scifact.documents, rounds=2, timeout_s=60))
+    assert result["probes"] == 2
+    assert result["missed"] == 0
+    assert 0.0 < float(result["p50_s"]) <= float(result["p95_s"]) < 60  # type: ignore[arg-type]
+
+
+def test_latency_runs_report_cached_and_uncached(bench_api: tuple[Pipeline, str], scifact: SciFact) -> None:
+    _, url = bench_api
+    questions = [d.title for d in scifact.documents]
+    assert len(questions) >= len(latency.MODES) * (2 * 4 + 3), "no question asked twice uncached"
+    result = asyncio.run(latency.measure(url, questions, levels=[1, 4], requests=4, repeated=3))
+    assert set(result) == {"retrieve_only", "extractive_answer"}
+    for mode in result.values():
+        assert [r["concurrency"] for r in mode["uncached"]] == [1, 4]
+        assert all(r["requests"] == 4 and r["cached_share"] == 0.0 for r in mode["uncached"])
+        assert all(r["cached_share"] == 1.0 for r in mode["cached"])
+        for run in mode["uncached"] + mode["cached"]:
+            assert 0 < float(run["p50_ms"]) <= float(run["p95_ms"]) <= float(run["p99_ms"])  # type: ignore[arg-type]

@@ -1,0 +1,75 @@
+"""Hybrid retrieval: BM25 (the server's full-text search) + dense, fused by reciprocal rank fusion.
+
+Where the server does BM25 (milvus-lite 3.2), new collections get the BM25 field and the query API searches both
+ways; the Milvus 2.3 engine refuses the BM25 probe, so its collections stay dense-only and answers are dense.
+The test document is about a made-up word no embedding knows: dense search ranks it nowhere near a puffin
+question, BM25 on that word finds it, and the fused list carries it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from query_api.app import create_app
+from ragbus.embedding import SentenceEmbedder
+from ragbus.milvus_bm25 import supports_bm25
+from ragbus.milvus_store import MilvusChunkStore
+from schemas.documents import DocumentEvent
+from tests.corpus import animal_doc_id
+from tests.pipeline_helpers import publish, wait_indexed
+from tests.stack_fixtures import Pipeline, environment
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_hybrid_search_finds_an_exact_word_dense_search_misses(
+    pipeline: Pipeline, indexed_corpus: list[DocumentEvent], engine: str, base_servers: dict[str, str]
+) -> None:
+    settings = pipeline.settings
+    word = f"zyvrax{uuid.uuid4().hex[:6]}"
+    doc_id = f"notes/{word}.md"
+    note = DocumentEvent(
+        doc_id=doc_id,
+        title="Maintenance log",
+        text=f"The pump serial {word} was replaced on Tuesday after the pressure alarm. The crew logged it.",
+    )
+    wait_indexed(pipeline, dict(publish(pipeline, [note])))
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        serving = store.alias_target()
+        assert serving
+        bm25 = store.has_bm25(serving)
+        assert bm25 == supports_bm25(store.client)  # asked of the server, and the collection follows the answer
+        assert bm25 is (engine == base_servers["milvus-lite"])  # milvus-lite 3.2 does BM25, Milvus 2.3 does not
+        question = f"What does the puffin eat? {word}"
+        vector = SentenceEmbedder(settings.embedding).load().encode([question], check_length=False)[0].tolist()
+        dense = store.search(vector, 3, "default", collection=serving)
+        fused = store.search(vector, 3, "default", collection=serving, text=question)
+    finally:
+        store.close()
+
+    assert dense[0].doc_id == animal_doc_id("puffin")
+    assert doc_id not in {hit.doc_id for hit in dense}  # the made-up word means nothing to the embedding
+    if bm25:
+        assert {hit.doc_id for hit in fused} >= {doc_id, animal_doc_id("puffin")}
+        for hit in fused:  # the score is still the cosine to the query, as citations say
+            assert -1.0 <= hit.score <= 1.0
+        assert {h.chunk_id: round(h.score, 4) for h in fused if h.doc_id == animal_doc_id("puffin")} == {
+            h.chunk_id: round(h.score, 4) for h in dense if h.doc_id == animal_doc_id("puffin")
+        }
+    else:
+        assert [h.chunk_id for h in fused] == [h.chunk_id for h in dense]
+
+    # Through the API: hybrid by default, dense with RAGBUS_API_RETRIEVAL=dense.
+    for mode, expect_note in (("hybrid", bm25), ("dense", False)):
+        with environment({**pipeline.env, "RAGBUS_API_RETRIEVAL": mode}):
+            from ragbus.settings import load_settings
+
+            api_settings = load_settings()
+        with TestClient(create_app(api_settings)) as api:
+            body = api.post("/v1/query", json={"query": question, "top_k": 3}).json()
+        cited = {c["doc_id"] for c in body["citations"]}
+        assert (doc_id in cited) is expect_note, (mode, body)

@@ -1,0 +1,50 @@
+"""Metadata filters: strict validation, and every key and value escaped in the Milvus expression."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from query_api.metadata_filter import MetadataFilters, metadata_expression, tenant_expression
+
+FILTERS: TypeAdapter[dict[str, object]] = TypeAdapter(MetadataFilters)
+
+
+def test_filters_render_as_anded_equalities_after_the_tenant() -> None:
+    filters = FILTERS.validate_python({"lang": "en", "year": 2024, "draft": False, "team": ["a", "b"], "w": 0.5})
+    assert tenant_expression("acme", filters) == (
+        'tenant == "acme" and (metadata["draft"] == false and metadata["lang"] == "en" and '
+        '(metadata["team"] == "a" or metadata["team"] == "b") and metadata["w"] == 0.5 and metadata["year"] == 2024)'
+    )
+    assert tenant_expression("acme") == 'tenant == "acme"'
+    assert metadata_expression({}) is None
+
+
+def test_quotes_and_backslashes_in_values_stay_inside_the_string_literal() -> None:
+    filters = FILTERS.validate_python({"lang": 'en" or tenant != "', "x": ["\\", '\\" or 1 == 1 or "']})
+    expression = tenant_expression("acme", filters)
+    assert expression == (
+        'tenant == "acme" and (metadata["lang"] == "en\\" or tenant != \\"" and '
+        '(metadata["x"] == "\\\\" or metadata["x"] == "\\\\\\" or 1 == 1 or \\""))'
+    )
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {'lang"] == "" or tenant != "': "x"},  # injection through the key
+        {"1starts_with_digit": "x"},
+        {"k": "line\nbreak"},
+        {"k": "nul\x00"},
+        {"k": "x" * 201},
+        {"k": []},
+        {"k": list(range(21))},
+        {"k": 2**60},
+        {"k": float("nan")},
+        {"k": {"nested": "object"}},
+        {f"k{i}": 1 for i in range(9)},
+    ],
+)
+def test_bad_filters_are_refused(filters: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        FILTERS.validate_python(filters)

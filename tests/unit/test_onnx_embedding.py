@@ -1,0 +1,55 @@
+"""RAGBUS_EMBED_BACKEND=onnx-int8: exported locally from the packaged model, close to torch, ranks the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragbus.embedding import SentenceEmbedder
+from ragbus.errors import PermanentError
+from ragbus.settings import EmbeddingSettings
+
+pytestmark = pytest.mark.slow
+
+DOCS = [
+    "The koala eats eucalyptus leaves almost exclusively.",
+    "Vitamin B12 deficiency raises blood levels of homocysteine.",
+    "Kafka topics are split into partitions that keep records in order.",
+]
+QUERIES = ["What does the koala eat?", "Which vitamin lowers homocysteine?", "How does Kafka order records?"]
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> tuple[SentenceEmbedder, SentenceEmbedder, Path]:
+    cache = tmp_path_factory.mktemp("onnx")
+    torch = SentenceEmbedder(EmbeddingSettings()).load()
+    onnx = SentenceEmbedder(EmbeddingSettings(backend="onnx-int8", onnx_cache_dir=cache)).load()
+    return torch, onnx, cache
+
+
+def test_int8_vectors_are_close_to_torch(backends: tuple[SentenceEmbedder, SentenceEmbedder, Path]) -> None:
+    torch, onnx, cache = backends
+    assert list(cache.glob("*-int8-per-channel.onnx")), "the export is kept for the next start"
+    reference, quantized = torch.encode(DOCS), onnx.encode(DOCS)
+    assert quantized.shape == reference.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(quantized, axis=1), 1.0, atol=1e-4)
+    assert (reference * quantized).sum(axis=1).min() > 0.98
+
+
+def test_int8_retrieves_what_torch_retrieves(backends: tuple[SentenceEmbedder, SentenceEmbedder, Path]) -> None:
+    _, onnx, _ = backends
+    scores = onnx.encode(QUERIES) @ onnx.encode(DOCS).T
+    assert list(scores.argmax(axis=1)) == [0, 1, 2]
+
+
+def test_backend_is_part_of_the_cache_identity(backends: tuple[SentenceEmbedder, SentenceEmbedder, Path]) -> None:
+    torch, onnx, _ = backends
+    # The embedding cache is keyed by model_name: int8 and float vectors must never be mixed.
+    assert torch.model_name == "all-MiniLM-L6-v2"
+    assert onnx.model_name == "all-MiniLM-L6-v2#onnx-int8"
+    assert onnx.max_seq_length == torch.max_seq_length == 256
+    assert onnx.token_lengths(DOCS) == torch.token_lengths(DOCS)
+    with pytest.raises(PermanentError, match="exceeds"):
+        onnx.encode(["word " * 400])

@@ -1,0 +1,80 @@
+"""Seal what the indexer wrote (a Milvus flush) so searches use the index instead of scanning fresh rows.
+
+Rows are searchable as soon as they are written, but until their segment is sealed a server searches them by brute
+force: on milvus-lite, 10,000 unsealed chunks made a top-5 dense search take 260 ms and a BM25 search 1.4 s;
+sealed, 4.6 ms and 47 ms (bench/README.md). The sealer flushes the pipeline's chunk and document-state collections
+once writes pause for IDLE_S, and at least every RAGBUS_MILVUS_FLUSH_INTERVAL_S during a long ingest. It is best
+effort: a refused flush (a server's flush rate limit, a restart) is retried at the next pause, never an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from ragbus.document_states import MilvusDocumentStates
+from ragbus.errors import RagbusError
+from ragbus.milvus_store import MilvusChunkStore
+
+log = logging.getLogger(__name__)
+IDLE_S = 1.0
+TICK_S = 0.25
+
+
+class CollectionSealer:
+    """Flushes a chunk collection (and its document states) after writes, at most every `interval_s` under load."""
+
+    def __init__(self, store: MilvusChunkStore, collection: str, interval_s: float) -> None:
+        self.store, self.interval_s = store, interval_s
+        self.collections = [collection, MilvusDocumentStates.collection_for(collection)]
+        self._dirty_since: float | None = None
+        self._last_write = 0.0
+        self.flushes = 0
+
+    def wrote(self) -> None:
+        """Called after every write to the collection."""
+        now = time.monotonic()
+        self._last_write = now
+        if self._dirty_since is None:
+            self._dirty_since = now
+
+    def due(self, now: float) -> bool:
+        """Whether unsealed writes have paused long enough, or waited long enough."""
+        if self._dirty_since is None or self.interval_s <= 0:
+            return False
+        return now - self._last_write >= IDLE_S or now - self._dirty_since >= self.interval_s
+
+    async def seal(self) -> None:
+        """Flush now (in a thread); on failure the writes stay marked and the next tick tries again."""
+        started, self._dirty_since = self._dirty_since, None
+        try:
+            for name in self.collections:
+                await asyncio.to_thread(self.store.call, lambda name=name: self.store.client.flush(name))
+        except RagbusError as exc:
+            self._dirty_since = started  # the earliest unsealed write (any write since is later)
+            log.info("flush of %s deferred: %s", self.collections[0], exc)
+            return
+        self.flushes += 1
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self.due(time.monotonic()):
+                await self.seal()
+
+
+@contextlib.asynccontextmanager
+async def sealing(store: MilvusChunkStore, collection: str, interval_s: float) -> AsyncIterator[CollectionSealer]:
+    """A sealer running in the background for as long as the context is open."""
+    sealer = CollectionSealer(store, collection, interval_s)
+    task = asyncio.create_task(sealer.run(), name=f"seal {collection}")
+    try:
+        yield sealer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
