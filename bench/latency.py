@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 
@@ -25,7 +25,7 @@ MODES = {"retrieve_only": {"retrieve_only": True}, "extractive_answer": {}}
 async def _worker(
     client: httpx.AsyncClient,
     queue: asyncio.Queue[str],
-    extra: dict[str, object],
+    extra: Mapping[str, object],
     took: list[float],
     cached: list[bool],
     errors: list[int],
@@ -43,7 +43,7 @@ async def _worker(
 
 
 async def load(
-    api_url: str, queries: Sequence[str], concurrency: int, extra: dict[str, object] | None = None
+    api_url: str, queries: Sequence[str], concurrency: int, extra: Mapping[str, object] | None = None
 ) -> dict[str, object]:
     """Send `queries` (with `extra` request fields) `concurrency` at a time; latency percentiles and requests/s."""
     queue: asyncio.Queue[str] = asyncio.Queue()

@@ -65,5 +65,5 @@ def configure_logging(process_name: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "pymilvus", "httpx", "sentence_transformers", "faststream.access"):
+    for noisy in ("aiokafka", "pymilvus", "httpx", "httpx2", "sentence_transformers", "faststream.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -7,7 +7,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +168,9 @@ def test_redis_url(home: Path, started: list[ManagedProcess]) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def wait_for(predicate, timeout_s: float, interval_s: float = 0.25, message: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_for(
+    predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.25, message: str = "condition"
+) -> None:
     """Poll until `predicate()` is truthy."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -217,7 +217,9 @@ def test_an_alias_switch_never_serves_answers_of_the_previous_collection(
         rows = writable(rows)
         store.client.upsert(old, rows)
         # The "reindexed" collection words the koala's notes differently: what a new chunking or model would change.
-        store.client.upsert(new, [{**r, "text": r["text"].replace("eucalyptus", "reindexed eucalyptus")} for r in rows])
+        store.client.upsert(
+            new, [{**r, "text": str(r["text"]).replace("eucalyptus", "reindexed eucalyptus")} for r in rows]
+        )
         switched = type(settings)(**{**settings.__dict__, "milvus": milvus})
         question = f"What does the koala eat? ({uuid.uuid4().hex[:6]})"
         with TestClient(create_app(switched)) as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,10 @@ from tests.stack_fixtures import pipeline_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 LIMIT = 4
+
+
+def _healthy(port: int) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +51,7 @@ def two_apis(base_servers: dict[str, str], stack_home: Path, creds: Credentials)
     ]
     try:
         for process, port in zip(processes, ports, strict=True):
-            process.wait_ready(
-                lambda port=port: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200,
-                timeout_s=180,
-            )
+            process.wait_ready(partial(_healthy, port), timeout_s=180)
         yield [f"http://127.0.0.1:{port}" for port in ports]
     finally:
         stop_all(processes, timeout_s=10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("alias_exists", [False, True])
-def test_query_on_an_empty_index_is_well_formed(base_servers: dict[str, str], tmp_path, alias_exists: bool) -> None:  # type: ignore[no-untyped-def]
+def test_query_on_an_empty_index_is_well_formed(
+    base_servers: dict[str, str], tmp_path: Path, alias_exists: bool
+) -> None:
     empty = Pipeline(pipeline_env(base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"]), tmp_path)
     settings = empty.settings
     if alias_exists:
@@ -34,7 +38,7 @@ def test_query_on_an_empty_index_is_well_formed(base_servers: dict[str, str], tm
         }
 
 
-def test_bad_requests_get_json_errors_with_codes(base_servers: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_get_json_errors_with_codes(base_servers: dict[str, str], tmp_path: Path) -> None:
     empty = Pipeline(pipeline_env(base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"]), tmp_path)
     with TestClient(create_app(empty.settings)) as api:
         for body in ({"query": "   "}, {"query": "x", "top_k": 0}, {"top_k": 3}, {"query": "a\x00b"}):

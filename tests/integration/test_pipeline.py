@@ -80,7 +80,7 @@ def test_update_with_fewer_chunks_replaces_every_old_chunk(pipeline: Pipeline, a
     new = chunks_of(pipeline, "birds/tern.md")
     assert [(row["version"], row["chunk_index"]) for row in new] == [(v2.version, 0)]
     body = ask(api, "Where does the arctic tern nest?", top_k=5)
-    tern = [c for c in body["citations"] if c["doc_id"] == "birds/tern.md"]  # type: ignore[union-attr]
+    tern = [c for c in body["citations"] if c["doc_id"] == "birds/tern.md"]  # type: ignore[attr-defined]
     assert [c["text"] for c in tern] == ["The arctic tern now nests in Iceland."]
 
 
@@ -101,7 +101,7 @@ def test_delete_removes_the_document_and_no_stale_cached_answer_survives(
     while (after := ask(api, question))["cached"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert after["cached"] is False
-    assert animal_doc_id("hoatzin") not in {c["doc_id"] for c in after["citations"]}  # type: ignore[union-attr]
+    assert animal_doc_id("hoatzin") not in {c["doc_id"] for c in after["citations"]}  # type: ignore[attr-defined]
 
 
 def test_tombstone_deletes_the_keyed_document(pipeline: Pipeline, indexed_corpus: list[DocumentEvent]) -> None:

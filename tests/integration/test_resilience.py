@@ -13,6 +13,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,10 @@ def when(predicate: Callable[[], bool], what: str) -> None:
     wait_for(predicate, timeout_s=240, interval_s=0.05, message=what)
 
 
+def _processed_at_least(pipeline: Pipeline, stage: str, count: int) -> bool:
+    return processed(pipeline, stage) >= count
+
+
 def processed(pipeline: Pipeline, stage: str) -> float:
     try:
         return pipeline.metric(stage, "ragbus_stage_messages_total")
@@ -98,7 +103,7 @@ def test_sigkill_of_each_worker_mid_batch_leaves_the_index_exact(fresh_pipeline:
     events = ingest_corpus(500, "crash")
     publish(pipeline, events)
     for stage, after in (("chunker", 40), ("embedder", 60), ("indexer", 60)):
-        when(lambda stage=stage, after=after: processed(pipeline, stage) >= after, f"{stage} progress")
+        when(partial(_processed_at_least, pipeline, stage, after), f"{stage} progress")
         victim = pipeline.worker(stage)
         victim.signal(signal.SIGKILL)
         assert victim.wait_stopped(5)

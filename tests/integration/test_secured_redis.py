@@ -115,6 +115,7 @@ def test_embedding_cache_on_a_three_master_cluster(redis_cluster: str) -> None:
             before = await cache.get_many(texts)
             await cache.put_many(texts[:30], np.arange(30 * 4, dtype="<f4").reshape(30, 4))
             after = await cache.get_many(texts)
+            assert isinstance(client, redis.asyncio.RedisCluster)
             slots = {int(await client.cluster_keyslot(cache.keys.embedding("model-a", t))) for t in texts}
             return before, after, slots
         finally:

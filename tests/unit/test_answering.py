@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2  # the HTTP client openai (>= 3) is built on
 import openai
 import pytest
 from redis.asyncio import Redis
@@ -79,8 +79,8 @@ def test_word_deltas_rebuild_the_answer_exactly() -> None:
 
 
 def _status_error(status: int) -> openai.APIStatusError:
-    request = httpx.Request("POST", "http://llm/v1/chat/completions")
-    return openai.APIStatusError("failure", response=httpx.Response(status, request=request), body=None)
+    request = httpx2.Request("POST", "http://llm/v1/chat/completions")
+    return openai.APIStatusError("failure", response=httpx2.Response(status, request=request), body=None)
 
 
 @pytest.mark.parametrize(("status", "retried"), [(429, True), (500, True), (503, True), (400, False), (401, False)])
@@ -89,7 +89,7 @@ def test_only_transient_llm_errors_are_retried(status: int, retried: bool) -> No
 
 
 def test_timeouts_are_transient() -> None:
-    assert is_transient(openai.APITimeoutError(httpx.Request("POST", "http://llm")))
+    assert is_transient(openai.APITimeoutError(httpx2.Request("POST", "http://llm")))
 
 
 async def test_concurrent_identical_calls_compute_once_in_a_process() -> None:

@@ -7,7 +7,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from query_api.metadata_filter import MetadataFilters, metadata_expression, tenant_expression
 
-FILTERS: TypeAdapter[dict[str, object]] = TypeAdapter(MetadataFilters)
+FILTERS = TypeAdapter(MetadataFilters)
 
 
 def test_filters_render_as_anded_equalities_after_the_tenant() -> None:

@@ -19,7 +19,7 @@ def tokenizer() -> ModelTokenizer:
 
 
 def chunker(tokenizer: ModelTokenizer, **overrides: int) -> TokenChunker:
-    return TokenChunker(tokenizer, ChunkingSettings(**overrides))
+    return TokenChunker(tokenizer, ChunkingSettings.model_validate(overrides))
 
 
 def prose(words: int, seed: int = 0) -> str:

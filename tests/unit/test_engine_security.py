@@ -50,6 +50,7 @@ def test_sasl_over_tls_reaches_aiokafka_and_faststream(mechanism: str, kind: typ
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
     assert kwargs["ssl_context"].get_ca_certs()[0]["subject"] == ((("commonName", "ragbus test CA"),),)
     security = faststream_security(settings)
+    assert security is not None
     assert isinstance(security, kind) and security.use_ssl and security.ssl_context is kwargs["ssl_context"]
 
 

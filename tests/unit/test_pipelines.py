@@ -25,7 +25,7 @@ def spec(**overrides: object) -> PipelineSpec:
         "title_tokens": 24,
         "model": "all-MiniLM-L6-v2",
     }
-    return PipelineSpec(**(fields | overrides))  # type: ignore[arg-type]
+    return PipelineSpec.model_validate(fields | overrides)
 
 
 def test_the_default_pipeline_keeps_the_plain_names_and_a_reindex_gets_its_own() -> None:
