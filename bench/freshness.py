@@ -8,19 +8,25 @@ sees: broker, the three workers, the index, and the API's cache invalidation (an
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import httpx
 
 from bench.scoring import percentile
 from producers.publisher import to_message
+from ragbus.embedding import SentenceEmbedder
 from ragbus.kafka_clients import KafkaEventProducer
+from ragbus.milvus_store import ChunkHit, MilvusChunkStore, milvus_str
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
 from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
 
 WORDS = [
     "amber",
@@ -66,28 +72,67 @@ def probe_text(rng: random.Random, round_no: int) -> str:
     return f"Freshness probe {round_no}: {words}."
 
 
-async def _returned(client: httpx.AsyncClient, doc_id: str, text: str) -> bool:
+async def _returned(client: httpx.AsyncClient, doc_id: str, text: str, top_k: int = PROBE_TOP_K) -> bool | str:
+    """Whether the API returns the new text (or, on an error, its status and body)."""
     # The earlier probes' documents read much alike (the same words, shuffled): with dense retrieval alone they
     # can push the newest one out of a short list, so look at more passages than there are probes.
-    response = await client.post("/v1/query", json={"query": text, "top_k": PROBE_TOP_K, "retrieve_only": True})
+    response = await client.post("/v1/query", json={"query": text, "top_k": top_k, "retrieve_only": True})
     if response.status_code != 200:
-        return False
+        return f"{response.status_code} {response.text[:200]}"
     return any(c["doc_id"] == doc_id and text in c["text"] for c in response.json()["citations"])
+
+
+def _rank(hits: Sequence[ChunkHit], doc_id: str, text: str) -> int | None:
+    return next((i for i, h in enumerate(hits) if h.doc_id == doc_id and text in h.text), None)
+
+
+async def diagnose(settings: Settings, client: httpx.AsyncClient, doc: DocumentEvent, text: str) -> dict[str, object]:
+    """Why a probe was not returned: what Milvus holds for the document, and what searches find past the API cache."""
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        rows = store.call(
+            lambda: store.client.query(
+                store.alias,
+                filter=f"doc_id == {milvus_str(doc.doc_id)}",
+                output_fields=["version", "chunk_index", "text"],
+            )
+        )
+        vector = SentenceEmbedder(settings.embedding).encode([text], check_length=False)[0].tolist()
+        ranks = {
+            f"milvus_top_{k}": _rank(store.search(vector, k, doc.tenant), doc.doc_id, text) for k in (PROBE_TOP_K, 500)
+        }
+    finally:
+        store.close()
+    uncached = await _returned(client, doc.doc_id, text, top_k=PROBE_TOP_K + 1)  # another cache key
+    return {
+        "doc_id": doc.doc_id,
+        "milvus_rows": [
+            {"version": r["version"], "chunk": r["chunk_index"], "has_probe": text in r["text"]} for r in rows
+        ],
+        "rank_in_direct_search": ranks,
+        "api_with_another_cache_key": uncached,
+    }
 
 
 async def probe(
     producer: KafkaEventProducer, topic: str, client: httpx.AsyncClient, doc: DocumentEvent, text: str, timeout_s: float
 ) -> float | None:
-    """Publish a new version of `doc` and poll until the API returns it; seconds, or None on timeout."""
-    changed = doc.model_copy(update={"text": text, "version": time.time_ns() // 1000, "event_id": uuid.uuid4().hex})
+    """Publish a new version of `doc` and poll until the API returns it; seconds, or None on timeout.
+
+    An API error (a non-200 answer) counts as not returned yet; the last one is logged at the timeout.
+    """
+    update = {"text": text, "version": time.time_ns() // 1000, "event_id": uuid.uuid4().hex}
+    changed = doc.model_copy(update=update | {"produced_at": datetime.now(UTC)})  # the workers log their share
     message = to_message(changed, topic, max_bytes=1_000_000)
     started = time.perf_counter()
     await producer.send_all([message])
     deadline = started + timeout_s
+    last: bool | str = False
     while time.perf_counter() < deadline:
-        if await _returned(client, doc.doc_id, text):
+        if (last := await _returned(client, doc.doc_id, text)) is True:
             return time.perf_counter() - started
         await asyncio.sleep(POLL_S)
+    log.warning("probe of %r not returned in %.0fs (last answer: %s)", doc.doc_id, timeout_s, last)
     return None
 
 
@@ -104,18 +149,21 @@ async def measure(
     rng = random.Random(seed)
     topic = Topics(settings.kafka.topic_prefix).documents
     seconds: list[float] = []
-    missed = 0
+    misses: list[dict[str, object]] = []
     async with KafkaEventProducer(settings) as producer, httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         for round_no in range(rounds):
             if while_running is not None and while_running.done():
                 break
             doc = docs[rng.randrange(len(docs))]
-            took = await probe(producer, topic, client, doc, probe_text(rng, round_no), timeout_s)
+            text = probe_text(rng, round_no)
+            took = await probe(producer, topic, client, doc, text, timeout_s)
             if took is None:
-                missed += 1
+                misses.append(await diagnose(settings, client, doc, text))
             else:
                 seconds.append(took)
-    result: dict[str, object] = {"probes": len(seconds), "missed": missed, "timeout_s": timeout_s}
+    result: dict[str, object] = {"probes": len(seconds), "missed": len(misses), "timeout_s": timeout_s}
+    if misses:
+        result["misses"] = misses
     if seconds:
         result |= {
             "p50_s": round(percentile(seconds, 50), 3),
