@@ -69,7 +69,7 @@ def bench_stack(engine: str = "milvus-lite") -> Iterator[tuple[dict[str, str], S
 
 
 def start_workers(env: dict[str, str], home: Path, prefix: str = "") -> list[ManagedProcess]:
-    """The three workers as processes, returned once each consumes."""
+    """The three workers as processes, returned once each consumes its assigned partitions."""
     workers = []
     for stage in STAGES:
         argv = [sys.executable, "-m", "ragbus", "worker", stage]
@@ -84,7 +84,13 @@ def start_workers(env: dict[str, str], home: Path, prefix: str = "") -> list[Man
 
 
 def _consuming(worker: ManagedProcess) -> Callable[[], bool]:
-    return lambda: "ready: consuming" in worker.log_path.read_text()
+    # Ready, and its consumer has joined the group and holds partitions (FastStream logs the assignment): joining
+    # takes seconds on a fresh group, a one-time start-up cost that is not the ingest being measured.
+    def check() -> bool:
+        log = worker.log_path.read_text()
+        return "ready: consuming" in log and "assigned to partitions" in log
+
+    return check
 
 
 async def drained(settings: Settings) -> bool:
