@@ -37,7 +37,7 @@ def _ragbus_rows(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     q = run["quality"]
     mode = "hybrid BM25 + dense, RRF k=60" if q.get("collection_has_bm25") else "dense"
     rows.append((f"ragbus through Kafka + REST, {mode}", q))
-    if "quality_dense" in run:
+    if "quality_dense" in run and q.get("collection_has_bm25"):  # without BM25 both asked the same dense search
         rows.append(("ragbus through Kafka + REST, dense only", run["quality_dense"]))
     return rows
 
@@ -220,6 +220,8 @@ def render() -> str:
     real = _load("run-milvus-server.json")
     recorded = [f"{r['engine']} {r['when']} (`bench/results/run{'' if r is run else '-milvus-server'}.json`)"
                 for r in (run, real) if r]  # fmt: skip
+    if "latency_run" in run:
+        recorded.append(f"milvus-lite latency rerun {run['latency_run']['when']}")
     lines = [BEGIN, "", f"Recorded on {run['machine']}: {'; '.join(recorded)}.", ""]
     runs = [r for r in (run, real) if r]
     if "quality" in run:
