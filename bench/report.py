@@ -220,8 +220,10 @@ def render() -> str:
     real = _load("run-milvus-server.json")
     recorded = [f"{r['engine']} {r['when']} (`bench/results/run{'' if r is run else '-milvus-server'}.json`)"
                 for r in (run, real) if r]  # fmt: skip
-    if "latency_run" in run:
-        recorded.append(f"milvus-lite latency rerun {run['latency_run']['when']}")
+    for r in (run, real):
+        for part in ("latency", "freshness"):
+            if r and f"{part}_run" in r:
+                recorded.append(f"{r['engine']} {part} rerun {r[f'{part}_run']['when']}")
     lines = [BEGIN, "", f"Recorded on {run['machine']}: {'; '.join(recorded)}.", ""]
     runs = [r for r in (run, real) if r]
     if "quality" in run:
