@@ -14,6 +14,11 @@ STAGE_BATCH_SECONDS = Histogram(
 STAGE_BATCH_SIZE = Histogram(
     "ragbus_stage_batch_size", "Messages per batch.", ["stage"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
+STAGE_DEFERRED = Counter(
+    "ragbus_stage_deferred_records_total",
+    "Polled records left for the next poll because the batch reached RAGBUS_WORKER_MAX_CHUNKS.",
+    ["stage"],
+)
 STAGE_RETRIES = Counter(
     "ragbus_stage_transient_retries_total",
     "Batches retried after a transient failure (backpressure).",
@@ -42,5 +47,6 @@ def register_stage(stage: str) -> None:
     for outcome in ("ok", "dead_lettered"):
         STAGE_MESSAGES.labels(stage, outcome)
     STAGE_RETRIES.labels(stage)
+    STAGE_DEFERRED.labels(stage)
     STAGE_BATCH_SECONDS.labels(stage)
     STAGE_BATCH_SIZE.labels(stage)

@@ -189,8 +189,9 @@ class ChunkingSettings(BaseSettings):
     overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
     title_tokens: int = Field(24, ge=0, description="Tokens of the title prefixed to each chunk for embedding.")
     # About 250 chunks: a document's embedded message (text + 2 KB of vector per chunk) stays under the 1 MB
-    # Kafka record limit, and a batch of RAGBUS_WORKER_MAX_RECORDS such documents embeds well within
-    # max_poll_interval_ms. Longer documents are dead-lettered with this variable named; split them.
+    # Kafka record limit, and one such document alone embeds well within max_poll_interval_ms (a batch of
+    # several is cut at RAGBUS_WORKER_MAX_CHUNKS). Longer documents are dead-lettered with this variable named;
+    # split them.
     max_document_chars: int = Field(200_000, ge=1, description="Documents longer than this are refused.")
 
     @model_validator(mode="after")
@@ -207,9 +208,16 @@ class WorkerSettings(BaseSettings):
 
     model_config = _config("RAGBUS_WORKER_")
 
-    max_records: int = Field(32, ge=1, description="Most events handled per batch.")
+    max_records: int = Field(128, ge=1, description="Most events handled per batch.")
+    max_chunks: int = Field(
+        512,
+        ge=1,
+        description="Most chunks an embedder or indexer batch takes on (at least one document); "
+        "the rest of the poll is polled again.",
+    )
     batch_timeout_ms: int = Field(50, ge=0, description="How long a batch waits to fill.")
-    # A batch of max_records documents must finish well inside this or the group rebalances (aiokafka#848).
+    # A batch must finish well inside this or the group rebalances (aiokafka#848): max_chunks bounds its work
+    # (512 chunks embed in about 16 s on 2 cores), max_records and max_document_chars bound the chunker's.
     max_poll_interval_ms: int = Field(600_000, ge=10_000, description="Consumer max_poll_interval_ms.")
     retry_budget_s: float = Field(
         60.0, gt=0, description="How long a batch retries a transient failure before it is re-polled."

@@ -3,6 +3,12 @@
 A stage is a `StageHandler`: it decodes one record (a PermanentError there means a poison message) and
 processes a decoded batch, producing downstream and awaiting delivery. The runner commits the batch's offsets
 only after `process` returned and every rejected record reached its dead-letter topic (at-least-once).
+
+Batch time is bounded by work, not by record count: a batch takes on records until they carry
+RAGBUS_WORKER_MAX_CHUNKS chunks (always at least one record), and the partitions of the records left over are
+rewound to them, so they are polled again and nothing is committed past them. Polls stay frequent whatever the
+documents' sizes (no max_poll_interval_ms rebalance loop, aiokafka#848), while batches of short documents are
+large enough for the embedding model to run full batches.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import start_http_server
@@ -61,12 +67,17 @@ class StageHandler(Protocol[T]):
         """The record's payload; PermanentError for a poison message."""
         ...
 
+    def chunks_in(self, value: T) -> int:
+        """Chunks this stage embeds or writes for `value`, counted against RAGBUS_WORKER_MAX_CHUNKS (0: none)."""
+        ...
+
     async def process(self, batch: list[Inbound[T]]) -> list[Rejected]:
         """Do the stage's work for the batch; return records to dead-letter; raise TransientError to retry."""
         ...
 
 
 OpenHandler = Callable[[PipelineContext, KafkaEventProducer], AbstractAsyncContextManager[StageHandler[Any]]]
+Rewind = Callable[[TopicPartition, int], None]
 
 
 class StageRunner(Generic[T]):
@@ -79,27 +90,51 @@ class StageRunner(Generic[T]):
         self.topics = Topics(settings.kafka.topic_prefix)
         metrics.register_stage(handler.stage)
 
-    async def run_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Process one batch; returns only when its effects are durable (then the offsets may be committed)."""
+    async def run_batch(self, records: list[ConsumerRecord[bytes, bytes]], rewind: Rewind) -> None:
+        """Process the batch's records up to the chunk budget and rewind to the rest; returns only when the
+        processed records' effects are durable (then the consumer's positions may be committed)."""
         stage = self.handler.stage
         started = time.perf_counter()
-        metrics.STAGE_BATCH_SIZE.labels(stage).observe(len(records))
         decoded: list[Inbound[T]] = []
         rejected: list[Rejected] = []
-        for record in records:
+        taken, chunks = len(records), 0
+        for index, record in enumerate(records):
             try:
-                decoded.append(Inbound(record, self.handler.decode(record)))
+                value = self.handler.decode(record)
             except PermanentError as exc:
                 rejected.append(Rejected(record, exc))
+                continue
             except Exception as exc:  # anything a record makes decode raise is that record's fault
                 rejected.append(Rejected(record, InvalidMessage(f"undecodable record: {type(exc).__name__}: {exc}")))
+                continue
+            cost = self.handler.chunks_in(value)
+            if index and chunks + cost > self.settings.worker.max_chunks:
+                taken = index
+                break
+            chunks += cost
+            decoded.append(Inbound(record, value))
+        if taken < len(records):
+            self._leave_for_next_poll(records[taken:], rewind)
+        metrics.STAGE_BATCH_SIZE.labels(stage).observe(taken)
         if decoded:
             rejected += await self._process_isolating_poison(decoded)
         if rejected:
             await self.dead_letter(rejected)
-        metrics.STAGE_MESSAGES.labels(stage, "ok").inc(len(records) - len(rejected))
+        metrics.STAGE_MESSAGES.labels(stage, "ok").inc(taken - len(rejected))
         metrics.STAGE_MESSAGES.labels(stage, "dead_lettered").inc(len(rejected))
         metrics.STAGE_BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+
+    def _leave_for_next_poll(self, left: list[ConsumerRecord[bytes, bytes]], rewind: Rewind) -> None:
+        # Records keep their partition's order within a batch, so what is left of each partition follows
+        # everything taken from it: rewinding to its first left record re-polls exactly the rest.
+        first: dict[TopicPartition, int] = {}
+        for record in left:
+            partition = TopicPartition(record.topic, record.partition)
+            first[partition] = min(record.offset, first.get(partition, record.offset))
+        for partition, offset in first.items():
+            rewind(partition, offset)
+        metrics.STAGE_DEFERRED.labels(self.handler.stage).inc(len(left))
+        log.debug("%s: chunk budget reached, %d records left for the next poll", self.handler.stage, len(left))
 
     async def _process_isolating_poison(self, batch: list[Inbound[T]]) -> list[Rejected]:
         # A PermanentError for the batch as a whole (a store refusing one bad row) is narrowed down by
@@ -216,6 +251,7 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
     )
     async def on_batch(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message
-        await holder["runner"].run_batch(list(records) if isinstance(records, tuple) else [records])
+        batch = list(records) if isinstance(records, tuple) else [records]
+        await holder["runner"].run_batch(batch, msg.consumer.seek)
 
     return FastStream(broker, lifespan=lifespan)

@@ -2,6 +2,8 @@
 
 - SIGKILL of each worker mid-batch during a 500-document ingest, then restart.
 - SIGTERM mid-ingest: the worker finishes its batch, commits and exits within a bounded time.
+- A poll carrying more chunks than RAGBUS_WORKER_MAX_CHUNKS: the batch stops at the budget, the rest is polled
+  again, and nothing is processed twice or skipped.
 - Milvus stopped for 10 s and Redis stopped for 10 s during ingest (our own instances on spare ports; the
   machine's shared Redis is never touched).
 """
@@ -34,7 +36,7 @@ TOPICS = ["harbour", "orchard", "glacier", "library", "volcano", "bakery", "obse
 
 
 def ingest_corpus(count: int, prefix: str) -> list[DocumentEvent]:
-    """Documents of about three chunks each, so batches take long enough to be interrupted."""
+    """Documents of four or five chunks each, so batches take long enough to be interrupted."""
     events = []
     for i in range(count):
         topic = TOPICS[i % len(TOPICS)]
@@ -129,6 +131,52 @@ def test_sigterm_finishes_the_batch_commits_and_exits_quickly(fresh_pipeline: Pi
     wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
     pipeline.wait_drained()
     assert_index_exact(pipeline, events)
+
+
+def batch_sizes(pipeline: Pipeline, stage: str) -> dict[str, float]:
+    """The stage's ragbus_stage_batch_size histogram: {"count", "sum", and each bucket's upper bound}."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_ports[stage]}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "ragbus_stage_batch_size":
+            for sample in family.samples:
+                suffix = sample.name.removeprefix("ragbus_stage_batch_size_")
+                found[sample.labels.get("le", suffix)] = sample.value
+    return found
+
+
+def test_a_batch_stops_at_the_chunk_budget_and_the_rest_is_polled_again(
+    base_servers: dict[str, str], stack_home: Path
+) -> None:
+    events = ingest_corpus(40, "budget")
+    env = pipeline_env(
+        base_servers["kafka"],
+        base_servers["milvus-lite"],
+        base_servers["redis"],
+        RAGBUS_WORKER_MAX_CHUNKS="8",
+        RAGBUS_WORKER_MAX_RECORDS="16",
+    )
+    with running_pipeline(env, stack_home) as pipeline:
+        chunks = {len(ids) for ids in expected_chunk_ids(events, pipeline.settings.chunking).values()}
+        assert chunks <= {4, 5}, "the corpus is meant to make four or five chunks a document"
+        publish(pipeline, events)
+        wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
+        pipeline.wait_drained()
+        assert_index_exact(pipeline, events)
+        for stage in ("embedder", "indexer"):
+            sizes = batch_sizes(pipeline, stage)
+            # Two documents (8 to 10 chunks) fit the budget of 10, a third would not: no batch took more than two.
+            assert sizes["2.0"] == sizes["count"], (stage, sizes)
+            # Every record processed exactly once: the rest of a cut poll was polled again, not dropped or redone.
+            assert sizes["sum"] == len(events), (stage, sizes)
+            assert pipeline.metric(stage, "ragbus_stage_deferred_records_total") > 0
+        chunker = batch_sizes(pipeline, "chunker")
+        assert chunker["sum"] == len(events)
 
 
 def test_milvus_and_redis_outages_of_10s_lose_and_duplicate_nothing(

@@ -36,6 +36,10 @@ class ChunkerHandler:
         """The document event."""
         return decode_document_record(record)
 
+    def chunks_in(self, value: DocumentEvent) -> int:
+        """Not known before chunking; a chunker batch is bounded by records and RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
+        return 0
+
     def _chunk_all(self, batch: list[Inbound[DocumentEvent]]) -> tuple[list[ChunkedDocument], list[Rejected]]:
         chunked: list[ChunkedDocument] = []
         rejected: list[Rejected] = []

@@ -37,6 +37,10 @@ class EmbedderHandler:
         """The chunked document."""
         return decode(record.value, ChunkedDocument)
 
+    def chunks_in(self, value: ChunkedDocument) -> int:
+        """Each chunk is one text to embed."""
+        return len(value.chunks)
+
     async def process(self, batch: list[Inbound[ChunkedDocument]]) -> list[Rejected]:
         """Embed the batch's chunks (cache first) and produce one EmbeddedDocument per input."""
         accepted, rejected = await asyncio.to_thread(self._split_too_long, batch)
@@ -87,16 +91,23 @@ class EmbedderHandler:
         return accepted, rejected
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of `texts`: cached ones from Redis, the rest computed once each and cached."""
+        """Vectors of `texts`: cached ones from Redis, the rest computed once each and cached.
+
+        The misses are encoded longest first, one model batch at a time, each cached as soon as it is computed:
+        padding is as low as one encode call over all of them would make it, and a worker stopping mid-batch
+        (graceful shutdown cancels the batch at an await) keeps what it embedded for the batch's redelivery.
+        """
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         cached = await self.cache.get_many(texts)
-        missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None})
+        missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None}, key=lambda t: (-len(t), t))
         metrics.EMBEDDING_CACHE.labels("hit").inc(len(texts) - sum(v is None for v in cached))
         metrics.EMBEDDING_CACHE.labels("miss").inc(sum(v is None for v in cached))
         fresh: dict[str, np.ndarray] = {}
-        if missing:
-            computed = await asyncio.to_thread(self.embedder.encode, missing, check_length=False)
-            await self.cache.put_many(missing, computed)
-            fresh = dict(zip(missing, computed, strict=True))
+        step = self.embedder.settings.batch_size
+        for start in range(0, len(missing), step):
+            part = missing[start : start + step]
+            computed = await asyncio.to_thread(self.embedder.encode, part, check_length=False)
+            await self.cache.put_many(part, computed)
+            fresh.update(zip(part, computed, strict=True))
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])

@@ -74,6 +74,10 @@ class IndexerHandler:
             )
         return doc
 
+    def chunks_in(self, value: EmbeddedDocument) -> int:
+        """Each chunk is one row to upsert."""
+        return len(value.chunks)
+
     async def process(self, batch: list[Inbound[EmbeddedDocument]]) -> list[Rejected]:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
         collection = self.collection
