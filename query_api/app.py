@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Everything opened here is closed in reverse order, also when a later start-up step fails.
         async with AsyncExitStack() as opened:
             embedder = await asyncio.to_thread(SentenceEmbedder(settings.embedding).load)
+            opened.callback(embedder.close)
             store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
             opened.callback(store.close)
             redis = open_redis(settings.redis)

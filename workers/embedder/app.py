@@ -29,6 +29,7 @@ async def open_embedder(pipeline: PipelineContext, producer: KafkaEventProducer)
         yield EmbedderHandler(embedder, cache, producer, pipeline.names.embedded)
     finally:
         await redis.aclose()
+        embedder.close()
 
 
 def create_app(pipeline: PipelineContext) -> FastStream:

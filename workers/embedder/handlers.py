@@ -107,7 +107,7 @@ class EmbedderHandler:
         step = self.embedder.settings.batch_size
         for start in range(0, len(missing), step):
             part = missing[start : start + step]
-            computed = await asyncio.to_thread(self.embedder.encode, part, check_length=False)
+            computed = await self.embedder.encode_async(part, check_length=False)
             await self.cache.put_many(part, computed)
             fresh.update(zip(part, computed, strict=True))
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])
