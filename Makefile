@@ -40,7 +40,8 @@ format: $(STAMP)
 
 # The full benchmarks (hours on 2 cores): ingest, quality/freshness/latency, ONNX, hybrid, then the doc.
 bench: $(STAMP)
-	$(PY) -m bench.ingest
+	$(PY) -m bench.ingest --embedders 2 --embed-threads 1
+	$(PY) -m bench.ingest --out bench/results/ingest-one-embedder.json
 	$(PY) -m bench.run
 	$(PY) -m bench.onnx_backend
 	$(PY) -m bench.hybrid

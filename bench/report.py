@@ -129,14 +129,20 @@ def _latency(runs: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
-def _ingest(ingest: dict[str, Any]) -> list[str]:
-    return [
-        "| documents | chunks | pipeline s | pipeline docs/s | pipeline chunks/s | raw encode chunks/s | ratio |",
-        "|---|---|---|---|---|---|---|",
-        f"| {ingest['documents']} | {ingest['chunks']} | {ingest['pipeline_seconds']} | "
-        f"{ingest['pipeline_docs_per_s']} | {ingest['pipeline_chunks_per_s']} | {ingest['raw_chunks_per_s']} | "
-        f"**{ingest['ratio_pipeline_over_raw']}** |",
+def _ingest(recordings: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    rows = [
+        "| embedders x model threads | documents | chunks | pipeline s | pipeline docs/s | pipeline chunks/s "
+        "| raw encode chunks/s | ratio | recording |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    for name, ingest in recordings:
+        shape = f"{ingest.get('embedder_processes', 1)} x {ingest.get('embedder_threads', 'all cores')}"
+        rows.append(
+            f"| {shape} | {ingest['documents']} | {ingest['chunks']} | {ingest['pipeline_seconds']} | "
+            f"{ingest['pipeline_docs_per_s']} | {ingest['pipeline_chunks_per_s']} | {ingest['raw_chunks_per_s']} | "
+            f"**{ingest['ratio_pipeline_over_raw']}** | `{name}` |"
+        )
+    return rows
 
 
 def _plot_latency(run: dict[str, Any], path: Path) -> None:
@@ -247,9 +253,10 @@ def render() -> str:
             image = f"bench-latency-{measured['engine']}.png"
             _plot_latency(measured, IMAGES / image)
             lines += [f"![latency on {measured['engine']}](img/{image})", ""]
-    ingest = _load("ingest.json")
-    if ingest:
-        lines += ["### Ingestion: pipeline vs the embedding model alone", "", *_ingest(ingest), ""]
+    # ingest.json: one embedder process per core, 1 model thread each; ingest-one-embedder.json: the default.
+    ingests = [(name, r) for name in ("ingest.json", "ingest-one-embedder.json") if (r := _load(name))]
+    if ingests:
+        lines += ["### Ingestion: pipeline vs the embedding model alone", "", *_ingest(ingests), ""]
     if onnx:
         lines += ["### Embedding backends: ONNX Runtime int8 vs torch", "", *_onnx_speed(onnx), ""]
     return "\n".join([*lines, END])

@@ -71,12 +71,14 @@ def bench_stack(engine: str = "milvus-lite") -> Iterator[tuple[dict[str, str], S
         stop_all(servers, timeout_s=20)
 
 
-def start_workers(env: dict[str, str], home: Path, prefix: str = "") -> list[ManagedProcess]:
-    """The three workers as processes, returned once each consumes its assigned partitions."""
+def start_workers(env: dict[str, str], home: Path, prefix: str = "", embedders: int = 1) -> list[ManagedProcess]:
+    """The three workers as processes (`embedders` of the embedder), returned once each consumes its partitions."""
     workers = []
     for stage in STAGES:
-        argv = [sys.executable, "-m", "ragbus", "worker", stage]
-        workers.append(ManagedProcess(f"{prefix}{stage}", argv, home / f"{prefix}{stage}.log", env).start())
+        for replica in range(embedders if stage == "embedder" else 1):
+            name = f"{prefix}{stage}{replica or ''}"
+            argv = [sys.executable, "-m", "ragbus", "worker", stage]
+            workers.append(ManagedProcess(name, argv, home / f"{name}.log", env).start())
     try:
         for worker in workers:
             worker.wait_ready(_consuming(worker), timeout_s=180)

@@ -106,8 +106,11 @@ class SentenceEmbedder:
     @cached_property
     def model(self) -> SentenceTransformer:
         """The loaded model (first use loads it; call `load()` in a lifespan to pay that up front)."""
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)  # process-wide: this process runs one model
         return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
 
     @cached_property
@@ -115,7 +118,9 @@ class SentenceEmbedder:
         """The ONNX Runtime int8 encoder (RAGBUS_EMBED_BACKEND=onnx-int8), exported on first use."""
         from ragbus.onnx_embedding import OnnxInt8Encoder
 
-        return OnnxInt8Encoder(self.model_path, read_max_seq_length(self.model_path), self.settings.onnx_cache_dir)
+        return OnnxInt8Encoder(
+            self.model_path, read_max_seq_length(self.model_path), self.settings.onnx_cache_dir, self.settings.threads
+        )
 
     @cached_property
     def _measure(self) -> ModelTokenizer:

@@ -77,7 +77,7 @@ def quantized_model(model_path: Path, cache_dir: Path) -> Path:
 class OnnxInt8Encoder:
     """Normalized embeddings from the int8 ONNX export, with the model's own tokenizer."""
 
-    def __init__(self, model_path: Path, max_seq_length: int, cache_dir: Path) -> None:
+    def __init__(self, model_path: Path, max_seq_length: int, cache_dir: Path, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -86,6 +86,7 @@ class OnnxInt8Encoder:
         self.tokenizer.enable_padding()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default, one per core
         path = quantized_model(model_path, cache_dir)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])

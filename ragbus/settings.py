@@ -172,6 +172,12 @@ class EmbeddingSettings(BaseSettings):
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode call.")
     device: str = Field("cpu", description="torch device.")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="Threads one model call uses (0 = one per core). On a busy CPU, one embedder process per "
+        "core with 1 thread each wastes less than one process using every core.",
+    )
     backend: Literal["torch", "onnx-int8"] = Field(
         "torch", description="torch (sentence-transformers) or ONNX Runtime with int8 weights exported locally."
     )
