@@ -26,7 +26,7 @@ import httpx
 from bench import freshness, latency, quality
 from bench.api_process import start_api
 from bench.scifact import SciFact, load_scifact
-from bench.stack import ENGINES, ROOT, bench_stack, index, start_workers
+from bench.stack import ENGINES, ROOT, bench_stack, index, settle, start_workers
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.settings import Settings
 from ragbus.stack.process import ManagedProcess, stop_all
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 result["freshness"] = asyncio.run(_freshness(settings, url, data, args))
                 _save(result, args.out)
             if "latency" in args.phases:
+                result["settled_before_latency"] = settle()
                 questions = _fresh_questions(data)
                 result["latency"] = asyncio.run(
                     latency.measure(url, questions, args.levels, args.latency_requests, repeated=args.hot_queries)

@@ -166,6 +166,22 @@ def ingest(settings: Settings, docs: int) -> tuple[float, int]:
     return asyncio.run(index(settings, events)), len(events)
 
 
+def settle(max_wait_s: float = 180, window_s: float = 5, quiet_cores: float = 0.25) -> dict[str, float]:
+    """Wait until the stack's processes (not this one) use under `quiet_cores` over a `window_s` window.
+
+    After a bulk ingest the engine keeps working for a while (the real Milvus compacts and builds indexes);
+    latency measured meanwhile would charge that to the queries. Returns the seconds waited and the last share.
+    """
+    started = time.monotonic()
+    while True:
+        before = process_cpu()
+        time.sleep(window_s)
+        after = process_cpu()
+        used = sum(v - before.get(k, 0.0) for k, v in after.items() if k != "bench") / window_s
+        if used < quiet_cores or time.monotonic() - started > max_wait_s:
+            return {"waited_s": round(time.monotonic() - started, 1), "cores_busy": round(used, 2)}
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
