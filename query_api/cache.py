@@ -1,8 +1,9 @@
 """Query cache in Redis with exact invalidation.
 
-An answer is cached under (tenant, normalized query, parameters, tenant generation). Every answer is also listed
-in a reverse index per cited document, written atomically with the answer by a Lua script, so invalidating a
-document deletes exactly the answers that cite it, without SCAN.
+An answer is cached under (tenant, normalized query, parameters), stamped with the tenant generation it was computed
+at; one MGET reads the generation, the change sequence and the entry, and an entry of an older generation is a
+miss. Every answer is also listed in a reverse index per cited document, written atomically with the answer by a
+Lua script, so invalidating a document deletes exactly the answers that cite it, without SCAN.
 
 What an index change does to the cache (applied by `invalidate`, from the cache-invalidation topic):
 - delete of a document: the answers citing it are deleted; others stay valid (a delete cannot make an answer
@@ -21,6 +22,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from query_api import metrics
@@ -77,9 +79,9 @@ class CacheKeys:
         """Bumped on every change of `tenant`: an answer computed across a change is not written."""
         return f"{self._tenant(tenant)}:seq"
 
-    def entry(self, tenant: str, generation: int, fingerprint: str) -> str:
-        """A cached answer."""
-        return f"{self._tenant(tenant)}:e:{generation}:{fingerprint}"
+    def entry(self, tenant: str, fingerprint: str) -> str:
+        """A cached answer (a CachedAnswer: the answer and the generation it was computed at)."""
+        return f"{self._tenant(tenant)}:a:{fingerprint}"
 
     def last_good(self, tenant: str, fingerprint: str) -> str:
         """The latest answer to a query at any generation, served only while vector search is down."""
@@ -96,12 +98,20 @@ class CacheKeys:
 
 @dataclass(frozen=True)
 class CacheSlot:
-    """Where one query's answer is cached, and the change sequence seen before it was computed."""
+    """Where one query's answer is cached, and the generation and change sequence seen before it was computed."""
 
     tenant: str
     fingerprint: str
     key: str
     sequence: int
+    generation: int
+
+
+class CachedAnswer(BaseModel):
+    """What an entry holds."""
+
+    generation: int
+    response: QueryResponse
 
 
 class QueryCache:
@@ -117,35 +127,42 @@ class QueryCache:
         """False when RAGBUS_REDIS_QUERY_CACHE_TTL_S is 0."""
         return self.ttl_s > 0
 
-    async def slot(self, tenant: str, query: str, params: str) -> CacheSlot:
-        """The cache slot of a query now; TransientError when Redis is down."""
+    async def lookup(self, tenant: str, query: str, params: str) -> tuple[CacheSlot, QueryResponse | None]:
+        """A query's slot now and its cached answer (None: a miss), in one round trip; TransientError when Redis
+        is down."""
         fingerprint = hashlib.sha256(f"{normalize_query(query)}\x00{params}".encode()).hexdigest()
+        key = self.keys.entry(tenant, fingerprint)
         try:
-            generation, sequence = await self.redis.mget(self.keys.generation(tenant), self.keys.sequence(tenant))
+            generation, sequence, raw = await self.redis.mget(
+                self.keys.generation(tenant), self.keys.sequence(tenant), key
+            )
         except REDIS_DOWN as exc:
             raise TransientError(f"Redis unavailable: {exc}") from exc
-        key = self.keys.entry(tenant, int(generation or 0), fingerprint)
-        return CacheSlot(tenant, fingerprint, key, int(sequence or 0))
+        slot = CacheSlot(tenant, fingerprint, key, int(sequence or 0), int(generation or 0))
+        return slot, self._counted(_answer(raw, slot.generation))
 
     async def get(self, slot: CacheSlot) -> QueryResponse | None:
-        """The cached response, or None (also when Redis is down: caching is an optimization)."""
-        response = await self._read(slot.key)
-        metrics.CACHE_LOOKUPS.labels("hit" if response else "miss").inc()
-        return response
-
-    async def last_good(self, slot: CacheSlot) -> QueryResponse | None:
-        """The latest answer to this query at any generation (still removed when a document it cites changes)."""
-        return await self._read(self.keys.last_good(slot.tenant, slot.fingerprint))
-
-    async def _read(self, key: str) -> QueryResponse | None:
-        if not self.enabled:
-            return None
+        """The slot's answer if cached at the tenant's current generation; None when not (or Redis is down)."""
         try:
-            raw = await self.redis.get(key)
+            generation, raw = await self.redis.mget(self.keys.generation(slot.tenant), slot.key)
         except REDIS_DOWN as exc:
             log.warning("query cache unavailable: %s", exc)
             return None
-        return QueryResponse.model_validate_json(raw) if raw else None
+        return self._counted(_answer(raw, int(generation or 0)))
+
+    async def last_good(self, slot: CacheSlot) -> QueryResponse | None:
+        """The latest answer to this query at any generation (still removed when a document it cites changes)."""
+        try:
+            raw = await self.redis.get(self.keys.last_good(slot.tenant, slot.fingerprint))
+        except REDIS_DOWN as exc:
+            log.warning("query cache unavailable: %s", exc)
+            return None
+        return _answer(raw, None)
+
+    @staticmethod
+    def _counted(response: QueryResponse | None) -> QueryResponse | None:
+        metrics.CACHE_LOOKUPS.labels("hit" if response else "miss").inc()
+        return response
 
     async def put(self, slot: CacheSlot, response: QueryResponse) -> bool:
         """Cache a response and index it under every cited document, unless the tenant changed meanwhile."""
@@ -158,7 +175,8 @@ class QueryCache:
             self.keys.last_good(slot.tenant, slot.fingerprint),
             *(self.keys.citing(slot.tenant, d) for d in doc_ids),
         ]
-        payload = response.model_copy(update={"cached": False, "took_ms": 0.0}).model_dump_json()
+        stored = response.model_copy(update={"cached": False, "took_ms": 0.0})
+        payload = CachedAnswer(generation=slot.generation, response=stored).model_dump_json()
         try:
             # The last-good copy lives longer: it only matters while vector search is down.
             written = await self._put(keys=keys, args=[slot.sequence, payload, self.ttl_s, self.ttl_s * 4])
@@ -176,3 +194,15 @@ class QueryCache:
             raise TransientError(f"Redis unavailable: {exc}") from exc
         metrics.CACHE_ENTRIES_DROPPED.inc(deleted)
         return deleted
+
+
+def _answer(raw: bytes | str | None, generation: int | None) -> QueryResponse | None:
+    """The response an entry holds if it was computed at `generation` (None: any); an unreadable entry is a miss."""
+    if not raw:
+        return None
+    try:
+        entry = CachedAnswer.model_validate_json(raw)
+    except ValidationError as exc:  # written by another version of the API, or damaged
+        log.warning("query cache entry unreadable, treated as a miss: %s", str(exc)[:200])
+        return None
+    return entry.response if generation is None or entry.generation == generation else None

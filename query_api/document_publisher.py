@@ -47,7 +47,7 @@ class RestDocumentPublisher:
             self._producer = None
 
 
-def get_publisher(request: Request) -> RestDocumentPublisher:
+async def get_publisher(request: Request) -> RestDocumentPublisher:
     """The lifespan's publisher."""
     publisher: RestDocumentPublisher = request.app.state.documents
     return publisher

@@ -105,7 +105,7 @@ class FeedbackStore:
         return FeedbackTotals(thumbs_up_rate=up_rate, precision_at_5=mean, precision=precision)
 
 
-def get_feedback_store(request: Request) -> FeedbackStore:
+async def get_feedback_store(request: Request) -> FeedbackStore:
     """The lifespan's store."""
     store: FeedbackStore = request.app.state.feedback
     return store

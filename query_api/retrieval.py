@@ -105,6 +105,8 @@ class ReplicatedRetriever:
         if self._lookup is None or (self._lookup.done() and due):
             self._serving_checked_at = time.monotonic()
             self._lookup = asyncio.ensure_future(self._look_up_alias())
+        if self._lookup.done():  # nearly always: no task hop
+            return self._lookup.result()
         return await asyncio.shield(self._lookup)
 
     async def _look_up_alias(self) -> str:

@@ -62,12 +62,12 @@ class QueryService:
         """
         started = time.perf_counter()
         collection = await self.retriever.serving_collection()
-        slot = await self._slot(tenant, query, top_k, collection, where, compose=compose)
+        slot, hit = await self._lookup(tenant, query, top_k, collection, where, compose=compose)
 
         def compute() -> Awaitable[QueryResponse]:
             return self._compute(query, top_k, tenant, collection=collection, slot=slot, where=where, compose=compose)
 
-        if slot and (hit := await self.cache.get(slot)):
+        if hit:
             return self._served(hit, started, cached=True)
         if slot is None:
             return self._served(await compute(), started, cached=False)
@@ -121,8 +121,8 @@ class QueryService:
         """The answer as events. Retrieval happens here, so a failure is an HTTP error, not a broken stream."""
         started = time.perf_counter()
         collection = await self.retriever.serving_collection()
-        slot = await self._slot(tenant, query, top_k, collection, where)
-        if slot and (hit := await self.cache.get(slot)):
+        slot, hit = await self._lookup(tenant, query, top_k, collection, where)
+        if hit:
             return self._replay(hit, started, cached=True)
         try:
             found = await self.retrieve(query, top_k, tenant, where, collection)
@@ -219,19 +219,20 @@ class QueryService:
         metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
         return Retrieved(vector, hits)
 
-    async def _slot(
+    async def _lookup(
         self, tenant: str, query: str, top_k: int, collection: str, where: str | None = None, *, compose: bool = True
-    ) -> CacheSlot | None:
+    ) -> tuple[CacheSlot | None, QueryResponse | None]:
+        """The query's cache slot and cached answer; (None, None) with the cache off or Redis down."""
         if not self.cache.enabled:
-            return None
+            return None, None
         mode = ("llm" if self.llm else "extractive") if compose else "retrieve"
         try:
             shape = f"top_k={top_k}\x00mode={mode}\x00retrieval={self.settings.retrieval}"
             params = f"{shape}\x00collection={collection}\x00where={where or ''}"
-            return await self.cache.slot(tenant, query, params)
+            return await self.cache.lookup(tenant, query, params)
         except TransientError as exc:
             log.warning("query cache skipped: %s", exc)
-            return None
+            return None, None
 
     async def _last_good(self, slot: CacheSlot | None) -> QueryResponse | None:
         """While search is down: the latest cached answer to this query, marked degraded."""

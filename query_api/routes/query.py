@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from query_api.deps import StateDep
 from query_api.feedback import FeedbackDep
@@ -25,9 +25,7 @@ router = APIRouter(prefix="/v1", tags=["query"])
         **{code: {"model": ErrorResponse} for code in (401, 403, 413, 422, 429, 503)},
     },
 )
-async def query(
-    body: QueryRequest, caller: Reader, state: StateDep, feedback: FeedbackDep
-) -> QueryResponse | StreamingResponse:
+async def query(body: QueryRequest, caller: Reader, state: StateDep, feedback: FeedbackDep) -> Response:
     """Answer a question from the caller's tenant's documents, with citations (or only retrieve, with retrieve_only)."""
     api = state.settings.api
     top_k = min(body.top_k or api.default_top_k, api.max_top_k)
@@ -39,4 +37,5 @@ async def query(
     response = await state.service.answer(body.query, top_k, caller.tenant, where, compose=not body.retrieve_only)
     if request_id := correlation_id.get():
         await feedback.remember(request_id, caller.tenant, [c.doc_id for c in response.citations])
-    return response
+    # Serialized here: given the model, FastAPI would validate it against response_model once more first.
+    return Response(response.model_dump_json(), media_type="application/json")

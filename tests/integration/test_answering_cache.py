@@ -163,6 +163,26 @@ def test_a_delete_drops_exactly_the_answers_citing_it(pipeline: Pipeline, api: T
     assert "phone ringtones" not in str(after["answer"])
 
 
+def test_an_unreadable_entry_is_a_miss_recomputed_and_cached_again(pipeline: Pipeline, api: TestClient) -> None:
+    doc_id = f"cache/kea-{uuid.uuid4().hex[:6]}.md"
+    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "kea", "car horns")])))
+    invalidations_applied(pipeline)
+    question = "What does the kea mimic?"
+    assert ask(api, question)["cached"] is False
+    settings = pipeline.settings
+    keys = CacheKeys(settings.redis.namespace, settings.milvus.alias)
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    try:
+        (entry,) = [m for m in client.smembers(keys.citing("default", doc_id)) if b":last:" not in m]
+        client.set(entry, b'{"written by": "another version"}', keepttl=True)
+        again = ask(api, question)
+        assert again["cached"] is False and cited(again) == [doc_id] and "car horns" in str(again["answer"])
+        assert b'"generation"' in client.get(entry), "the recomputed answer replaced the unreadable entry"
+    finally:
+        client.close()
+    assert ask(api, question)["cached"] is True
+
+
 def test_changes_of_another_tenant_leave_the_cache_alone(pipeline: Pipeline, api: TestClient) -> None:
     question = "What does the bellbird of the coastal forest mimic?"
     invalidations_applied(pipeline)

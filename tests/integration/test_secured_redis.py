@@ -145,12 +145,12 @@ def test_query_cache_entry_and_invalidation_on_a_cluster(redis_cluster: str) -> 
         client = open_redis(_cluster_settings(redis_cluster))
         try:
             cache = QueryCache(client, CacheKeys("clustertest", "chunks"), ttl_s=300)
-            slot = await cache.slot("tenant-a", "Do otters hold hands?", "k=5")
+            slot, _ = await cache.lookup("tenant-a", "Do otters hold hands?", "k=5")
             stored = await cache.put(slot, response)
-            hit = await cache.get(await cache.slot("tenant-a", "do otters  hold hands?", "k=5")) is not None
-            other_tenant = await cache.get(await cache.slot("tenant-b", "Do otters hold hands?", "k=5")) is None
+            hit = (await cache.lookup("tenant-a", "do otters  hold hands?", "k=5"))[1] is not None
+            other_tenant = (await cache.lookup("tenant-b", "Do otters hold hands?", "k=5"))[1] is None
             dropped = await cache.invalidate("tenant-a", "otter", upsert=False)
-            gone = await cache.get(await cache.slot("tenant-a", "Do otters hold hands?", "k=5")) is None
+            gone = (await cache.lookup("tenant-a", "Do otters hold hands?", "k=5"))[1] is None
             return stored, hit, dropped, other_tenant, gone
         finally:
             await client.aclose()
@@ -181,7 +181,7 @@ def test_acl_user_with_password_and_a_wrong_password(acl_redis: int, tmp_path: P
             await cache.put_many(["a"], np.ones((1, 3), dtype="<f4"))
             found = await cache.get_many(["a"])
             answers = QueryCache(client, CacheKeys("acltest", "chunks"), ttl_s=300)
-            slot = await answers.slot("t", "acl query", "k=5")
+            slot, _ = await answers.lookup("t", "acl query", "k=5")
             assert await answers.put(slot, _answer())  # Lua scripts allowed by +@scripting
             assert await answers.get(slot) is not None
         finally:
