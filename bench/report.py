@@ -145,6 +145,16 @@ def _ingest(recordings: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return rows
 
 
+def _gc_pause(gc: dict[str, Any]) -> list[str]:
+    before, after = gc["full_collection_ms_before"], gc["full_collection_ms_after"]
+    return [
+        f"A process with the API imported and the model loaded tracks {gc['tracked_objects']:,} objects. A full "
+        f"collection there took {before[0]} to {before[-1]} ms (5 runs); after `freeze_startup_objects()` "
+        f"({gc['frozen_objects']:,} objects frozen) it took {after[0]} to {after[-1]} ms. The API and the embedder "
+        f"freeze at the end of start-up (`python -m bench.gc_pause`, {gc['when']}).",
+    ]
+
+
 def _plot_latency(run: dict[str, Any], path: Path) -> None:
     modes = _latency_modes(run)
     mode = "retrieve_only" if "retrieve_only" in modes else "extractive_answer"
@@ -257,6 +267,8 @@ def render() -> str:
     ingests = [(name, r) for name in ("ingest.json", "ingest-one-embedder.json") if (r := _load(name))]
     if ingests:
         lines += ["### Ingestion: pipeline vs the embedding model alone", "", *_ingest(ingests), ""]
+    if gc := _load("gc-pause.json"):
+        lines += ["### Garbage-collection pause", "", *_gc_pause(gc), ""]
     if onnx:
         lines += ["### Embedding backends: ONNX Runtime int8 vs torch", "", *_onnx_speed(onnx), ""]
     return "\n".join([*lines, END])

@@ -23,6 +23,7 @@ from query_api.security.authenticator import Authenticator
 from query_api.security.deps import SecurityState
 from ragbus import __version__
 from ragbus.embedding import SentenceEmbedder
+from ragbus.heap import freeze_startup_objects
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import open_redis
 from ragbus.settings import Settings, load_settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.feedback = FeedbackStore(redis, settings.redis.namespace, security.feedback_ttl_s)
             app.state.documents = RestDocumentPublisher(settings)
             opened.push_async_callback(app.state.documents.close)
+            freeze_startup_objects()
             yield
 
     app = FastAPI(

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from faststream import FastStream
 
 from ragbus.embedding import SentenceEmbedder
+from ragbus.heap import freeze_startup_objects
 from ragbus.kafka_clients import KafkaEventProducer
 from ragbus.pipelines import PipelineContext
 from ragbus.redis_store import KeySpace, RedisEmbeddingCache, open_redis
@@ -26,7 +27,9 @@ async def open_embedder(pipeline: PipelineContext, producer: KafkaEventProducer)
         cache = RedisEmbeddingCache(
             redis, KeySpace(settings.redis.namespace), embedder.model_name, settings.redis.embedding_ttl_s
         )
-        yield EmbedderHandler(embedder, cache, producer, pipeline.names.embedded)
+        handler = EmbedderHandler(embedder, cache, producer, pipeline.names.embedded)
+        freeze_startup_objects()
+        yield handler
     finally:
         await redis.aclose()
         embedder.close()
