@@ -49,7 +49,7 @@ bench: $(STAMP)
 
 # The same harness, tiny (30 SciFact abstracts, 5 queries): keeps it working; numbers mean nothing.
 bench-smoke: $(STAMP)
-	$(PY) -m bench.run --docs 30 --queries 5 --freshness-rounds 2 --bulk-docs 10 --latency-requests 4 \
+	$(PY) -m bench.run --docs 30 --queries 5 --freshness-rounds 2 --bulk-docs 10 --latency-requests 4 --cached-requests 6 \
 		--levels 1,4 --hot-queries 3 --out $${TMPDIR:-/tmp}/ragbus-bench-smoke.json
 
 clean:

@@ -107,7 +107,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 result["settled_before_latency"] = settle()
                 questions = _fresh_questions(data)
                 result["latency"] = asyncio.run(
-                    latency.measure(url, questions, args.levels, args.latency_requests, repeated=args.hot_queries)
+                    latency.measure(
+                        url,
+                        questions,
+                        args.levels,
+                        args.latency_requests,
+                        repeated=args.hot_queries,
+                        cached_requests=args.cached_requests,
+                    )
                 )
         finally:
             stop_all(processes, timeout_s=10)
@@ -128,6 +135,7 @@ def main() -> None:
     parser.add_argument("--freshness-rounds", type=int, default=20)
     parser.add_argument("--bulk-docs", type=int, default=500)
     parser.add_argument("--latency-requests", type=int, default=200, help="requests per concurrency level")
+    parser.add_argument("--cached-requests", type=int, default=1000, help="requests per cached concurrency level")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
     parser.add_argument("--hot-queries", type=int, default=20, help="distinct questions of the cached runs")
     parser.add_argument("--engine", choices=ENGINES, default="milvus-lite")

@@ -63,11 +63,11 @@ def test_latency_runs_report_cached_and_uncached(bench_api: tuple[Pipeline, str]
     _, url = bench_api
     questions = [d.title for d in scifact.documents]
     assert len(questions) >= len(latency.MODES) * (2 * 4 + 3), "no question asked twice uncached"
-    result = asyncio.run(latency.measure(url, questions, levels=[1, 4], requests=4, repeated=3))
+    result = asyncio.run(latency.measure(url, questions, levels=[1, 4], requests=4, repeated=3, cached_requests=6))
     assert set(result) == {"retrieve_only", "extractive_answer"}
     for mode in result.values():
         assert [r["concurrency"] for r in mode["uncached"]] == [1, 4]
         assert all(r["requests"] == 4 and r["cached_share"] == 0.0 for r in mode["uncached"])
-        assert all(r["cached_share"] == 1.0 for r in mode["cached"])
+        assert all(r["requests"] == 6 and r["cached_share"] == 1.0 for r in mode["cached"])
         for run in mode["uncached"] + mode["cached"]:
             assert 0 < float(run["p50_ms"]) <= float(run["p95_ms"]) <= float(run["p99_ms"])  # type: ignore[arg-type]
