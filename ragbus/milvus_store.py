@@ -15,7 +15,7 @@ import numpy as np
 from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient, MilvusException, RRFRanker
 
 from ragbus.errors import ConfigError, PermanentError, RagbusError, TransientError
-from ragbus.milvus_bm25 import SPARSE_FIELD, add_bm25, supports_bm25
+from ragbus.milvus_bm25 import SPARSE_FIELD, add_bm25, supports_bm25, text_field_options
 from ragbus.milvus_bm25 import has_bm25 as described_with_bm25
 from ragbus.settings import MilvusSettings
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
@@ -173,11 +173,14 @@ class MilvusChunkStore:
         """Create the chunk collection and its document-state collection if missing, loaded. Idempotent.
 
         With RAGBUS_MILVUS_BM25=auto and a server that does BM25, a new collection also gets the BM25 sparse field
-        (hybrid retrieval); an existing collection keeps the schema it was created with.
+        (hybrid retrieval), its text analyzed without the stop words of RAGBUS_MILVUS_BM25_STOP_WORDS; an existing
+        collection keeps the schema and analyzer it was created with (a reindex moves to new ones).
         """
         bm25 = False
         if not self.call(lambda: self.client.has_collection(collection)):
-            bm25 = self.settings.bm25 == "auto" and self.call(lambda: supports_bm25(self.client))
+            bm25 = self.settings.bm25 == "auto" and self.call(
+                lambda: supports_bm25(self.client, self.settings.bm25_stop_words)
+            )
         self.ensure_loaded(
             collection,
             lambda: self._chunk_schema(dim, bm25=bm25),
@@ -198,7 +201,8 @@ class MilvusChunkStore:
         schema.add_field("version", DataType.INT64)
         schema.add_field("chunk_index", DataType.INT64)
         schema.add_field("title", DataType.VARCHAR, max_length=4096)
-        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX, **({"enable_analyzer": True} if bm25 else {}))
+        analyzed = text_field_options(self.settings.bm25_stop_words) if bm25 else {}
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX, **analyzed)
         schema.add_field("source", DataType.VARCHAR, max_length=4096)
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("produced_at_ms", DataType.INT64)

@@ -115,6 +115,11 @@ class MilvusSettings(BaseSettings):
         "auto",
         description="auto: new collections get a BM25 full-text field where the server does BM25 (hybrid retrieval).",
     )
+    bm25_stop_words: Literal["english", "none"] = Field(
+        "english",
+        description="Words the BM25 field of a new collection leaves out: english = the 33 English stop words of "
+        "Lucene (the, of, and, ...), which occur in nearly every chunk; none = every word (other languages).",
+    )
 
     @model_validator(mode="before")
     @classmethod

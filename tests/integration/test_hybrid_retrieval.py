@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from query_api.app import create_app
 from ragbus.embedding import SentenceEmbedder
-from ragbus.milvus_bm25 import supports_bm25
+from ragbus.milvus_bm25 import SPARSE_FIELD, supports_bm25
 from ragbus.milvus_store import MilvusChunkStore
 from schemas.documents import DocumentEvent
 from tests.corpus import animal_doc_id
@@ -73,3 +73,34 @@ def test_hybrid_search_finds_an_exact_word_dense_search_misses(
             body = api.post("/v1/query", json={"query": question, "top_k": 3}).json()
         cited = {c["doc_id"] for c in body["citations"]}
         assert (doc_id in cited) is expect_note, (mode, body)
+
+
+def test_bm25_leaves_english_stop_words_out(
+    pipeline: Pipeline, indexed_corpus: list[DocumentEvent], engine: str, base_servers: dict[str, str]
+) -> None:
+    """Every corpus chunk holds "the", "of" and "and": BM25 matches none of them on those words alone."""
+    if engine != base_servers["milvus-lite"]:
+        pytest.skip("the Milvus 2.3 engine has no BM25 (the test above shows it stays dense)")
+    store = MilvusChunkStore(pipeline.settings.milvus, pipeline.settings.milvus_uri)
+    try:
+        serving = store.alias_target()
+        assert serving and store.has_bm25(serving)
+
+        def bm25(text: str) -> list[str]:
+            hits = store.client.search(
+                serving,
+                data=[text],
+                anns_field=SPARSE_FIELD,
+                limit=5,
+                output_fields=["text"],
+                search_params={"metric_type": "BM25"},
+            )
+            return [hit["entity"]["text"] for hit in hits[0]] if hits else []
+
+        only_stop_words = bm25("The and of the")
+        with_a_word = bm25("the puffin and the of")
+    finally:
+        store.close()
+    assert only_stop_words == []
+    assert with_a_word  # the one real word still finds its chunks, and only those: no chunk matched on "the"
+    assert all("puffin" in text.lower() for text in with_a_word), with_a_word
