@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from pymilvus import CollectionSchema, DataType, Function, FunctionType, MilvusClient
+
+from ragbus.settings import BM25StopWords
 
 log = logging.getLogger(__name__)
 SPARSE_FIELD = "sparse"
@@ -29,10 +31,9 @@ ENGLISH_STOP_WORDS = [
     "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
 ]
 # fmt: on
-StopWords = Literal["english", "none"]
 
 
-def text_field_options(stop_words: StopWords) -> dict[str, Any]:
+def text_field_options(stop_words: BM25StopWords) -> dict[str, Any]:
     """Keyword arguments of the analyzed text field that BM25 reads: the standard analyzer, stop words left out."""
     if stop_words == "none":
         return {"enable_analyzer": True}
@@ -59,7 +60,7 @@ def has_bm25(description: dict[str, object]) -> bool:
     return isinstance(fields, list) and any(isinstance(f, dict) and f.get("name") == SPARSE_FIELD for f in fields)
 
 
-def supports_bm25(client: MilvusClient, stop_words: StopWords = "english") -> bool:
+def supports_bm25(client: MilvusClient, stop_words: BM25StopWords = "english") -> bool:
     """Try a BM25 round trip (create, insert, search by text, drop); any refusal means not supported.
 
     The probe's text field has the analyzer new collections would get, so a server that refuses it says so here.

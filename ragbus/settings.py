@@ -81,6 +81,9 @@ class KafkaSettings(BaseSettings):
         return self
 
 
+BM25StopWords = Literal["english", "none"]
+
+
 class MilvusSettings(BaseSettings):
     """Where chunks are stored and searched."""
 
@@ -115,7 +118,7 @@ class MilvusSettings(BaseSettings):
         "auto",
         description="auto: new collections get a BM25 full-text field where the server does BM25 (hybrid retrieval).",
     )
-    bm25_stop_words: Literal["english", "none"] = Field(
+    bm25_stop_words: BM25StopWords = Field(
         "english",
         description="Words the BM25 field of a new collection leaves out: english = the 33 English stop words of "
         "Lucene (the, of, and, ...), which occur in nearly every chunk; none = every word (other languages).",
