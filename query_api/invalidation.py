@@ -62,6 +62,7 @@ class CacheInvalidationConsumer:
                 **kafka_connection(self.settings),
                 group_id=consumer_group(self.settings),
                 enable_auto_commit=False,
+                fetch_max_wait_ms=self.settings.kafka.fetch_max_wait_ms,
                 # A new group starts from the beginning: applying an old event again only drops answers.
                 auto_offset_reset="earliest",
             )

@@ -10,14 +10,13 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from query_api.validation import line_problem
+from ragbus.milvus_filters import MetadataWhere, Scalar
 from ragbus.milvus_store import milvus_str
 
 MAX_KEYS = 8
 MAX_VALUES = 20
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _SAFE_INT = 2**53  # JSON numbers beyond this lose precision in Milvus
-
-Scalar = str | bool | int | float
 
 
 def _checked_scalar(value: Scalar) -> Scalar:
@@ -59,29 +58,15 @@ MetadataFilters = Annotated[
 ]
 
 
-def _literal(value: Scalar) -> str:
-    if isinstance(value, bool):  # before int: bool is an int in Python
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return milvus_str(value)
-    return repr(value)  # a finite int or float: digits, sign, '.', 'e' only
+def metadata_filter(filters: dict[str, Scalar | list[Scalar]]) -> MetadataWhere | None:
+    """Validated filters as a MetadataWhere (rendered per collection by the store); None when there are none."""
+    return MetadataWhere.of(_checked(filters))
 
 
-def metadata_expression(filters: dict[str, Scalar | list[Scalar]]) -> str | None:
-    """The Milvus expression of validated filters (None when there are none); keys and strings escaped."""
-    clauses = []
-    for key, value in sorted(_checked(filters).items()):
-        field = f"metadata[{milvus_str(key)}]"
-        if isinstance(value, list):
-            # Disjunction, not `in`: Milvus (lite) accepts `in` only on plain fields, not JSON paths.
-            clauses.append("(" + " or ".join(f"{field} == {_literal(v)}" for v in value) + ")")
-        else:
-            clauses.append(f"{field} == {_literal(value)}")
-    return "(" + " and ".join(clauses) + ")" if clauses else None
-
-
-def tenant_expression(tenant: str, filters: dict[str, Scalar | list[Scalar]] | None = None) -> str:
-    """The whole search filter: the caller's tenant first, ANDed with the parenthesized metadata clauses."""
+def tenant_expression(
+    tenant: str, filters: dict[str, Scalar | list[Scalar]] | None = None, *, dynamic: bool = False
+) -> str:
+    """The whole search filter: the caller's tenant first, ANDed with the metadata clauses (`dynamic`: on md_<key>)."""
     own = f"tenant == {milvus_str(tenant)}"
-    extra = metadata_expression(filters or {})
-    return f"{own} and {extra}" if extra else own
+    where = metadata_filter(filters or {})
+    return f"{own} and {where.expression(dynamic)}" if where else own

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from query_api import metrics
 from query_api.breaker import CircuitBreaker
 from ragbus.errors import PermanentError, RagbusError, TransientError
+from ragbus.milvus_filters import MetadataWhere
 from ragbus.milvus_store import ChunkHit, MilvusChunkStore
 from ragbus.settings import ApiSettings, MilvusSettings
 
@@ -34,7 +35,7 @@ class SearchUnavailable(TransientError):
 class SearchQuery:
     """What narrows and shapes one search besides the vector: filter, collection, and the text for BM25."""
 
-    where: str | None = None
+    where: MetadataWhere | None = None
     collection: str | None = None  # default: through the alias
     text: str | None = None  # hybrid retrieval where the collection has BM25; None = dense only
     rrf_k: int = 60

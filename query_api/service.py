@@ -20,6 +20,7 @@ from query_api.single_flight import SingleFlight
 from query_api.streaming import StreamEvent, citations_event, delta_event, deltas_of, done_event
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import TransientError
+from ragbus.milvus_filters import MetadataWhere
 from ragbus.milvus_store import ChunkHit
 from ragbus.settings import ApiSettings
 
@@ -53,11 +54,17 @@ class QueryService:
     # --- whole answers ----------------------------------------------------------------------------------------
 
     async def answer(
-        self, query: str, top_k: int, tenant: str = "default", where: str | None = None, *, compose: bool = True
+        self,
+        query: str,
+        top_k: int,
+        tenant: str = "default",
+        where: MetadataWhere | None = None,
+        *,
+        compose: bool = True,
     ) -> QueryResponse:
         """A grounded answer with citations; from the cache while no change of the tenant's documents stales it.
 
-        `where`: metadata filter expression (query_api.metadata_filter), part of the cache key.
+        `where`: metadata filter (query_api.metadata_filter), part of the cache key.
         `compose`: False for retrieval only: the passages as citations and an empty answer.
         """
         started = time.perf_counter()
@@ -87,7 +94,7 @@ class QueryService:
         *,
         collection: str,
         slot: CacheSlot | None,
-        where: str | None = None,
+        where: MetadataWhere | None = None,
         compose: bool = True,
     ) -> QueryResponse:
         try:
@@ -116,7 +123,7 @@ class QueryService:
     # --- streamed answers -------------------------------------------------------------------------------------
 
     async def open_stream(
-        self, query: str, top_k: int, tenant: str = "default", where: str | None = None
+        self, query: str, top_k: int, tenant: str = "default", where: MetadataWhere | None = None
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events. Retrieval happens here, so a failure is an HTTP error, not a broken stream."""
         started = time.perf_counter()
@@ -205,7 +212,7 @@ class QueryService:
     # --- shared steps -----------------------------------------------------------------------------------------
 
     async def retrieve(
-        self, query: str, top_k: int, tenant: str, where: str | None = None, collection: str | None = None
+        self, query: str, top_k: int, tenant: str, where: MetadataWhere | None = None, collection: str | None = None
     ) -> Retrieved:
         """The query's vector and the top_k passages of `tenant` (matching `where`) closest to it.
 
@@ -220,7 +227,14 @@ class QueryService:
         return Retrieved(vector, hits)
 
     async def _lookup(
-        self, tenant: str, query: str, top_k: int, collection: str, where: str | None = None, *, compose: bool = True
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        collection: str,
+        where: MetadataWhere | None = None,
+        *,
+        compose: bool = True,
     ) -> tuple[CacheSlot | None, QueryResponse | None]:
         """The query's cache slot and cached answer; (None, None) with the cache off or Redis down."""
         if not self.cache.enabled:

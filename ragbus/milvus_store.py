@@ -6,10 +6,10 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient, MilvusException, RRFRanker
@@ -20,6 +20,9 @@ from ragbus.milvus_bm25 import has_bm25 as described_with_bm25
 from ragbus.settings import MilvusSettings
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
 
+if TYPE_CHECKING:
+    from ragbus.milvus_filters import MetadataWhere
+
 log = logging.getLogger(__name__)
 # pymilvus logs every failed RPC with a traceback, including the expected ones (an alias not created yet);
 # this module turns each failure into a RagbusError that is logged where it is handled.
@@ -27,6 +30,8 @@ logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
 T = TypeVar("T")
 
 TEXT_MAX = 65_535
+# New collections copy each metadata key into a dynamic field of this prefix, for fast filters (milvus_filters).
+METADATA_FIELD_PREFIX = "md_"
 # pymilvus pings every 10 s even when idle; servers with gRPC's default ping policy (milvus-lite) answer that with
 # GOAWAY "too many pings" and the next call fails. Ping only during calls, and keep each client's connection its own.
 _GRPC_OPTIONS = {
@@ -78,7 +83,7 @@ class MilvusChunkStore:
         self.settings = settings
         self.uri = uri
         self.alias = settings.alias
-        self._bm25_by_collection: dict[str, bool] = {}
+        self._described: dict[str, dict[str, Any]] = {}
         token = settings.token.get_secret_value() if settings.token else ""
         self.client: MilvusClient = self.call(
             lambda: MilvusClient(
@@ -169,12 +174,14 @@ class MilvusChunkStore:
 
     # --- collections and aliases -------------------------------------------------------------------------
 
-    def ensure_collection(self, collection: str, dim: int) -> None:
+    def ensure_collection(self, collection: str, dim: int, *, metadata_fields: bool = True) -> None:
         """Create the chunk collection and its document-state collection if missing, loaded. Idempotent.
 
         With RAGBUS_MILVUS_BM25=auto and a server that does BM25, a new collection also gets the BM25 sparse field
         (hybrid retrieval), its text analyzed without the stop words of RAGBUS_MILVUS_BM25_STOP_WORDS; an existing
-        collection keeps the schema and analyzer it was created with (a reindex moves to new ones).
+        collection keeps the schema and analyzer it was created with (a reindex moves to new ones). A new collection
+        copies metadata keys into md_<key> dynamic fields for fast filters; `metadata_fields=False` creates the
+        layout of collections made before 27 Nov 2026 (tests of that layout use it).
         """
         bm25 = False
         if not self.call(lambda: self.client.has_collection(collection)):
@@ -183,7 +190,7 @@ class MilvusChunkStore:
             )
         self.ensure_loaded(
             collection,
-            lambda: self._chunk_schema(dim, bm25=bm25),
+            lambda: self._chunk_schema(dim, bm25=bm25, metadata_fields=metadata_fields),
             "embedding",
             "COSINE",
             sparse_index=SPARSE_FIELD if bm25 else None,
@@ -193,8 +200,9 @@ class MilvusChunkStore:
 
         MilvusDocumentStates(self).ensure(collection)
 
-    def _chunk_schema(self, dim: int, *, bm25: bool = False) -> CollectionSchema:
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+    def _chunk_schema(self, dim: int, *, bm25: bool = False, metadata_fields: bool = True) -> CollectionSchema:
+        # Dynamic fields hold the metadata keys filters match on (md_<key>; ragbus.milvus_filters).
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=metadata_fields)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=128)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)
         schema.add_field("tenant", DataType.VARCHAR, max_length=64)
@@ -290,34 +298,36 @@ class MilvusChunkStore:
 
     # --- writes ---------------------------------------------------------------------------------------------
 
-    def replace_documents(
-        self,
-        docs: list[EmbeddedDocument],
-        collection: str | None = None,
-        *,
-        first_seen: Collection[tuple[str, str]] = (),
-    ) -> int:
-        """Upsert every chunk of these versions, then remove their chunks of other versions. Idempotent.
-
-        Documents in `first_seen` (tenant, doc_id) have no chunks in the collection yet, so the removal (a filtered
-        delete that scans the collection) is skipped for them: that is most documents of a reindex.
-        """
+    def upsert_chunks(self, docs: list[EmbeddedDocument], collection: str | None = None) -> int:
+        """Upsert every chunk of these document versions (idempotent: chunk ids are deterministic); rows written."""
         target = collection or self.alias
-        rows = [_row(doc, chunk) for doc in docs for chunk in doc.chunks]
+        dynamic = bool(docs) and self.has_metadata_fields(target)
+        rows = [_row(doc, chunk, dynamic) for doc in docs for chunk in doc.chunks]
         for start in range(0, len(rows), 512):
             batch = rows[start : start + 512]
             self.call(partial(self.client.upsert, target, batch))
-        seen = [doc for doc in docs if (doc.tenant, doc.doc_id) not in first_seen]
-        for start in range(0, len(seen), 64):
-            stale = " or ".join(
-                f"({self._doc_filter(doc.tenant, doc.doc_id)} and version != {int(doc.version)})"
-                for doc in seen[start : start + 64]
-            )
-            self.call(partial(self.client.delete, target, filter=stale))
         return len(rows)
 
+    def delete_chunks(self, chunk_ids: list[str], collection: str | None = None) -> None:
+        """Remove chunks by primary key (a lookup, not a scan). Idempotent: an absent id is no error."""
+        target = collection or self.alias
+        for start in range(0, len(chunk_ids), 512):
+            self.call(partial(self.client.delete, target, ids=chunk_ids[start : start + 512]))
+
+    def delete_other_versions(self, docs: list[EmbeddedDocument], collection: str | None = None) -> None:
+        """Remove the chunks of every version but these, by a filtered delete that scans the collection.
+
+        Only for collections whose document states do not record their chunk sets (created before they did).
+        """
+        for start in range(0, len(docs), 64):
+            stale = " or ".join(
+                f"({self._doc_filter(doc.tenant, doc.doc_id)} and version != {int(doc.version)})"
+                for doc in docs[start : start + 64]
+            )
+            self.call(partial(self.client.delete, collection or self.alias, filter=stale))
+
     def delete_documents(self, keys: list[tuple[str, str]], collection: str | None = None) -> None:
-        """Remove every chunk of each (tenant, doc_id). Idempotent."""
+        """Remove every chunk of each (tenant, doc_id) by a filtered delete (scans the collection). Idempotent."""
         for start in range(0, len(keys), 64):
             expr = " or ".join(f"({self._doc_filter(t, d)})" for t, d in keys[start : start + 64])
             self.call(partial(self.client.delete, collection or self.alias, filter=expr))
@@ -351,7 +361,7 @@ class MilvusChunkStore:
         vector: list[float],
         top_k: int,
         tenant: str,
-        where: str | None = None,
+        where: MetadataWhere | None = None,
         *,
         collection: str | None = None,
         text: str | None = None,
@@ -359,32 +369,45 @@ class MilvusChunkStore:
     ) -> list[ChunkHit]:
         """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet.
 
-        `where` narrows the search further (query_api.metadata_filter builds it, escaped); it is ANDed after the
-        tenant clause, so it can never widen the search to another tenant. `collection` names the collection to
-        search (the API passes the alias target it resolved, so its cache key and its data always agree, even
-        while a server's proxies still resolve the alias to the previous collection); by default, the alias.
+        `where` narrows the search to metadata matches, rendered for the searched collection's layout; it is
+        ANDed after the tenant clause, so it can never widen the search to another tenant. `collection` names the
+        collection to search (the API passes the alias target it resolved, so its cache key and its data always
+        agree, even while a server's proxies still resolve the alias to the previous collection); by default, the
+        alias.
         With `text` and a collection that has the BM25 field, the search is hybrid: BM25 on `text` and dense on
         `vector`, fused by reciprocal rank fusion (`rrf_k`); each hit's score is still its cosine to `vector`.
         """
-        expr = f"tenant == {milvus_str(tenant)}" + (f" and ({where})" if where else "")
         if collection:
             try:
-                return self._search(collection, vector, top_k, expr, text, rrf_k)
+                return self._search(collection, vector, top_k, self._filter(collection, tenant, where), text, rrf_k)
             except TransientError as exc:
                 if not _MISSING_COLLECTION.search(str(exc)):
                     raise
                 log.warning("collection %s is gone (pruned?): searching through alias %s", collection, self.alias)
         if self.alias_target() is None:
             return []
-        return self._search(self.alias, vector, top_k, expr, text, rrf_k)
+        return self._search(self.alias, vector, top_k, self._filter(self.alias, tenant, where), text, rrf_k)
+
+    def _filter(self, target: str, tenant: str, where: MetadataWhere | None) -> str:
+        own = f"tenant == {milvus_str(tenant)}"
+        return f"{own} and {where.expression(self.has_metadata_fields(target))}" if where else own
+
+    def _description(self, collection: str) -> dict[str, Any]:
+        # A collection's schema never changes, so it is asked once per name; the alias can move to another one.
+        known = self._described.get(collection)
+        if known is None:
+            known = self.call(lambda: self.client.describe_collection(collection))
+            if collection != self.alias:
+                self._described[collection] = known
+        return known
 
     def has_bm25(self, collection: str) -> bool:
-        """Whether `collection` (or the alias) has the BM25 field; asked once per name."""
-        known = self._bm25_by_collection.get(collection)
-        if known is None:
-            known = described_with_bm25(self.call(lambda: self.client.describe_collection(collection)))
-            self._bm25_by_collection[collection] = known
-        return known
+        """Whether `collection` (or the alias) has the BM25 field."""
+        return described_with_bm25(self._description(collection))
+
+    def has_metadata_fields(self, collection: str) -> bool:
+        """Whether `collection` copies metadata keys into `md_<key>` dynamic fields (ragbus.milvus_filters)."""
+        return bool(self._description(collection).get("enable_dynamic_field"))
 
     def _search(  # noqa: PLR0917 - the one place a search is assembled
         self, target: str, vector: list[float], top_k: int, expr: str, text: str | None, rrf_k: int
@@ -432,8 +455,8 @@ class MilvusChunkStore:
         ]
 
 
-def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk) -> dict[str, Any]:
-    return {
+def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str, Any]:
+    row = {
         "chunk_id": chunk.chunk_id,
         "doc_id": doc.doc_id,
         "tenant": doc.tenant,
@@ -446,6 +469,9 @@ def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk) -> dict[str, Any]:
         "produced_at_ms": int(doc.produced_at.timestamp() * 1000),
         "embedding": unpack_vector(chunk.vector),
     }
+    if dynamic:
+        row |= {f"{METADATA_FIELD_PREFIX}{key}": value for key, value in doc.metadata.items() if value is not None}
+    return row
 
 
 def _to_hit(hit: dict[str, Any]) -> ChunkHit:

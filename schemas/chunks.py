@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Literal
 
@@ -9,6 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.documents import DocumentOp
 from schemas.fields import DocId, MetadataValue, Tenant
+
+
+def chunk_id_for(tenant: str, doc_id: str, version: int, index: int) -> str:
+    """Deterministic chunk id: the same document version always yields the same ids (idempotent upserts).
+
+    The indexer relies on it too: it removes an earlier version's chunks by these ids (primary keys).
+    """
+    digest = hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:24]
+    return f"{digest}-v{version}-{index}"
 
 
 class Chunk(BaseModel):

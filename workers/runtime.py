@@ -246,6 +246,7 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
         batch_timeout_ms=worker.batch_timeout_ms,
         auto_offset_reset="earliest",
         max_poll_interval_ms=worker.max_poll_interval_ms,
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_no_decode,
     )

@@ -7,7 +7,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from query_api.deps import StateDep
 from query_api.feedback import FeedbackDep
-from query_api.metadata_filter import metadata_expression
+from query_api.metadata_filter import metadata_filter
 from query_api.models import ErrorResponse, QueryRequest, QueryResponse
 from query_api.security.deps import Reader
 from query_api.streaming import MEDIA_TYPE, encode_events
@@ -30,7 +30,7 @@ async def query(body: QueryRequest, caller: Reader, state: StateDep, feedback: F
     api = state.settings.api
     top_k = min(body.top_k or api.default_top_k, api.max_top_k)
     flag_prompt_injection(body.query, caller.tenant)
-    where = metadata_expression(body.filters)
+    where = metadata_filter(body.filters)
     if body.stream:
         events = await state.service.open_stream(body.query, top_k, caller.tenant, where)
         return StreamingResponse(encode_events(events), media_type=MEDIA_TYPE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from query_api.app import create_app
+from ragbus.document_states import MilvusDocumentStates
+from ragbus.milvus_store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import MilvusServerSecurity, start_milvus_lite, start_milvus_server, start_tansu
 from schemas.documents import DocumentEvent
@@ -100,3 +103,25 @@ def indexed_corpus(pipeline: Pipeline) -> list[DocumentEvent]:
     events = corpus()
     wait_indexed(pipeline, dict(publish(pipeline, events)))
     return events
+
+
+@pytest.fixture
+def chunk_store(pipeline: Pipeline) -> Iterator[MilvusChunkStore]:
+    """A MilvusChunkStore on the engine under test (with the credentials it needs)."""
+    opened = MilvusChunkStore(pipeline.settings.milvus, pipeline.settings.milvus_uri)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def scratch_collection(chunk_store: MilvusChunkStore) -> Iterator[str]:
+    """A name for a chunk collection of the test's own; it and its document states are dropped afterwards."""
+    name = f"scratch_{uuid.uuid4().hex[:10]}"
+    try:
+        yield name
+    finally:
+        for each in (name, MilvusDocumentStates.collection_for(name)):
+            if chunk_store.client.has_collection(each):
+                chunk_store.client.drop_collection(each)

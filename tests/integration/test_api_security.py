@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
@@ -272,14 +273,23 @@ def test_metadata_filters_cannot_escape_the_tenant_in_real_milvus(
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
 
     def acme_docs(raw: dict[str, object]) -> set[str]:
-        expression = tenant_expression("acme", filters.validate_python(raw))
-        rows = store.call(
-            lambda: store.client.query(
-                settings.milvus.alias, filter=expression, output_fields=["doc_id", "tenant"], consistency_level="Strong"
+        # Both renderings, on the md_<key> dynamic fields and on the metadata JSON field, find the same documents.
+        found = []
+        for dynamic in (True, False):
+            expression = tenant_expression("acme", filters.validate_python(raw), dynamic=dynamic)
+            rows = store.call(
+                partial(
+                    store.client.query,
+                    settings.milvus.alias,
+                    filter=expression,
+                    output_fields=["doc_id", "tenant"],
+                    consistency_level="Strong",
+                )
             )
-        )
-        assert {row["tenant"] for row in rows} <= {"acme"}
-        return {row["doc_id"] for row in rows if row["doc_id"].startswith(f"meta/{run}/")}
+            assert {row["tenant"] for row in rows} <= {"acme"}
+            found.append({row["doc_id"] for row in rows if row["doc_id"].startswith(f"meta/{run}/")})
+        assert found[0] == found[1], raw
+        return found[0]
 
     try:
         assert acme_docs({"team": "lab"}) == {f"meta/{run}/lab.md"}

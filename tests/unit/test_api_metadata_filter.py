@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from query_api.metadata_filter import MetadataFilters, metadata_expression, tenant_expression
+from query_api.metadata_filter import MetadataFilters, metadata_filter, tenant_expression
 
 FILTERS = TypeAdapter(MetadataFilters)
 
@@ -17,7 +17,12 @@ def test_filters_render_as_anded_equalities_after_the_tenant() -> None:
         '(metadata["team"] == "a" or metadata["team"] == "b") and metadata["w"] == 0.5 and metadata["year"] == 2024)'
     )
     assert tenant_expression("acme") == 'tenant == "acme"'
-    assert metadata_expression({}) is None
+    assert metadata_filter({}) is None
+    # Collections since 27 Nov 2026 hold each key in a dynamic field as well, and are filtered on those.
+    assert tenant_expression("acme", filters, dynamic=True) == (
+        'tenant == "acme" and (md_draft == false and md_lang == "en" and '
+        '(md_team == "a" or md_team == "b") and md_w == 0.5 and md_year == 2024)'
+    )
 
 
 def test_quotes_and_backslashes_in_values_stay_inside_the_string_literal() -> None:
@@ -26,6 +31,10 @@ def test_quotes_and_backslashes_in_values_stay_inside_the_string_literal() -> No
     assert expression == (
         'tenant == "acme" and (metadata["lang"] == "en\\" or tenant != \\"" and '
         '(metadata["x"] == "\\\\" or metadata["x"] == "\\\\\\" or 1 == 1 or \\""))'
+    )
+    assert tenant_expression("acme", filters, dynamic=True) == (
+        'tenant == "acme" and (md_lang == "en\\" or tenant != \\"" and '
+        '(md_x == "\\\\" or md_x == "\\\\\\" or 1 == 1 or \\""))'
     )
 
 

@@ -9,8 +9,9 @@ import pytest
 from ragbus.embedding import ModelTokenizer
 from ragbus.errors import PermanentError
 from ragbus.settings import ChunkingSettings, EmbeddingSettings
+from schemas.chunks import chunk_id_for
 from schemas.documents import DocumentEvent, DocumentOp
-from workers.chunker.chunking import TokenChunker, chunk_id_for
+from workers.chunker.chunking import TokenChunker
 
 
 @pytest.fixture(scope="module")

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from ragbus.embedding import ModelTokenizer
 from ragbus.errors import PermanentError
 from ragbus.settings import ChunkingSettings
-from schemas.chunks import Chunk, ChunkedDocument
+from schemas.chunks import Chunk, ChunkedDocument, chunk_id_for
 from schemas.documents import DocumentEvent, DocumentOp
 
 # Milvus VARCHAR limit of the stored passage, with room to spare.
 MAX_CHUNK_BYTES = 60_000
-
-
-def chunk_id_for(tenant: str, doc_id: str, version: int, index: int) -> str:
-    """Deterministic chunk id: the same document version always yields the same ids (idempotent upserts)."""
-    digest = hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:24]
-    return f"{digest}-v{version}-{index}"
 
 
 class TokenChunker:

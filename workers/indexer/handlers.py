@@ -9,17 +9,17 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRecord
 
 from ragbus import metrics
-from ragbus.document_states import DocumentState, MilvusDocumentStates
 from ragbus.errors import InvalidMessage
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from ragbus.logging_setup import correlated, correlation_of
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import IndexGeneration
 from schemas.codec import decode, encode
-from schemas.documents import DocumentOp, document_key
+from schemas.documents import document_key
 from schemas.embeddings import EmbeddedDocument
 from schemas.invalidation import CacheInvalidation
 from schemas.topics import Topics
+from workers.indexer.applier import VersionApplier
 from workers.indexer.sealer import CollectionSealer
 from workers.runtime import Inbound, Rejected
 
@@ -60,7 +60,7 @@ class IndexerHandler:
     ) -> None:
         self.store, self.generation, self.producer, self.topics = store, generation, producer, topics
         self.dim, self.collection, self.sealer = dim, collection, sealer
-        self.states = MilvusDocumentStates(store)
+        self.applier = VersionApplier(store, self.stage)
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> EmbeddedDocument:
         """The embedded document; vectors of another dimension than the collection's are refused here."""
@@ -81,25 +81,29 @@ class IndexerHandler:
     async def process(self, batch: list[Inbound[EmbeddedDocument]]) -> list[Rejected]:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
         collection = self.collection
-        docs, known = await asyncio.to_thread(self._drop_stale, collection, latest_per_document(batch))
+        latest = [item.value for item in latest_per_document(batch)]
+        docs, known = await asyncio.to_thread(self.applier.fresh, collection, latest)
         if not docs:
             return []
-        await asyncio.to_thread(self._apply, collection, docs, known)
+        await asyncio.to_thread(self.applier.apply, collection, docs, known)
         if self.sealer is not None:
             self.sealer.wrote()
         # Checked after the write: if the alias moves here later, the switch itself bumps the generation.
         serving = await asyncio.to_thread(self.store.alias_target) == collection
         now = datetime.now(UTC)
-        headers = {item.value.event_id: item.record.headers for item in batch}
+        records = {item.value.event_id: item.record for item in batch}
         for doc in docs:
             freshness = max(0.0, (now - doc.produced_at).total_seconds())
             if serving:  # a reindex replaying old events is not a freshness problem
                 metrics.FRESHNESS_SECONDS.observe(freshness)
-            with correlated(correlation_of(headers.get(doc.event_id))):
+            record = records[doc.event_id]
+            # The record's timestamp is when the embedder published it: the rest is this stage's share.
+            here = max(0.0, now.timestamp() - record.timestamp / 1000)
+            with correlated(correlation_of(record.headers)):
                 log.info(
-                    "%s %r v%d in %s: %d chunks, %s %.2fs after publish",
+                    "%s %r v%d in %s: %d chunks, %s %.2fs after publish (%.2fs after the embedder's output)",
                     doc.op, doc.doc_id, doc.version, collection, len(doc.chunks),
-                    "searchable" if serving else "indexed (not served yet)", freshness,
+                    "searchable" if serving else "indexed (not served yet)", freshness, here,
                 )  # fmt: skip
         if not serving:
             return []
@@ -127,40 +131,3 @@ class IndexerHandler:
             ]
         )
         return []
-
-    def _drop_stale(
-        self, collection: str, batch: list[Inbound[EmbeddedDocument]]
-    ) -> tuple[list[EmbeddedDocument], set[tuple[str, str]]]:
-        # An event older than what was applied (producer retry, replay, out-of-order source) must not win, and a
-        # replayed upsert older than a delete must not resurrect the document. Equal versions re-apply (idempotent).
-        # Also returns the documents the collection has a state for (the only ones that can have chunks in it).
-        docs = [item.value for item in batch]
-        known = self.states.get(collection, [(d.tenant, d.doc_id) for d in docs])
-        fresh = []
-        for doc in docs:
-            state = known.get((doc.tenant, doc.doc_id))
-            if state is not None and doc.version < state.version:
-                metrics.STALE_EVENTS.labels(self.stage).inc()
-                log.info(
-                    "ignoring %s v%d of %r: v%d%s already applied",
-                    doc.op, doc.version, doc.doc_id, state.version, " (deleted)" if state.deleted else "",
-                )  # fmt: skip
-            else:
-                fresh.append(doc)
-        return fresh, set(known)
-
-    def _apply(self, collection: str, docs: list[EmbeddedDocument], known: set[tuple[str, str]]) -> None:
-        # The state is recorded before the chunks, so a document without a state has no chunks in this collection
-        # (removing other versions' chunks, a filtered delete that scans the collection, is skipped for it). A crash
-        # in between re-applies the same version on redelivery: equal versions are never stale.
-        self.states.put(
-            collection,
-            [DocumentState(d.tenant, d.doc_id, d.version, d.op is DocumentOp.DELETE) for d in docs],
-        )
-        upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
-        deletes = [(d.tenant, d.doc_id) for d in docs if d.op is DocumentOp.DELETE and (d.tenant, d.doc_id) in known]
-        if upserts:
-            first_seen = {(d.tenant, d.doc_id) for d in upserts} - known
-            self.store.replace_documents(upserts, collection, first_seen=first_seen)
-        if deletes:
-            self.store.delete_documents(deletes, collection)

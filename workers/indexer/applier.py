@@ -1,0 +1,103 @@
+"""VersionApplier: puts each document's newest version into a chunk collection and removes its earlier chunks.
+
+The document state is written before the chunks and records every chunk set (version, chunk count) that may be in
+the collection, so a crash at any step leaves nothing the next application cannot find: it removes the recorded
+sets other than its own by primary key (chunk ids are deterministic), then records only its own. A filtered delete
+would scan the collection instead: on milvus-lite, 38 ms (up to 210 ms) a document over 10,000 chunks, against
+4 ms by primary key (bench/README.md). Collections whose states predate the record keep the filtered delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ragbus import metrics
+from ragbus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.milvus_store import MilvusChunkStore
+from schemas.chunks import chunk_id_for
+from schemas.documents import DocumentOp
+from schemas.embeddings import EmbeddedDocument
+
+log = logging.getLogger(__name__)
+DocumentKey = tuple[str, str]  # (tenant, doc_id)
+
+
+def stale_chunk_ids(tenant: str, doc_id: str, recorded: Mapping[int, int], keep: tuple[int, int] | None) -> list[str]:
+    """Ids of the recorded chunks that are not among `keep` (version, chunk count); None keeps nothing."""
+    ids = []
+    for version, count in sorted(recorded.items()):
+        first = keep[1] if keep is not None and version == keep[0] else 0
+        ids += [chunk_id_for(tenant, doc_id, version, index) for index in range(first, count)]
+    return ids
+
+
+class VersionApplier:
+    """Applies document versions to a chunk collection: never an older one over a newer, never stray chunks."""
+
+    def __init__(self, store: MilvusChunkStore, stage: str) -> None:
+        self.store, self.stage = store, stage
+        self.states = MilvusDocumentStates(store)
+
+    def fresh(
+        self, collection: str, docs: list[EmbeddedDocument]
+    ) -> tuple[list[EmbeddedDocument], dict[DocumentKey, DocumentState]]:
+        """The documents not older than what the collection holds, and the states the collection has for them.
+
+        An event older than what was applied (producer retry, replay, out-of-order source) must not win, and a
+        replayed upsert older than a delete must not resurrect the document. Equal versions re-apply (idempotent).
+        """
+        known = self.states.get(collection, [(d.tenant, d.doc_id) for d in docs])
+        fresh = []
+        for doc in docs:
+            state = known.get((doc.tenant, doc.doc_id))
+            if state is not None and doc.version < state.version:
+                metrics.STALE_EVENTS.labels(self.stage).inc()
+                log.info(
+                    "ignoring %s v%d of %r: v%d%s already applied",
+                    doc.op, doc.version, doc.doc_id, state.version, " (deleted)" if state.deleted else "",
+                )  # fmt: skip
+            else:
+                fresh.append(doc)
+        return fresh, known
+
+    def apply(self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]) -> None:
+        """Write these versions (one per document) and remove every other chunk of their documents."""
+        if not self.states.tracks_chunks(collection):
+            self._apply_by_filter(collection, docs, known)
+            return
+        intents, settled, stale = [], [], []
+        for doc in docs:
+            before = known.get((doc.tenant, doc.doc_id))
+            recorded = dict(before.chunks or {}) if before is not None else {}
+            keep = (doc.version, len(doc.chunks)) if doc.op is DocumentOp.UPSERT else None
+            final = {doc.version: len(doc.chunks)} if keep is not None and doc.chunks else {}
+            # Until the removal is done, the state names both what was there and what is being written.
+            intent = recorded | {v: max(n, recorded.get(v, 0)) for v, n in final.items()}
+            deleted = doc.op is DocumentOp.DELETE
+            intents.append(DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, intent))
+            if intent != final:
+                settled.append(DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, final))
+                stale += stale_chunk_ids(doc.tenant, doc.doc_id, recorded, keep)
+        self.states.put(collection, intents)
+        self.store.upsert_chunks([d for d in docs if d.op is DocumentOp.UPSERT], collection)
+        if stale:
+            self.store.delete_chunks(stale, collection)
+        if settled:
+            self.states.put(collection, settled)
+
+    def _apply_by_filter(
+        self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]
+    ) -> None:
+        # States without chunk sets: the state is still recorded before the chunks, so a document without a state
+        # has no chunks in this collection and the filtered delete (a scan) is skipped for it.
+        self.states.put(
+            collection, [DocumentState(d.tenant, d.doc_id, d.version, d.op is DocumentOp.DELETE) for d in docs]
+        )
+        upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
+        self.store.upsert_chunks(upserts, collection)
+        seen = [d for d in docs if (d.tenant, d.doc_id) in known]
+        if replaced := [d for d in seen if d.op is DocumentOp.UPSERT]:
+            self.store.delete_other_versions(replaced, collection)
+        if deleted := [(d.tenant, d.doc_id) for d in seen if d.op is DocumentOp.DELETE]:
+            self.store.delete_documents(deleted, collection)
