@@ -64,6 +64,7 @@ def embedded(doc: DocumentEvent, version: int, chunks: int, rng: np.random.Gener
         tenant=doc.tenant,
         version=version,
         title=doc.title,
+        metadata=doc.metadata,
         produced_at=datetime.now(UTC),
         model="random",
         dim=DIM,
@@ -71,11 +72,17 @@ def embedded(doc: DocumentEvent, version: int, chunks: int, rng: np.random.Gener
     )
 
 
-def fill(store: MilvusChunkStore, collection: str, docs: list[DocumentEvent], record_chunks: bool) -> float:
-    """Create `collection` with its states in the chosen layout and index every document at version 1; seconds."""
+def fill(
+    store: MilvusChunkStore,
+    collection: str,
+    docs: list[DocumentEvent],
+    record_chunks: bool = True,
+    metadata_fields: bool = True,
+) -> float:
+    """Create `collection` and its states in the chosen layouts, index every document at version 1; seconds."""
     started = time.perf_counter()
     MilvusDocumentStates(store).ensure(collection, record_chunks=record_chunks)
-    store.ensure_collection(collection, DIM)
+    store.ensure_collection(collection, DIM, metadata_fields=metadata_fields)
     applier = VersionApplier(store, "bench")
     rng = np.random.default_rng(0)
     for start in range(0, len(docs), 256):

@@ -49,8 +49,8 @@ class KafkaSettings(BaseSettings):
         1_000_000, ge=10_000, description="Largest serialized event a producer sends; larger is refused."
     )
     request_timeout_ms: int = Field(30_000, ge=1000, description="Producer and admin request timeout.")
-    # Every idle stage waits up to this for a record that has just been published (tansu answers a held fetch
-    # late: 73 ms p50 and up to 250 ms a hop at aiokafka's 500, 21 and 49 ms at 100; bench/README.md).
+    # An idle stage can wait up to this for a record just published: tansu answers a held fetch late (one hop
+    # took 70 ms p50 and 159 ms p95 at aiokafka's 500, 12 and 47 ms at 100; bench/results/kafka-hop.json).
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=10_000, description="How long the broker may hold a consumer's fetch that has no data yet."
     )
