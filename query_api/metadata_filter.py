@@ -4,18 +4,16 @@ value escaped, always ANDed after the caller's tenant clause."""
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
 from query_api.validation import line_problem
-from ragbus.milvus_filters import MetadataWhere, Scalar
-from ragbus.milvus_store import milvus_str
+from ragbus.milvus_filters import FILTER_KEY, MetadataWhere, Scalar, milvus_str
 
 MAX_KEYS = 8
 MAX_VALUES = 20
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_KEY = FILTER_KEY
 _SAFE_INT = 2**53  # JSON numbers beyond this lose precision in Milvus
 
 

@@ -10,11 +10,24 @@ validated by the caller and every value escaped here.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ragbus.milvus_store import METADATA_FIELD_PREFIX, milvus_str
-
 Scalar = str | bool | int | float
+METADATA_FIELD_PREFIX = "md_"
+# What a filter key may be; only such keys get an md_<key> field (other keys stay in the JSON field alone).
+FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def milvus_str(value: str) -> str:
+    """A Milvus expression string literal: quotes and backslashes escaped, so values never become syntax."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def metadata_fields(metadata: Mapping[str, object]) -> dict[str, object]:
+    """The md_<key> dynamic fields of a chunk row: every metadata key a filter can name, with a value."""
+    return {f"{METADATA_FIELD_PREFIX}{k}": v for k, v in metadata.items() if v is not None and FILTER_KEY.match(k)}
 
 
 def _literal(value: Scalar) -> str:

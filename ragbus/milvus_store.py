@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient, MilvusException, RRFRanker
@@ -17,11 +17,9 @@ from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient,
 from ragbus.errors import ConfigError, PermanentError, RagbusError, TransientError
 from ragbus.milvus_bm25 import SPARSE_FIELD, add_bm25, supports_bm25, text_field_options
 from ragbus.milvus_bm25 import has_bm25 as described_with_bm25
+from ragbus.milvus_filters import MetadataWhere, metadata_fields, milvus_str
 from ragbus.settings import MilvusSettings
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
-
-if TYPE_CHECKING:
-    from ragbus.milvus_filters import MetadataWhere
 
 log = logging.getLogger(__name__)
 # pymilvus logs every failed RPC with a traceback, including the expected ones (an alias not created yet);
@@ -30,8 +28,6 @@ logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
 T = TypeVar("T")
 
 TEXT_MAX = 65_535
-# New collections copy each metadata key into a dynamic field of this prefix, for fast filters (milvus_filters).
-METADATA_FIELD_PREFIX = "md_"
 # pymilvus pings every 10 s even when idle; servers with gRPC's default ping policy (milvus-lite) answer that with
 # GOAWAY "too many pings" and the next call fails. Ping only during calls, and keep each client's connection its own.
 _GRPC_OPTIONS = {
@@ -54,11 +50,6 @@ def milvus_tls_options(settings: MilvusSettings) -> dict[str, Any]:
     if settings.server_name:
         options["server_name"] = settings.server_name
     return options
-
-
-def milvus_str(value: str) -> str:
-    """A Milvus expression string literal: quotes and backslashes escaped, so values never become syntax."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
@@ -470,7 +461,7 @@ def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str
         "embedding": unpack_vector(chunk.vector),
     }
     if dynamic:
-        row |= {f"{METADATA_FIELD_PREFIX}{key}": value for key, value in doc.metadata.items() if value is not None}
+        row |= metadata_fields(doc.metadata)
     return row
 
 

@@ -28,6 +28,8 @@ def test_filters_match_the_same_documents_on_either_layout(
         "lab.md": {"team": "lab", "level": 2, "public": True},
         "ops.md": {"team": "ops", "level": 3, "public": False},
         "plain.md": {},
+        # Keys no filter can name stay in the JSON field alone; the document is indexed all the same.
+        "odd.md": {"content-type": "text/plain", "naïve key": "x", "team": "docs", "empty": None},
     }
     docs = [
         version(1, 2, ("default", doc_id)).model_copy(update={"metadata": metadata})
@@ -46,4 +48,5 @@ def test_filters_match_the_same_documents_on_either_layout(
     assert found({"public": False}) == {"ops.md"}
     assert found({"team": 'lab" or tenant != "x'}) == set()
     assert found({"absent": "x"}) == set()
+    assert found({"team": "docs"}) == {"odd.md"}
     assert store.search(vector, 10, "other", metadata_filter({"team": "lab"}), collection=collection) == []
