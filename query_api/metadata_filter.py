@@ -1,5 +1,5 @@
-"""Metadata filters of a search: strictly validated, then rendered as a Milvus expression with every key and
-value escaped, always ANDed after the caller's tenant clause."""
+"""Metadata filters of a search: strictly validated here, then rendered by the store for the searched collection
+(ragbus.milvus_filters: every key checked and every value escaped), always ANDed after the caller's tenant clause."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ragbus.milvus_filters import FILTER_KEY, MetadataWhere, Scalar, milvus_str
 
 MAX_KEYS = 8
 MAX_VALUES = 20
-_KEY = FILTER_KEY
 _SAFE_INT = 2**53  # JSON numbers beyond this lose precision in Milvus
 
 
@@ -35,8 +34,8 @@ def _checked_scalar(value: Scalar) -> Scalar:
 
 def _checked(filters: dict[str, Scalar | list[Scalar]]) -> dict[str, Scalar | list[Scalar]]:
     for key, value in filters.items():
-        if not _KEY.match(key):
-            raise ValueError(f"filter key {key[:70]!r} must match {_KEY.pattern}")
+        if not FILTER_KEY.fullmatch(key):
+            raise ValueError(f"filter key {key[:70]!r} must match {FILTER_KEY.pattern}")
         values = value if isinstance(value, list) else [value]
         if not 1 <= len(values) <= MAX_VALUES:
             raise ValueError(f"filter {key}: between 1 and {MAX_VALUES} values")

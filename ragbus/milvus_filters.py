@@ -1,11 +1,11 @@
 """MetadataWhere: metadata equality filters, rendered as a Milvus expression for a collection's metadata layout.
 
 Chunk collections keep each document's metadata in the `metadata` JSON field. Since 27 Nov 2026 new collections
-also copy every metadata key into a dynamic field named `md_<key>`, and filters go to those: milvus-lite evaluates a
-JSON-path filter (`metadata["k"] == v`) row by row in Python, and a dynamic-field filter with Arrow. Over 10,366
-chunks a filtered top-5 search took 812 ms p50 on the JSON path and 77 ms on the dynamic field, 1,560 and 150 ms
-hybrid (bench/results/metadata-filter.json). Collections created before keep the JSON-path filter. Every key is
-validated by the caller and every value escaped here.
+also copy every metadata key a filter can name into a dynamic field `md_<key>`, and filters go to those:
+milvus-lite evaluates a JSON-path filter (`metadata["k"] == v`) row by row in Python, and a dynamic-field filter
+with Arrow. Over 10,366 chunks a filtered top-5 search took 812 ms p50 on the JSON path and 77 ms on the dynamic
+field, 1,560 and 150 ms hybrid (bench/results/metadata-filter.json). Collections created before keep the JSON-path
+filter. Keys are checked against FILTER_KEY and every value is escaped here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 Scalar = str | bool | int | float
 METADATA_FIELD_PREFIX = "md_"
 # What a filter key may be; only such keys get an md_<key> field (other keys stay in the JSON field alone).
-FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+FILTER_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # used with fullmatch: no trailing newline slips by
 
 
 def milvus_str(value: str) -> str:
@@ -25,9 +25,9 @@ def milvus_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def metadata_fields(metadata: Mapping[str, object]) -> dict[str, object]:
+def md_fields_of(metadata: Mapping[str, object]) -> dict[str, object]:
     """The md_<key> dynamic fields of a chunk row: every metadata key a filter can name, with a value."""
-    return {f"{METADATA_FIELD_PREFIX}{k}": v for k, v in metadata.items() if v is not None and FILTER_KEY.match(k)}
+    return {f"{METADATA_FIELD_PREFIX}{k}": v for k, v in metadata.items() if v is not None and FILTER_KEY.fullmatch(k)}
 
 
 def _literal(value: Scalar) -> str:
@@ -49,6 +49,8 @@ class MetadataWhere:
         """From validated filters (query_api.metadata_filter); None when there are none."""
         if not filters:
             return None
+        if bad := [key for key in filters if not FILTER_KEY.fullmatch(key)]:
+            raise ValueError(f"filter key {bad[0][:70]!r} must match {FILTER_KEY.pattern}")
         return cls(tuple((k, tuple(v) if isinstance(v, list) else (v,)) for k, v in sorted(filters.items())))
 
     def expression(self, dynamic: bool) -> str:

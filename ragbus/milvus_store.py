@@ -17,7 +17,7 @@ from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient,
 from ragbus.errors import ConfigError, PermanentError, RagbusError, TransientError
 from ragbus.milvus_bm25 import SPARSE_FIELD, add_bm25, supports_bm25, text_field_options
 from ragbus.milvus_bm25 import has_bm25 as described_with_bm25
-from ragbus.milvus_filters import MetadataWhere, metadata_fields, milvus_str
+from ragbus.milvus_filters import MetadataWhere, md_fields_of, milvus_str
 from ragbus.settings import MilvusSettings
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
 
@@ -461,7 +461,7 @@ def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str
         "embedding": unpack_vector(chunk.vector),
     }
     if dynamic:
-        row |= metadata_fields(doc.metadata)
+        row |= md_fields_of(doc.metadata)
     return row
 
 

@@ -25,7 +25,7 @@ def test_filters_match_the_same_documents_on_either_layout(
     store.ensure_collection(collection, DIM, metadata_fields=metadata_fields)
     assert store.has_metadata_fields(collection) is metadata_fields
     tagged = {
-        "lab.md": {"team": "lab", "level": 2, "public": True},
+        "lab.md": {"team": "lab", "level": 2, "public": True, "tags": ["a", "b"]},
         "ops.md": {"team": "ops", "level": 3, "public": False},
         "plain.md": {},
         # Keys no filter can name stay in the JSON field alone; the document is indexed all the same.
@@ -49,4 +49,5 @@ def test_filters_match_the_same_documents_on_either_layout(
     assert found({"team": 'lab" or tenant != "x'}) == set()
     assert found({"absent": "x"}) == set()
     assert found({"team": "docs"}) == {"odd.md"}
+    assert found({"tags": "a"}) == set()  # equality on a list-valued key matches nothing, on either layout
     assert store.search(vector, 10, "other", metadata_filter({"team": "lab"}), collection=collection) == []

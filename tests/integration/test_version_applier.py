@@ -96,6 +96,20 @@ def test_a_delete_removes_every_chunk_and_an_older_upsert_stays_out(
     assert stored(chunk_store, scratch_collection) == ids(3, 1)
 
 
+def test_an_upsert_without_chunks_removes_the_earlier_ones(
+    chunk_store: MilvusChunkStore, scratch_collection: str
+) -> None:
+    chunk_store.ensure_collection(scratch_collection, DIM)
+    applier = VersionApplier(chunk_store, "indexer")
+    other = ("default", "handbook/other.md")
+    apply(applier, scratch_collection, version(1, 2, DOC), version(1, 1, other))
+    apply(applier, scratch_collection, version(2, 0, DOC), version(2, 2, other))  # two documents in one batch
+    assert stored(chunk_store, scratch_collection) == []
+    assert stored(chunk_store, scratch_collection, other) == ids(2, 2, other)
+    state = applier.states.get(scratch_collection, [DOC])[DOC]
+    assert (state.version, state.deleted, state.chunks) == (2, False, {})
+
+
 def test_states_without_chunk_sets_fall_back_to_the_filtered_delete(
     chunk_store: MilvusChunkStore, scratch_collection: str
 ) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from ragbus import metrics
 from ragbus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.errors import InvalidMessage
 from ragbus.milvus_store import MilvusChunkStore
 from schemas.chunks import chunk_id_for
 from schemas.documents import DocumentOp
@@ -31,6 +32,18 @@ def stale_chunk_ids(tenant: str, doc_id: str, recorded: Mapping[int, int], keep:
         first = keep[1] if keep is not None and version == keep[0] else 0
         ids += [chunk_id_for(tenant, doc_id, version, index) for index in range(first, count)]
     return ids
+
+
+def check_chunk_ids(doc: EmbeddedDocument) -> None:
+    """InvalidMessage unless the chunks carry the ids chunk_id_for gives, in order: earlier chunks are removed by
+    those ids, so a chunk with another id would never be removed."""
+    for index, chunk in enumerate(doc.chunks):
+        expected = chunk_id_for(doc.tenant, doc.doc_id, doc.version, index)
+        if chunk.index != index or chunk.chunk_id != expected:
+            raise InvalidMessage(
+                f"chunk {chunk.chunk_id!r} (index {chunk.index}) at position {index} of {doc.doc_id!r} v{doc.version} "
+                f"should be {expected!r} (index {index}): chunk ids come from schemas.chunks.chunk_id_for, in order"
+            )
 
 
 class VersionApplier:

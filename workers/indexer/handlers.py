@@ -19,7 +19,7 @@ from schemas.documents import document_key
 from schemas.embeddings import EmbeddedDocument
 from schemas.invalidation import CacheInvalidation
 from schemas.topics import Topics
-from workers.indexer.applier import VersionApplier
+from workers.indexer.applier import VersionApplier, check_chunk_ids
 from workers.indexer.sealer import CollectionSealer
 from workers.runtime import Inbound, Rejected
 
@@ -72,6 +72,7 @@ class IndexerHandler:
                 f"{doc.model} vectors of dimension {doc.dim} cannot go into a {self.dim}-dimension collection: "
                 "the embedder and the indexer use different RAGBUS_EMBED_MODEL settings"
             )
+        check_chunk_ids(doc)
         return doc
 
     def chunks_in(self, value: EmbeddedDocument) -> int:
