@@ -21,11 +21,13 @@ def publish(pipeline: Pipeline, events: list[DocumentEvent]) -> dict[tuple[str, 
     return report.versions
 
 
-def wait_indexed(pipeline: Pipeline, expected: dict[tuple[str, str], int | None]) -> None:
+def wait_indexed(
+    pipeline: Pipeline, expected: dict[tuple[str, str], int | None], timeout_s: float = INDEX_TIMEOUT_S
+) -> None:
     settings = pipeline.settings
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
     try:
-        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=INDEX_TIMEOUT_S))
+        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=timeout_s))
     finally:
         store.close()
     assert not pending, f"not indexed in time: {sorted(pending)[:5]}"

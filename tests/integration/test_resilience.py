@@ -110,7 +110,9 @@ def test_sigkill_of_each_worker_mid_batch_leaves_the_index_exact(fresh_pipeline:
         victim.signal(signal.SIGKILL)
         assert victim.wait_stopped(5)
         pipeline.start_worker(stage)
-    wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
+    # About 2,250 chunks to embed: on 27 Nov's slower CI machine the embedder did 9 chunks/s (512-chunk batches of
+    # 55 s) and the default 180 s ran out while every stage was still making progress.
+    wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events}, timeout_s=600)
     pipeline.wait_drained()
     assert_index_exact(pipeline, events)
 
@@ -128,7 +130,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_quickly(fresh_pipeline: Pi
     assert embedder.proc is not None
     assert embedder.proc.returncode == 0
     pipeline.start_worker("embedder")
-    wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events})
+    wait_indexed(pipeline, {(e.tenant, e.doc_id): e.version for e in events}, timeout_s=600)
     pipeline.wait_drained()
     assert_index_exact(pipeline, events)
 
