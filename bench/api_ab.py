@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,7 +21,7 @@ import httpx
 from bench.api_process import start_api
 from bench.scifact import load_scifact
 from bench.scoring import summary_ms
-from bench.stack import ROOT, bench_stack
+from bench.stack import ROOT, bench_stack, save_result
 from bench.stale_removal import fill
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, stop_all
@@ -86,12 +83,8 @@ def main() -> None:
         "benchmark": "api_ab",
         "sources": {name: str(root) for name, root in roots.items()},
         "uncached_retrieve_only_c1": {name: summary_ms(s) | {"requests": len(s)} for name, s in took.items()},
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["uncached_retrieve_only_c1"], indent=1))
-    print(f"wrote {args.out}")
+    save_result(result, args.out, "uncached_retrieve_only_c1")
 
 
 if __name__ == "__main__":

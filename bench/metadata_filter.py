@@ -13,9 +13,6 @@ bench/results/metadata-filter.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -24,14 +21,13 @@ import numpy as np
 
 from bench.scifact import load_scifact
 from bench.scoring import summary_ms
-from bench.stack import ENGINES, ROOT
+from bench.stack import ENGINES, ROOT, save_result, start_milvus
 from bench.stale_removal import DIM, fill
 from query_api.metadata_filter import metadata_filter
 from ragbus.milvus_filters import MetadataWhere
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.settings import MilvusSettings
 from ragbus.stack.process import free_port
-from ragbus.stack.servers import start_milvus_lite, start_milvus_server
 
 LAYOUTS = {"md_fields": True, "json_path": False}  # layout -> metadata copied into md_<key> dynamic fields
 SHARDS = 20
@@ -44,8 +40,7 @@ def measure(engine: str, docs_count: int | None, searches: int) -> dict[str, obj
     questions = list(data.queries.values())
     with tempfile.TemporaryDirectory(prefix="ragbus-filter-") as home:
         port = free_port()
-        start = start_milvus_lite if engine == "milvus-lite" else start_milvus_server
-        process = start(Path(home), port)
+        process = start_milvus(engine, Path(home), port)
         store = MilvusChunkStore(MilvusSettings(alias="filter_bench"), f"http://127.0.0.1:{port}")
         try:
             for layout, fields in LAYOUTS.items():
@@ -95,12 +90,8 @@ def main() -> None:
         "engine": args.engine,
         "searches": args.searches,
         **measure(args.engine, args.docs, args.searches),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["search_top5"], indent=1))
-    print(f"wrote {args.out}")
+    save_result(result, args.out, "search_top5")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import platform
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,21 +36,37 @@ SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
 ENGINES = ("milvus-lite", "milvus-server")
 
 
+def start_milvus(engine: str, home: Path, port: int) -> ManagedProcess:
+    """`engine` (milvus-lite or milvus-server, the real 2.3 engine) on `port`, its data under `home`."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r}: choose from {', '.join(ENGINES)}")
+    return (start_milvus_lite if engine == "milvus-lite" else start_milvus_server)(home, port)
+
+
+def save_result(result: Mapping[str, object], out: Path, shown: str) -> None:
+    """Write `result`, stamped with the machine and the time, to `out` as JSON, and print its `shown` part."""
+    stamped = {
+        **result,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.write_text(json.dumps(stamped, indent=1) + "\n")
+    print(json.dumps(result[shown], indent=1))
+    print(f"wrote {out}")
+
+
 @contextmanager
 def bench_stack(engine: str = "milvus-lite") -> Iterator[tuple[dict[str, str], Settings, Path]]:
     """tansu (memory), Milvus (`engine`: milvus-lite or the real 2.3 engine) and Redis with a fresh namespace.
 
     Yields (env, settings, home).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine {engine!r}: choose from {', '.join(ENGINES)}")
     home = Path(tempfile.mkdtemp(prefix="ragbus-bench-"))
     servers: list[ManagedProcess] = []
     try:
         kafka_port, milvus_port = free_port(), free_port()
         servers.append(start_tansu(home, kafka_port, "memory"))
-        start_milvus = start_milvus_lite if engine == "milvus-lite" else start_milvus_server
-        servers.append(start_milvus(home, milvus_port))
+        servers.append(start_milvus(engine, home, milvus_port))
         redis_url = "redis://127.0.0.1:6379/0"
         if not redis_reachable(redis_url):
             redis_port = free_port()

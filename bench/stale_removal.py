@@ -13,9 +13,6 @@ write for a document. Writes bench/results/stale-removal.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -25,12 +22,11 @@ import numpy as np
 
 from bench.scifact import load_scifact
 from bench.scoring import summary_ms
-from bench.stack import ENGINES, ROOT
+from bench.stack import ENGINES, ROOT, save_result, start_milvus
 from ragbus.document_states import MilvusDocumentStates
 from ragbus.milvus_store import MilvusChunkStore, milvus_str
 from ragbus.settings import MilvusSettings
 from ragbus.stack.process import free_port
-from ragbus.stack.servers import start_milvus_lite, start_milvus_server
 from schemas.chunks import chunk_id_for
 from schemas.documents import DocumentEvent, DocumentOp
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
@@ -109,8 +105,7 @@ def measure(engine: str, docs: list[DocumentEvent], updates: int) -> dict[str, o
     """Both layouts on one server, the same updates alternating between them."""
     with tempfile.TemporaryDirectory(prefix="ragbus-stale-") as home:
         port = free_port()
-        start = start_milvus_lite if engine == "milvus-lite" else start_milvus_server
-        process = start(Path(home), port)
+        process = start_milvus(engine, Path(home), port)
         store = MilvusChunkStore(MilvusSettings(alias="stale_bench"), f"http://127.0.0.1:{port}")
         try:
             filled = {layout: fill(store, f"stale_{layout}", docs, record) for layout, record in LAYOUTS.items()}
@@ -153,12 +148,8 @@ def main() -> None:
         "chunks_per_document": 2,
         "updates": args.updates,
         **measure(args.engine, docs, args.updates),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["apply_one_changed_document"], indent=1))
-    print(f"wrote {args.out}")
+    save_result(result, args.out, "apply_one_changed_document")
 
 
 if __name__ == "__main__":
