@@ -46,4 +46,4 @@ async def open_answering(settings: Settings, embedder: SentenceEmbedder, redis: 
         await invalidation.stop()
         if llm:
             await llm.close()
-        retriever.close()
+        await retriever.aclose()

@@ -33,12 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI application."""
     settings = settings or load_settings()
     authenticator = Authenticator.from_settings(settings.api_security)  # fails fast: auth on, no credentials
+    query_embedding = settings.query_embedding()  # fails fast: float questions against an int8 index
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything opened here is closed in reverse order, also when a later start-up step fails.
         async with AsyncExitStack() as opened:
-            embedder = await asyncio.to_thread(SentenceEmbedder(settings.embedding).load)
+            embedder = await asyncio.to_thread(SentenceEmbedder(query_embedding).load)
             opened.callback(embedder.close)
             store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
             opened.callback(store.close)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
 import threading
-import time
 from dataclasses import dataclass
 
 from query_api import metrics
@@ -83,32 +83,45 @@ class ReplicatedRetriever:
         self.replicas, self.timeout_s = replicas, timeout_s
         self._next = itertools.cycle(range(len(replicas)))
         self._serving = ""
-        self._serving_checked_at = 0.0
-        self._lookup: asyncio.Future[str] | None = None
+        self._first_lookup: asyncio.Future[str] | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, milvus: MilvusSettings, uris: list[str], api: ApiSettings) -> ReplicatedRetriever:
         """One replica per URI of RAGBUS_MILVUS_READ_URIS."""
         return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s)
 
-    def close(self) -> None:
-        """Close every replica's connection."""
+    async def aclose(self) -> None:
+        """Stop the alias refreshes and close every replica's connection."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         for replica in self.replicas:
             replica.close()
 
     async def serving_collection(self) -> str:
-        """The collection behind the alias, looked up at most every ALIAS_REFRESH_S ("" while never reachable).
+        """The collection behind the alias ("" while never reachable), at most ALIAS_REFRESH_S and a lookup old.
 
         Part of every query-cache key: when a reindex moves the alias, no answer from the old collection is served.
-        Concurrent callers share one lookup.
+        Only the first call waits for Milvus (concurrent first callers share that lookup); it starts a task that
+        looks the alias up again every ALIAS_REFRESH_S, so no later query pays that round trip.
         """
-        due = time.monotonic() - self._serving_checked_at >= ALIAS_REFRESH_S
-        if self._lookup is None or (self._lookup.done() and due):
-            self._serving_checked_at = time.monotonic()
-            self._lookup = asyncio.ensure_future(self._look_up_alias())
-        if self._lookup.done():  # nearly always: no task hop
-            return self._lookup.result()
-        return await asyncio.shield(self._lookup)
+        if self._first_lookup is None:
+            self._first_lookup = asyncio.ensure_future(self._look_up_alias())
+        if not self._first_lookup.done():
+            await asyncio.shield(self._first_lookup)
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._keep_alias_fresh(), name="alias-refresh")
+        return self._serving
+
+    async def _keep_alias_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(ALIAS_REFRESH_S)
+            try:
+                await self._look_up_alias()
+            except Exception:  # replica failures are handled inside; anything else must not end the refreshes
+                log.exception("alias lookup failed")
 
     async def _look_up_alias(self) -> str:
         for replica in self.replicas:

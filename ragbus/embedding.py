@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
-    from ragbus.onnx_embedding import OnnxInt8Encoder
+    from ragbus.onnx_embedding import OnnxEncoder
 
 R = TypeVar("R")
 
@@ -99,8 +99,9 @@ class SentenceEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.settings = settings
-        # The backend is part of the name: the embedding cache never mixes int8 and float vectors.
-        self.model_name = settings.model if settings.backend == "torch" else f"{settings.model}#{settings.backend}"
+        # The int8 backend is part of the name: the embedding cache never mixes int8 and float vectors. The float
+        # ONNX export gives torch's vectors, so the two share cached vectors and indexes.
+        self.model_name = f"{settings.model}#onnx-int8" if settings.backend == "onnx-int8" else settings.model
         self.model_path = resolve_model_path(settings.model)
 
     @cached_property
@@ -113,13 +114,21 @@ class SentenceEmbedder:
             torch.set_num_threads(self.settings.threads)  # process-wide: this process runs one model
         return SentenceTransformer(str(self.model_path), device=self.settings.device, local_files_only=True)
 
-    @cached_property
-    def onnx(self) -> OnnxInt8Encoder:
-        """The ONNX Runtime int8 encoder (RAGBUS_EMBED_BACKEND=onnx-int8), exported on first use."""
-        from ragbus.onnx_embedding import OnnxInt8Encoder
+    @property
+    def _on_onnx(self) -> bool:
+        return self.settings.backend != "torch"
 
-        return OnnxInt8Encoder(
-            self.model_path, read_max_seq_length(self.model_path), self.settings.onnx_cache_dir, self.settings.threads
+    @cached_property
+    def onnx(self) -> OnnxEncoder:
+        """The ONNX Runtime encoder (RAGBUS_EMBED_BACKEND=onnx or onnx-int8), exported on first use."""
+        from ragbus.onnx_embedding import OnnxEncoder
+
+        return OnnxEncoder(
+            self.model_path,
+            read_max_seq_length(self.model_path),
+            self.settings.onnx_cache_dir,
+            int8=self.settings.backend == "onnx-int8",
+            threads=self.settings.threads,
         )
 
     @cached_property
@@ -128,7 +137,7 @@ class SentenceEmbedder:
 
     def load(self) -> SentenceEmbedder:
         """Load the weights now."""
-        _ = self.onnx if self.settings.backend == "onnx-int8" else self.model
+        _ = self.onnx if self._on_onnx else self.model
         return self
 
     @cached_property
@@ -154,7 +163,7 @@ class SentenceEmbedder:
     @property
     def dim(self) -> int:
         """Vector dimension."""
-        if self.settings.backend == "onnx-int8":
+        if self._on_onnx:
             return self.onnx.dim
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         dim = getter()
@@ -165,7 +174,7 @@ class SentenceEmbedder:
     @property
     def max_seq_length(self) -> int:
         """Longest input in tokens, special tokens included."""
-        if self.settings.backend == "onnx-int8":
+        if self._on_onnx:
             return read_max_seq_length(self.model_path)
         return int(self.model.max_seq_length or read_max_seq_length(self.model_path))
 
@@ -173,7 +182,7 @@ class SentenceEmbedder:
         """Tokens the model sees for each text, special tokens included (one batched Rust call)."""
         if not texts:
             return []
-        if self.settings.backend == "onnx-int8":
+        if self._on_onnx:
             return [self._measure.count(text) for text in texts]
         return [len(ids) for ids in self.model.tokenizer(texts, truncation=False)["input_ids"]]
 
@@ -191,7 +200,7 @@ class SentenceEmbedder:
                 f"embedding input of {max(lengths)} tokens exceeds the model's {self.max_seq_length}",
                 code="too_long",
             )
-        if self.settings.backend == "onnx-int8":
+        if self._on_onnx:
             return self.onnx.encode(texts, self.settings.batch_size)
         vectors = self.model.encode(
             texts,

@@ -1,7 +1,11 @@
-"""ONNX Runtime encoder with int8 weights (dynamic quantization, per channel), exported locally (no download).
+"""ONNX Runtime encoder of the embedding model, exported locally (no download), at full precision or int8.
 
-The export runs once per model and is kept in RAGBUS_EMBED_ONNX_CACHE_DIR; writes are atomic (temporary file,
-then rename), so an API and an embedder starting together never read a half-written file. Pooling and
+Full precision (RAGBUS_EMBED_BACKEND=onnx) gives torch's vectors (to about 1e-6), at less cost per call for short
+texts: the query API's one-question encode. int8 (onnx-int8) quantizes the weights dynamically, per channel: other
+vectors, so an index must be built and searched with it alone.
+
+The export runs once per model and precision and is kept in RAGBUS_EMBED_ONNX_CACHE_DIR; writes are atomic
+(temporary file, then rename), so an API and an embedder starting together never read a half-written file. Pooling and
 normalization are the sentence-transformers ones of all-MiniLM-L6-v2: mean over the attention mask, then L2.
 """
 
@@ -21,7 +25,7 @@ from ragbus.errors import ConfigError
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _export(model_path: Path, target: Path) -> None:
+def _export(model_path: Path, target: Path, *, int8: bool) -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
@@ -41,7 +45,7 @@ def _export(model_path: Path, target: Path) -> None:
     sample = torch.ones(2, 16, dtype=torch.long)
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
-        fp32, int8 = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
+        fp32, quantized = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
@@ -54,30 +58,31 @@ def _export(model_path: Path, target: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
-        os.replace(int8, target)
+        if int8:
+            quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(quantized if int8 else fp32, target)
 
 
-def quantized_model(model_path: Path, cache_dir: Path) -> Path:
-    """Path of the int8 ONNX export of `model_path`, exporting it first if needed."""
+def exported_model(model_path: Path, cache_dir: Path, *, int8: bool) -> Path:
+    """Path of the ONNX export of `model_path` (int8 or full precision), exporting it first if needed."""
     weights = next(
         (p for p in (model_path / "model.safetensors", model_path / "pytorch_model.bin") if p.exists()), None
     )
     if weights is None:
-        raise ConfigError(f"no weights under {model_path} to export to ONNX (RAGBUS_EMBED_BACKEND=onnx-int8)")
+        raise ConfigError(f"no weights under {model_path} to export to ONNX (RAGBUS_EMBED_BACKEND)")
     stat = weights.stat()
     key = hashlib.sha256(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache_dir / f"{model_path.name}-{key}-int8-per-channel.onnx"
+    target = cache_dir / f"{model_path.name}-{key}-{'int8-per-channel' if int8 else 'fp32'}.onnx"
     if not target.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _export(model_path, target)
+        _export(model_path, target, int8=int8)
     return target
 
 
-class OnnxInt8Encoder:
-    """Normalized embeddings from the int8 ONNX export, with the model's own tokenizer."""
+class OnnxEncoder:
+    """Normalized embeddings from an ONNX export of the model (`int8` or not), with the model's own tokenizer."""
 
-    def __init__(self, model_path: Path, max_seq_length: int, cache_dir: Path, threads: int = 0) -> None:
+    def __init__(self, model_path: Path, max_seq_length: int, cache_dir: Path, *, int8: bool, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -87,7 +92,7 @@ class OnnxInt8Encoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default, one per core
-        path = quantized_model(model_path, cache_dir)
+        path = exported_model(model_path, cache_dir, int8=int8)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 

@@ -191,8 +191,11 @@ class EmbeddingSettings(BaseSettings):
         description="Threads one model call uses (0 = one per core). On a busy CPU, one embedder process per "
         "core with 1 thread each wastes less than one process using every core.",
     )
-    backend: Literal["torch", "onnx-int8"] = Field(
-        "torch", description="torch (sentence-transformers) or ONNX Runtime with int8 weights exported locally."
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="torch (sentence-transformers); onnx: ONNX Runtime, the model exported locally at full precision "
+        "(torch's vectors: the two share indexes and cached vectors); onnx-int8: ONNX Runtime with int8 weights "
+        "(other vectors: index and search with it alone).",
     )
     onnx_cache_dir: Path = Field(
         Path(".ragbus/onnx"), description="Where the int8 ONNX export is kept (made once per model)."
@@ -304,6 +307,12 @@ class ApiSettings(BaseSettings):
         description="hybrid: BM25 + dense fused by reciprocal rank fusion where the collection has BM25; else dense.",
     )
     rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (score = sum of 1 / (k + rank)).")
+    query_backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch (the same "
+        "vectors, and a one-question encode takes less than half the time), else RAGBUS_EMBED_BACKEND. torch and "
+        "onnx need an index of float vectors (RAGBUS_EMBED_BACKEND torch or onnx).",
+    )
     replica_breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a replica's breaker.")
     replica_breaker_cooldown_s: float = Field(10.0, gt=0, description="Open replica breaker waits this long.")
     single_flight_lock_s: float = Field(
@@ -396,6 +405,18 @@ class Settings:
         if not self.milvus.uri:
             raise ConfigError("RAGBUS_MILVUS_URI is not set (run `ragbus up` or set it to http://host:19530)")
         return self.milvus.uri
+
+    def query_embedding(self) -> EmbeddingSettings:
+        """The embedding settings the query API encodes questions with (RAGBUS_API_QUERY_BACKEND)."""
+        indexed, chosen = self.embedding.backend, self.api.query_backend
+        if chosen == "auto":
+            return self.embedding.model_copy(update={"backend": "onnx" if indexed == "torch" else indexed})
+        if indexed == "onnx-int8":
+            raise ConfigError(
+                f"RAGBUS_API_QUERY_BACKEND={chosen} gives float vectors, but RAGBUS_EMBED_BACKEND=onnx-int8 indexes "
+                "int8 ones: set RAGBUS_API_QUERY_BACKEND=auto"
+            )
+        return self.embedding.model_copy(update={"backend": chosen})
 
     @property
     def milvus_read_uris(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""RAGBUS_EMBED_BACKEND=onnx-int8: exported locally from the packaged model, close to torch, ranks the same."""
+"""The ONNX backends, exported locally from the packaged model: onnx gives torch's vectors; onnx-int8 close ones that
+rank the same. RAGBUS_API_QUERY_BACKEND picks the API's question encoder to match the index."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from ragbus.embedding import SentenceEmbedder
-from ragbus.errors import PermanentError
-from ragbus.settings import EmbeddingSettings
+from ragbus.errors import ConfigError, PermanentError
+from ragbus.settings import ApiSettings, EmbeddingSettings, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +54,32 @@ def test_backend_is_part_of_the_cache_identity(backends: tuple[SentenceEmbedder,
     assert onnx.token_lengths(DOCS) == torch.token_lengths(DOCS)
     with pytest.raises(PermanentError, match="exceeds"):
         onnx.encode(["word " * 400])
+
+
+def test_full_precision_onnx_gives_torchs_vectors(
+    backends: tuple[SentenceEmbedder, SentenceEmbedder, Path],
+) -> None:
+    torch, _, cache = backends
+    onnx = SentenceEmbedder(EmbeddingSettings(backend="onnx", onnx_cache_dir=cache)).load()
+    assert list(cache.glob("*-fp32.onnx")), "kept beside the int8 export, under its own name"
+    texts = DOCS + QUERIES + ["a", "word " * 250]  # one token, and a batch padded to the longest
+    reference, exported = torch.encode(texts), onnx.encode(texts)
+    assert np.abs(exported - reference).max() < 1e-5
+    # The same vectors: an index built by either is searched by the other, and they share cached vectors.
+    assert onnx.model_name == torch.model_name
+
+
+def test_the_api_encodes_questions_to_match_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    def chosen(embed: str, query: str) -> str:
+        monkeypatch.setenv("RAGBUS_EMBED_BACKEND", embed)
+        monkeypatch.setenv("RAGBUS_API_QUERY_BACKEND", query)
+        return load_settings().query_embedding().backend
+
+    assert ApiSettings().query_backend == "auto"
+    assert chosen("torch", "auto") == "onnx"  # the same vectors, a faster one-question encode
+    assert chosen("onnx", "auto") == "onnx"
+    assert chosen("onnx-int8", "auto") == "onnx-int8"
+    assert chosen("torch", "torch") == "torch"
+    assert chosen("onnx", "torch") == "torch"
+    with pytest.raises(ConfigError, match="RAGBUS_EMBED_BACKEND=onnx-int8"):
+        chosen("onnx-int8", "onnx")
