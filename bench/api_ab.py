@@ -1,11 +1,13 @@
 """Uncached retrieval latency of two versions of the query API, side by side on one stack, alternating.
 
     python -m bench.api_ab --before /path/to/older/checkout [--after .] [--rounds 6] [--per-round 40]
+    python -m bench.api_ab --before . --after-env RAGBUS_API_RETRIEVAL=dense   # one tree, two settings
 
 Separates a change in the API's code from a change in the machine: both API processes (each from its own source
 tree, each with its own Redis namespace so neither sees the other's cache) serve the same milvus-lite collection,
 filled with every SciFact abstract as two chunks (random unit vectors, real text for BM25), and take turns
 answering SciFact test questions one at a time (concurrency 1, retrieve_only, every question new to its API).
+`--after-env NAME=VALUE` (repeatable) sets variables for the "after" API only, to compare settings the same way.
 Writes bench/results/api-ab.json.
 """
 
@@ -53,6 +55,9 @@ def main() -> None:
     parser.add_argument("--after", type=Path, default=ROOT, help="source tree of the later version (default: this)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per-round", type=int, default=40, help="questions per API per round")
+    parser.add_argument(
+        "--after-env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the after API only"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api-ab.json")
     args = parser.parse_args()
     data = load_scifact(None, None)
@@ -60,6 +65,9 @@ def main() -> None:
     if args.rounds * args.per_round > len(questions) - 5:
         parser.error(f"at most {len(questions) - 5} questions: lower --rounds or --per-round")
     roots = {"before": args.before.resolve(), "after": args.after.resolve()}
+    if bad := [item for item in args.after_env if "=" not in item]:
+        parser.error(f"--after-env takes NAME=VALUE, not {bad[0]!r}")
+    own_env = {"before": {}, "after": dict(item.split("=", 1) for item in args.after_env)}
     with bench_stack("milvus-lite") as (env, settings, home):
         store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
         try:
@@ -73,7 +81,7 @@ def main() -> None:
             for name, root in roots.items():
                 namespace = f"{env['RAGBUS_REDIS_NAMESPACE']}{name}"
                 process, urls[name] = start_api(
-                    {**env, "PYTHONPATH": str(root), "RAGBUS_REDIS_NAMESPACE": namespace}, home
+                    {**env, "PYTHONPATH": str(root), "RAGBUS_REDIS_NAMESPACE": namespace, **own_env[name]}, home
                 )
                 processes.append(process)
             took = asyncio.run(alternate(urls, questions, args.rounds, args.per_round))
@@ -82,6 +90,7 @@ def main() -> None:
     result = {
         "benchmark": "api_ab",
         "sources": {name: str(root) for name, root in roots.items()},
+        "after_env": own_env["after"],
         "uncached_retrieve_only_c1": {name: summary_ms(s) | {"requests": len(s)} for name, s in took.items()},
     }
     save_result(result, args.out, "uncached_retrieve_only_c1")

@@ -1,0 +1,67 @@
+"""How long the query API takes to encode one question, with each embedding backend, and how close the vectors are.
+
+    python -m bench.query_encoder [--questions 300] [--rounds 3]
+
+The SciFact test questions, one per call as the API encodes them, by torch (sentence-transformers) and by the model
+exported to ONNX at full precision (`RAGBUS_EMBED_BACKEND=onnx`, what `RAGBUS_API_QUERY_BACKEND=auto` picks for an
+index of torch vectors), alternating round by round in one process so machine load hits both. Also the largest
+difference between the two backends' vectors of every question. Writes bench/results/query-encoder.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.scifact import load_scifact
+from bench.scoring import summary_ms
+from bench.stack import ROOT, save_result
+from ragbus.embedding import SentenceEmbedder
+from ragbus.settings import EmbeddingSettings
+
+BACKENDS = ("torch", "onnx")
+
+
+def main() -> None:
+    """CLI entry."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "query-encoder.json")
+    args = parser.parse_args()
+    questions = list(load_scifact(None, None).queries.values())[: args.questions]
+    with tempfile.TemporaryDirectory() as exports:
+        started = time.perf_counter()
+        embedders = {
+            name: SentenceEmbedder(EmbeddingSettings(backend=name, onnx_cache_dir=Path(exports))).load()
+            for name in BACKENDS
+        }
+        loaded_s = time.perf_counter() - started
+        vectors = {name: e.encode(questions, check_length=False) for name, e in embedders.items()}
+        took: dict[str, list[float]] = {name: [] for name in BACKENDS}
+        for round_no in range(args.rounds):
+            for name in BACKENDS if round_no % 2 == 0 else reversed(BACKENDS):
+                for question in questions:
+                    began = time.perf_counter()
+                    embedders[name].encode([question], check_length=False)
+                    took[name].append(time.perf_counter() - began)
+    summaries = {name: summary_ms(values) | {"calls": len(values)} for name, values in took.items()}
+    result = {
+        "benchmark": "query_encoder",
+        "one_question": summaries,
+        "p50_torch_over_onnx": round(summaries["torch"]["p50_ms"] / summaries["onnx"]["p50_ms"], 2),
+        "max_abs_difference": float(np.abs(vectors["onnx"] - vectors["torch"]).max()),
+        "min_cosine": float((vectors["onnx"] * vectors["torch"]).sum(axis=1).min()),
+        "both_loaded_and_exported_s": round(loaded_s, 1),
+        "questions": len(questions),
+        "rounds": args.rounds,
+    }
+    save_result(result, args.out, "one_question")
+
+
+if __name__ == "__main__":
+    main()
