@@ -13,6 +13,11 @@ COPY producers producers
 COPY workers workers
 COPY query_api query_api
 RUN pip install --no-cache-dir . && useradd --uid 10001 ragbus
+# The query API encodes questions with the model exported to ONNX: export it into the image, so no pod has to
+# (the app directory is not writable by the ragbus user).
+ENV RAGBUS_EMBED_ONNX_CACHE_DIR=/app/.ragbus/onnx
+RUN python -c "from ragbus.embedding import SentenceEmbedder; from ragbus.settings import EmbeddingSettings; \
+SentenceEmbedder(EmbeddingSettings(backend='onnx')).load()"
 USER ragbus
 EXPOSE 8000 9100
 ENTRYPOINT ["ragbus"]

@@ -1,11 +1,13 @@
 """How long the query API takes to encode one question, with each embedding backend, and how close the vectors are.
 
-    python -m bench.query_encoder [--questions 300] [--rounds 3]
+    python -m bench.query_encoder [--questions 300] [--rounds 3] [--batch-docs 384]
 
 The SciFact test questions, one per call as the API encodes them, by torch (sentence-transformers) and by the model
 exported to ONNX at full precision (`RAGBUS_EMBED_BACKEND=onnx`, what `RAGBUS_API_QUERY_BACKEND=auto` picks for an
 index of torch vectors), alternating round by round in one process so machine load hits both. Also the largest
-difference between the two backends' vectors of every question. Writes bench/results/query-encoder.json.
+difference between the two backends' vectors of every question, and, for the workers' side, texts/s of each backend
+over the first `--batch-docs` abstracts (title and text) at RAGBUS_EMBED_BATCH_SIZE, alternating. Writes
+bench/results/query-encoder.json.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-docs", type=int, default=384, help="abstracts of the batch comparison (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "query-encoder.json")
     args = parser.parse_args()
-    questions = list(load_scifact(None, None).queries.values())[: args.questions]
+    data = load_scifact(None, None)
+    questions = list(data.queries.values())[: args.questions]
+    abstracts = [f"{d.title} {d.text}".strip() for d in data.documents[: args.batch_docs]]
     with tempfile.TemporaryDirectory() as exports:
         started = time.perf_counter()
         embedders = {
@@ -49,6 +54,12 @@ def main() -> None:
                     began = time.perf_counter()
                     embedders[name].encode([question], check_length=False)
                     took[name].append(time.perf_counter() - began)
+        texts_per_s: dict[str, list[float]] = {name: [] for name in BACKENDS}
+        for round_no in range(args.rounds if abstracts else 0):
+            for name in BACKENDS if round_no % 2 == 0 else reversed(BACKENDS):
+                began = time.perf_counter()
+                embedders[name].encode(abstracts, check_length=False)
+                texts_per_s[name].append(round(len(abstracts) / (time.perf_counter() - began), 1))
     summaries = {name: summary_ms(values) | {"calls": len(values)} for name, values in took.items()}
     result = {
         "benchmark": "query_encoder",
@@ -57,6 +68,9 @@ def main() -> None:
         "max_abs_difference": float(np.abs(vectors["onnx"] - vectors["torch"]).max()),
         "min_cosine": float((vectors["onnx"] * vectors["torch"]).sum(axis=1).min()),
         "both_loaded_and_exported_s": round(loaded_s, 1),
+        "batch_texts_per_s": texts_per_s,
+        "batch_docs": len(abstracts),
+        "batch_size": embedders["torch"].settings.batch_size,
         "questions": len(questions),
         "rounds": args.rounds,
     }

@@ -15,6 +15,7 @@ from query_api.deps import ApiState
 from query_api.document_publisher import RestDocumentPublisher
 from query_api.errors import install_error_handlers
 from query_api.feedback import FeedbackStore
+from query_api.question_encoder import load_question_encoder, question_embedding
 from query_api.rate_limit import RedisRateLimiter
 from query_api.request_ids import install_request_ids
 from query_api.routes import documents, feedback, health, query
@@ -22,7 +23,6 @@ from query_api.routes.web import install_web_page
 from query_api.security.authenticator import Authenticator
 from query_api.security.deps import SecurityState
 from ragbus import __version__
-from ragbus.embedding import SentenceEmbedder
 from ragbus.heap import freeze_startup_objects
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import open_redis
@@ -33,13 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI application."""
     settings = settings or load_settings()
     authenticator = Authenticator.from_settings(settings.api_security)  # fails fast: auth on, no credentials
-    query_embedding = settings.query_embedding()  # fails fast: float questions against an int8 index
+    question_embedding(settings)  # fails fast: float questions against an int8 index
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything opened here is closed in reverse order, also when a later start-up step fails.
         async with AsyncExitStack() as opened:
-            embedder = await asyncio.to_thread(SentenceEmbedder(query_embedding).load)
+            embedder = await asyncio.to_thread(load_question_encoder, settings)
             opened.callback(embedder.close)
             store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
             opened.callback(store.close)

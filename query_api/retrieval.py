@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 ALIAS_REFRESH_S = 1.0
 
 
+def _retrieve_exception(lookup: asyncio.Future[str]) -> None:
+    # Its waiters may all have been cancelled: the error is logged here rather than "never retrieved".
+    if not lookup.cancelled() and (exc := lookup.exception()) is not None:
+        log.warning("alias lookup failed: %r", exc)
+
+
 class SearchUnavailable(TransientError):
     """No replica could answer the search; the API answers 503 with Retry-After."""
 
@@ -85,6 +91,7 @@ class ReplicatedRetriever:
         self._serving = ""
         self._first_lookup: asyncio.Future[str] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     def from_settings(cls, milvus: MilvusSettings, uris: list[str], api: ApiSettings) -> ReplicatedRetriever:
@@ -92,11 +99,13 @@ class ReplicatedRetriever:
         return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s)
 
     async def aclose(self) -> None:
-        """Stop the alias refreshes and close every replica's connection."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        """Stop the alias lookups and close every replica's connection."""
+        self._closed = True
+        for task in (self._first_lookup, self._refresher):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for replica in self.replicas:
             replica.close()
 
@@ -104,16 +113,22 @@ class ReplicatedRetriever:
         """The collection behind the alias ("" while never reachable), at most ALIAS_REFRESH_S and a lookup old.
 
         Part of every query-cache key: when a reindex moves the alias, no answer from the old collection is served.
-        Only the first call waits for Milvus (concurrent first callers share that lookup); it starts a task that
-        looks the alias up again every ALIAS_REFRESH_S, so no later query pays that round trip.
+        Until a first lookup succeeds, callers wait for one (concurrent callers share it; after a failure the next
+        caller tries again). Its success starts a task that looks the alias up again every ALIAS_REFRESH_S, so no
+        later query pays that round trip.
         """
-        if self._first_lookup is None:
-            self._first_lookup = asyncio.ensure_future(self._look_up_alias())
-        if not self._first_lookup.done():
-            await asyncio.shield(self._first_lookup)
         if self._refresher is None:
-            self._refresher = asyncio.create_task(self._keep_alias_fresh(), name="alias-refresh")
+            if self._first_lookup is None or self._first_lookup.done():
+                self._first_lookup = asyncio.ensure_future(self._look_up_first())
+                self._first_lookup.add_done_callback(_retrieve_exception)
+            await asyncio.shield(self._first_lookup)
         return self._serving
+
+    async def _look_up_first(self) -> str:
+        serving = await self._look_up_alias()
+        if not self._closed:
+            self._refresher = asyncio.create_task(self._keep_alias_fresh(), name="alias-refresh")
+        return serving
 
     async def _keep_alias_fresh(self) -> None:
         while True:

@@ -12,6 +12,7 @@ normalization are the sentence-transformers ones of all-MiniLM-L6-v2: mean over 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import warnings
@@ -25,9 +26,32 @@ from ragbus.errors import ConfigError
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+# The sentence-transformers modules the encoder below reproduces: the transformer, then mean pooling, then L2.
+_REPRODUCED = ("Transformer", "Pooling", "Normalize")
+
+
+def reproduces(model_path: Path) -> bool:
+    """Whether this encoder computes `model_path`'s embeddings: a transformer, mean pooling, at most normalization.
+
+    Models with CLS or max pooling, or a dense layer after pooling, get other vectors from it.
+    """
+    try:
+        modules = json.loads((model_path / "modules.json").read_text())
+        kinds = [str(module["type"]).rsplit(".", 1)[-1] for module in modules]
+        pooling_path = next(m["path"] for m in modules if str(m["type"]).endswith("Pooling"))
+        pooling = json.loads((model_path / pooling_path / "config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return False
+    modes = {key for key, on in pooling.items() if key.startswith("pooling_mode") and on}
+    return (
+        kinds[:2] == ["Transformer", "Pooling"]
+        and set(kinds) <= set(_REPRODUCED)
+        and modes == {"pooling_mode_mean_tokens"}
+    )
+
+
 def _export(model_path: Path, target: Path, *, int8: bool) -> None:
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
@@ -59,6 +83,8 @@ def _export(model_path: Path, target: Path, *, int8: bool) -> None:
                 dynamo=False,
             )
         if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
             quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(quantized if int8 else fp32, target)
 
@@ -74,8 +100,13 @@ def exported_model(model_path: Path, cache_dir: Path, *, int8: bool) -> Path:
     key = hashlib.sha256(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_dir / f"{model_path.name}-{key}-{'int8-per-channel' if int8 else 'fp32'}.onnx"
     if not target.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        _export(model_path, target, int8=int8)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            _export(model_path, target, int8=int8)
+        except Exception as exc:  # the export runs torch's exporter over any model: say which step failed
+            raise ConfigError(
+                f"exporting {model_path.name} to ONNX in {cache_dir} (RAGBUS_EMBED_ONNX_CACHE_DIR) failed: {exc}"
+            ) from exc
     return target
 
 
@@ -83,7 +114,15 @@ class OnnxEncoder:
     """Normalized embeddings from an ONNX export of the model (`int8` or not), with the model's own tokenizer."""
 
     def __init__(self, model_path: Path, max_seq_length: int, cache_dir: Path, *, int8: bool, threads: int = 0) -> None:
-        import onnxruntime as ort
+        if not reproduces(model_path):
+            raise ConfigError(
+                f"the ONNX backends compute mean-pooled embeddings, and {model_path.name} pools otherwise or adds "
+                "layers after pooling: use RAGBUS_EMBED_BACKEND=torch"
+            )
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ConfigError(f"the ONNX backends need onnxruntime ({exc}): pip install onnxruntime onnx") from exc
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))

@@ -198,7 +198,7 @@ class EmbeddingSettings(BaseSettings):
         "(other vectors: index and search with it alone).",
     )
     onnx_cache_dir: Path = Field(
-        Path(".ragbus/onnx"), description="Where the int8 ONNX export is kept (made once per model)."
+        Path(".ragbus/onnx"), description="Where the ONNX exports are kept (made once per model and precision)."
     )
 
 
@@ -309,9 +309,10 @@ class ApiSettings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (score = sum of 1 / (k + rank)).")
     query_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
-        description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch (the same "
-        "vectors, and a one-question encode takes less than half the time), else RAGBUS_EMBED_BACKEND. torch and "
-        "onnx need an index of float vectors (RAGBUS_EMBED_BACKEND torch or onnx).",
+        description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch and the model is "
+        "mean-pooled (the same vectors; one question takes less than half the time), torch if the export cannot "
+        "be made, else RAGBUS_EMBED_BACKEND. torch and onnx need an index of float vectors (RAGBUS_EMBED_BACKEND "
+        "torch or onnx).",
     )
     replica_breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a replica's breaker.")
     replica_breaker_cooldown_s: float = Field(10.0, gt=0, description="Open replica breaker waits this long.")
@@ -405,18 +406,6 @@ class Settings:
         if not self.milvus.uri:
             raise ConfigError("RAGBUS_MILVUS_URI is not set (run `ragbus up` or set it to http://host:19530)")
         return self.milvus.uri
-
-    def query_embedding(self) -> EmbeddingSettings:
-        """The embedding settings the query API encodes questions with (RAGBUS_API_QUERY_BACKEND)."""
-        indexed, chosen = self.embedding.backend, self.api.query_backend
-        if chosen == "auto":
-            return self.embedding.model_copy(update={"backend": "onnx" if indexed == "torch" else indexed})
-        if indexed == "onnx-int8":
-            raise ConfigError(
-                f"RAGBUS_API_QUERY_BACKEND={chosen} gives float vectors, but RAGBUS_EMBED_BACKEND=onnx-int8 indexes "
-                "int8 ones: set RAGBUS_API_QUERY_BACKEND=auto"
-            )
-        return self.embedding.model_copy(update={"backend": chosen})
 
     @property
     def milvus_read_uris(self) -> list[str]:

@@ -14,6 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from query_api.app import create_app
+from query_api.breaker import BreakerState
 from query_api.cache import CacheKeys
 from ragbus.milvus_admin import MilvusCollectionAdmin
 from ragbus.milvus_store import MilvusChunkStore
@@ -74,7 +75,8 @@ def test_replica_failover_search_down_everywhere_and_recovery(
         both = reading(settings, f"{replica_uri},{settings.milvus_uri}", cache_ttl_s=0)
         only_replica = reading(settings, replica_uri, cache_ttl_s=300, cooldown_s=2.0)
         remembered = f"What does the koala eat? ({uuid.uuid4().hex[:6]})"
-        with TestClient(create_app(both)) as client, TestClient(create_app(only_replica)) as lone:
+        app = create_app(both)
+        with TestClient(app) as client, TestClient(create_app(only_replica)) as lone:
             cites(lone, remembered, "koala")  # the replica alone answers (and the answer is cached)
             for _ in range(4):
                 cites(client, "What does the puffin eat?", "puffin")
@@ -83,7 +85,11 @@ def test_replica_failover_search_down_everywhere_and_recovery(
             for _ in range(6):  # round-robin would pick the stopped replica every other time
                 cites(client, "What does the puffin eat?", "puffin")
             metrics = client.get("/metrics/").text
-            assert f'rag_breaker_state{{name="milvus:{replica_uri}"}} 2.0' in metrics
+            replicas = app.state.ragbus.service.retriever.replicas
+            assert next(r.breaker for r in replicas if r.uri == replica_uri).state is BreakerState.OPEN
+            # The gauge is published; its value is the last state either app set (both apps run in this process,
+            # and `lone`'s background alias lookups probe the same replica, half-opening its own breaker).
+            assert f'rag_breaker_state{{name="milvus:{replica_uri}"}}' in metrics
             assert f'rag_replica_failovers_total{{replica="{replica_uri}"}}' in metrics
 
             # Search is down everywhere for `lone`: cached answers are still served ...

@@ -22,6 +22,7 @@ class SlowAliasReplica:
 
     def __init__(self, target: str, delay_s: float) -> None:
         self.uri, self.target, self.delay_s = "stand-in", target, delay_s
+        self.failures: list[Exception] = []  # raised by the next lookups, in order
         self.breaker = CircuitBreaker("milvus:stand-in", 3, 10.0)
         self.lookups = 0
         self._lock = threading.Lock()
@@ -30,6 +31,8 @@ class SlowAliasReplica:
         time.sleep(self.delay_s)
         with self._lock:
             self.lookups += 1
+            if self.failures:
+                raise self.failures.pop(0)
         return self.target
 
     def close(self) -> None:
@@ -65,5 +68,42 @@ def test_only_the_first_query_waits_and_a_switch_is_followed(monkeypatch: pytest
         lookups = replica.lookups
         await asyncio.sleep(0.5)
         assert replica.lookups == lookups  # closed: no more lookups
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_first_lookup_is_tried_again_and_the_refreshes_outlive_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retrieval, "ALIAS_REFRESH_S", 0.1)
+    replica = SlowAliasReplica("chunks_v1", delay_s=0.0)
+    replica.failures.append(RuntimeError("a bug, not a replica failure"))
+    retriever = ReplicatedRetriever([replica], timeout_s=5)  # type: ignore[list-item]
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="a bug"):
+            await retriever.serving_collection()
+        assert await retriever.serving_collection() == "chunks_v1"  # the next caller looked it up again
+        replica.failures.append(RuntimeError("another"))  # the background refresh meets it, logs it, goes on
+        replica.target = "chunks_v2"
+        deadline = time.monotonic() + 3
+        while await retriever.serving_collection() != "chunks_v2" and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert await retriever.serving_collection() == "chunks_v2"
+        await retriever.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_retriever_closed_before_its_first_lookup_starts_no_refreshes() -> None:
+    replica = SlowAliasReplica("chunks_v1", delay_s=0.3)
+    retriever = ReplicatedRetriever([replica], timeout_s=5)  # type: ignore[list-item]
+
+    async def scenario() -> None:
+        asking = asyncio.ensure_future(retriever.serving_collection())
+        await asyncio.sleep(0.05)
+        await retriever.aclose()  # while the first lookup runs
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+        await asyncio.sleep(0.5)
+        assert retriever._refresher is None and replica.lookups <= 1
 
     asyncio.run(scenario())

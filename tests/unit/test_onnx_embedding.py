@@ -3,13 +3,17 @@ rank the same. RAGBUS_API_QUERY_BACKEND picks the API's question encoder to matc
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ragbus.embedding import SentenceEmbedder
+from query_api.question_encoder import load_question_encoder, question_embedding
+from ragbus.embedding import SentenceEmbedder, resolve_model_path
 from ragbus.errors import ConfigError, PermanentError
+from ragbus.onnx_embedding import reproduces
 from ragbus.settings import ApiSettings, EmbeddingSettings, load_settings
 
 pytestmark = pytest.mark.slow
@@ -73,7 +77,7 @@ def test_the_api_encodes_questions_to_match_the_index(monkeypatch: pytest.Monkey
     def chosen(embed: str, query: str) -> str:
         monkeypatch.setenv("RAGBUS_EMBED_BACKEND", embed)
         monkeypatch.setenv("RAGBUS_API_QUERY_BACKEND", query)
-        return load_settings().query_embedding().backend
+        return question_embedding(load_settings()).backend
 
     assert ApiSettings().query_backend == "auto"
     assert chosen("torch", "auto") == "onnx"  # the same vectors, a faster one-question encode
@@ -83,3 +87,32 @@ def test_the_api_encodes_questions_to_match_the_index(monkeypatch: pytest.Monkey
     assert chosen("onnx", "torch") == "torch"
     with pytest.raises(ConfigError, match="RAGBUS_EMBED_BACKEND=onnx-int8"):
         chosen("onnx-int8", "onnx")
+
+
+def test_a_model_pooled_otherwise_is_never_exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The packaged model's files, but pooling on the CLS token: the ONNX encoder would compute other vectors.
+    model = tmp_path / "cls-pooled"
+    shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), model)
+    pooling = model / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text()) | {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}
+    pooling.write_text(json.dumps(config))
+    assert reproduces(resolve_model_path("all-MiniLM-L6-v2")) and not reproduces(model)
+    monkeypatch.setenv("RAGBUS_EMBED_MODEL", str(model))
+    assert question_embedding(load_settings()).backend == "torch"  # auto keeps torch
+    with pytest.raises(ConfigError, match="pools otherwise"):
+        SentenceEmbedder(EmbeddingSettings(model=str(model), backend="onnx", onnx_cache_dir=tmp_path)).load()
+
+
+def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("RAGBUS_EMBED_ONNX_CACHE_DIR", str(blocked / "onnx"))
+    encoder = load_question_encoder(load_settings())
+    assert encoder.settings.backend == "torch"
+    assert "questions are encoded with torch" in caplog.text and "RAGBUS_EMBED_ONNX_CACHE_DIR" in caplog.text
+    assert encoder.encode(QUERIES).shape == (3, 384)
+    monkeypatch.setenv("RAGBUS_API_QUERY_BACKEND", "onnx")  # named explicitly: a clear error instead
+    with pytest.raises(ConfigError, match=r"to ONNX in .* failed"):
+        load_question_encoder(load_settings())
