@@ -117,7 +117,7 @@ class ReplicatedRetriever:
         caller tries again). Its success starts a task that looks the alias up again every ALIAS_REFRESH_S, so no
         later query pays that round trip.
         """
-        if self._refresher is None:
+        if self._refresher is None and not self._closed:
             if self._first_lookup is None or self._first_lookup.done():
                 self._first_lookup = asyncio.ensure_future(self._look_up_first())
                 self._first_lookup.add_done_callback(_retrieve_exception)

@@ -40,14 +40,24 @@ def reproduces(model_path: Path) -> bool:
         kinds = [str(module["type"]).rsplit(".", 1)[-1] for module in modules]
         pooling_path = next(m["path"] for m in modules if str(m["type"]).endswith("Pooling"))
         pooling = json.loads((model_path / pooling_path / "config.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        transformer = _json_or_empty(model_path / "sentence_bert_config.json")
+        prompts = _json_or_empty(model_path / "config_sentence_transformers.json")
+        in_root = modules[0].get("path", "") == ""  # the transformer's own files beside modules.json
+    except (OSError, ValueError, KeyError, TypeError, IndexError, StopIteration, AttributeError):
         return False
     modes = {key for key, on in pooling.items() if key.startswith("pooling_mode") and on}
     return (
         kinds[:2] == ["Transformer", "Pooling"]
         and set(kinds) <= set(_REPRODUCED)
         and modes == {"pooling_mode_mean_tokens"}
+        and in_root
+        and not transformer.get("do_lower_case")  # sentence-transformers would lowercase before the tokenizer
+        and not prompts.get("default_prompt_name")  # or prepend a prompt
     )
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
 def _export(model_path: Path, target: Path, *, int8: bool) -> None:
@@ -96,8 +106,9 @@ def exported_model(model_path: Path, cache_dir: Path, *, int8: bool) -> Path:
     )
     if weights is None:
         raise ConfigError(f"no weights under {model_path} to export to ONNX (RAGBUS_EMBED_BACKEND)")
-    stat = weights.stat()
-    key = hashlib.sha256(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    # Named by the weights' content: file times change when an image layer is pushed and pulled.
+    with weights.open("rb") as stream:
+        key = hashlib.file_digest(stream, "sha256").hexdigest()[:16]
     target = cache_dir / f"{model_path.name}-{key}-{'int8-per-channel' if int8 else 'fp32'}.onnx"
     if not target.exists():
         try:
@@ -125,14 +136,19 @@ class OnnxEncoder:
             raise ConfigError(f"the ONNX backends need onnxruntime ({exc}): pip install onnxruntime onnx") from exc
         from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+            path = exported_model(model_path, cache_dir, int8=int8)
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = threads  # 0: ONNX Runtime's default, one per core
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except ConfigError:
+            raise
+        except Exception as exc:  # no tokenizer.json, an unreadable cache, a damaged export
+            raise ConfigError(f"the ONNX encoder of {model_path.name} could not be loaded: {exc}") from exc
         self.tokenizer.enable_truncation(max_length=max_seq_length)
         self.tokenizer.enable_padding()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default, one per core
-        path = exported_model(model_path, cache_dir, int8=int8)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:

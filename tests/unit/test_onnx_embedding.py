@@ -97,6 +97,15 @@ def test_a_model_pooled_otherwise_is_never_exported(tmp_path: Path, monkeypatch:
     config = json.loads(pooling.read_text()) | {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}
     pooling.write_text(json.dumps(config))
     assert reproduces(resolve_model_path("all-MiniLM-L6-v2")) and not reproduces(model)
+    # Nor models whose sentence-transformers pipeline changes the text first: lowercasing, a default prompt.
+    for name, file, change in (
+        ("lowercased", "sentence_bert_config.json", {"do_lower_case": True}),
+        ("prompted", "config_sentence_transformers.json", {"default_prompt_name": "query"}),
+    ):
+        other = tmp_path / name
+        shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), other)
+        (other / file).write_text(json.dumps(json.loads((other / file).read_text()) | change))
+        assert not reproduces(other), name
     monkeypatch.setenv("RAGBUS_EMBED_MODEL", str(model))
     assert question_embedding(load_settings()).backend == "torch"  # auto keeps torch
     with pytest.raises(ConfigError, match="pools otherwise"):
