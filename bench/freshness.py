@@ -16,6 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -121,6 +122,32 @@ async def diagnose(settings: Settings, client: httpx.AsyncClient, doc: DocumentE
     }
 
 
+@dataclass
+class Probe:
+    """One published change: the new version, its text and probe id, and when it was published."""
+
+    changed: DocumentEvent
+    text: str
+    probe_id: str
+    published: float
+
+    async def returned(self, client: httpx.AsyncClient) -> bool | str:
+        """Whether the API returns this version now (or, on an error, its status and body)."""
+        return await _returned(client, self.changed.doc_id, self.text, self.probe_id)
+
+
+async def publish_probe(producer: KafkaEventProducer, topic: str, doc: DocumentEvent, text: str) -> Probe:
+    """Publish a new version of `doc` whose text is `text` and whose metadata carries a new probe id."""
+    probe_id = uuid.uuid4().hex
+    metadata = {**doc.metadata, PROBE_KEY: probe_id}
+    update = {"text": text, "version": time.time_ns() // 1000, "event_id": uuid.uuid4().hex, "metadata": metadata}
+    changed = doc.model_copy(update=update | {"produced_at": datetime.now(UTC)})  # the workers log their share
+    message = to_message(changed, topic, max_bytes=1_000_000)
+    published = time.perf_counter()
+    await producer.send_all([message])
+    return Probe(changed, text, probe_id, published)
+
+
 async def probe(
     producer: KafkaEventProducer, topic: str, client: httpx.AsyncClient, doc: DocumentEvent, text: str, timeout_s: float
 ) -> tuple[float | None, DocumentEvent]:
@@ -128,48 +155,18 @@ async def probe(
 
     An API error (a non-200 answer) counts as not returned yet; the last one is logged at the timeout.
     """
-    probe_id = uuid.uuid4().hex
-    metadata = {**doc.metadata, PROBE_KEY: probe_id}
-    update = {"text": text, "version": time.time_ns() // 1000, "event_id": uuid.uuid4().hex, "metadata": metadata}
-    changed = doc.model_copy(update=update | {"produced_at": datetime.now(UTC)})  # the workers log their share
-    message = to_message(changed, topic, max_bytes=1_000_000)
-    started = time.perf_counter()
-    await producer.send_all([message])
-    deadline = started + timeout_s
+    sent = await publish_probe(producer, topic, doc, text)
+    deadline = sent.published + timeout_s
     last: bool | str = False
     while time.perf_counter() < deadline:
-        if (last := await _returned(client, doc.doc_id, text, probe_id)) is True:
-            return time.perf_counter() - started, changed
+        if (last := await sent.returned(client)) is True:
+            return time.perf_counter() - sent.published, sent.changed
         await asyncio.sleep(POLL_S)
     log.warning("probe of %r not returned in %.0fs (last answer: %s)", doc.doc_id, timeout_s, last)
-    return None, changed
+    return None, sent.changed
 
 
-async def measure(
-    settings: Settings,
-    api_url: str,
-    docs: Sequence[DocumentEvent],
-    rounds: int,
-    timeout_s: float = 120,
-    seed: int = 7,
-    while_running: asyncio.Task[object] | None = None,
-) -> dict[str, object]:
-    """`rounds` probes one after another (stopping early once `while_running` is done); p50/p95 seconds."""
-    rng = random.Random(seed)
-    topic = Topics(settings.kafka.topic_prefix).documents
-    seconds: list[float] = []
-    misses: list[dict[str, object]] = []
-    async with KafkaEventProducer(settings) as producer, httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        for round_no in range(rounds):
-            if while_running is not None and while_running.done():
-                break
-            doc = docs[rng.randrange(len(docs))]
-            text = probe_text(rng, round_no)
-            took, published = await probe(producer, topic, client, doc, text, timeout_s)
-            if took is None:
-                misses.append(await diagnose(settings, client, published, text))
-            else:
-                seconds.append(took)
+def _summary(seconds: list[float], misses: list[dict[str, object]], timeout_s: float) -> dict[str, object]:
     result: dict[str, object] = {"probes": len(seconds), "missed": len(misses), "timeout_s": timeout_s}
     if misses:
         result["misses"] = misses
@@ -180,3 +177,67 @@ async def measure(
             "max_s": round(max(seconds), 3),
         }
     return result
+
+
+async def measure(
+    settings: Settings,
+    api_url: str,
+    docs: Sequence[DocumentEvent],
+    rounds: int,
+    timeout_s: float = 120,
+    seed: int = 7,
+) -> dict[str, object]:
+    """`rounds` probes one after another on an otherwise idle system; p50/p95 seconds."""
+    rng = random.Random(seed)
+    topic = Topics(settings.kafka.topic_prefix).documents
+    seconds: list[float] = []
+    misses: list[dict[str, object]] = []
+    async with KafkaEventProducer(settings) as producer, httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        for round_no in range(rounds):
+            doc = docs[rng.randrange(len(docs))]
+            text = probe_text(rng, round_no)
+            took, published = await probe(producer, topic, client, doc, text, timeout_s)
+            if took is None:
+                misses.append(await diagnose(settings, client, published, text))
+            else:
+                seconds.append(took)
+    return _summary(seconds, misses, timeout_s)
+
+
+async def measure_during(
+    settings: Settings,
+    api_url: str,
+    docs: Sequence[DocumentEvent],
+    bulk: asyncio.Task[object],
+    every_s: float = 2.0,
+    timeout_s: float = 120,
+    seed: int = 11,
+) -> dict[str, object]:
+    """Probes published every `every_s` while `bulk` runs, each on its own document of `docs`; p50/p95 seconds.
+
+    A probe published during a bulk waits behind the bulk's documents on its partition, so probes taken one after
+    another would time the first one's wait and then an emptied queue. Here they are published on a schedule and
+    polled in turn, one query at a time as in `measure`: a probe is seen at most one sweep of the pending ones late.
+    """
+    rng = random.Random(seed)
+    topic = Topics(settings.kafka.topic_prefix).documents
+    chosen = iter(rng.sample(list(docs), len(docs)))
+    seconds: list[float] = []
+    misses: list[dict[str, object]] = []
+    pending: list[Probe] = []
+    published = 0
+    async with KafkaEventProducer(settings) as producer, httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        next_at = time.perf_counter()
+        while not bulk.done() or pending:
+            if not bulk.done() and time.perf_counter() >= next_at and (doc := next(chosen, None)):
+                pending.append(await publish_probe(producer, topic, doc, probe_text(rng, published)))
+                published, next_at = published + 1, next_at + every_s
+            for sent in list(pending):
+                if await sent.returned(client) is True:
+                    seconds.append(time.perf_counter() - sent.published)
+                    pending.remove(sent)
+                elif time.perf_counter() > sent.published + timeout_s:
+                    misses.append(await diagnose(settings, client, sent.changed, sent.text))
+                    pending.remove(sent)
+            await asyncio.sleep(POLL_S)
+    return _summary(seconds, misses, timeout_s) | {"published_every_s": every_s}

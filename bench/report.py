@@ -129,6 +129,22 @@ def _latency(runs: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _cpu_references(runs: list[dict[str, Any]]) -> list[str]:
+    """How fast the shared machine was around each latency phase (bench.stack.cpu_reference; lower is faster)."""
+    said = [
+        f"{run['engine']}: {ref['before']} ms before, {ref['after']} ms after"
+        for run in runs
+        if (ref := run.get("cpu_reference_ms"))
+    ]
+    if not said:
+        return []
+    return [
+        "The same fixed single-threaded Python loop, timed around each latency phase, shows how fast the shared "
+        f"machine was then (lower is faster): {'; '.join(said)}.",
+        "",
+    ]
+
+
 def _ingest(recordings: list[tuple[str, dict[str, Any]]]) -> list[str]:
     rows = [
         "| embedders x model threads | documents | chunks | pipeline s | pipeline docs/s | pipeline chunks/s "
@@ -258,7 +274,7 @@ def render() -> str:
         ]
     engines = [r for r in runs if "latency" in r]
     if engines:
-        lines += ["### Query latency and throughput", "", *_latency(engines), ""]
+        lines += ["### Query latency and throughput", "", *_latency(engines), "", *_cpu_references(engines)]
         for measured in engines:
             image = f"bench-latency-{measured['engine']}.png"
             _plot_latency(measured, IMAGES / image)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -198,6 +199,22 @@ def settle(max_wait_s: float = 180, window_s: float = 5, quiet_cores: float = 0.
         used = sum(v - before.get(k, 0.0) for k, v in after.items() if k != "bench") / window_s
         if used < quiet_cores or time.monotonic() - started > max_wait_s:
             return {"waited_s": round(time.monotonic() - started, 1), "cores_busy": round(used, 2)}
+
+
+def cpu_reference(rounds: int = 5) -> float:
+    """Median milliseconds of a fixed single-threaded pure-Python loop: how fast this shared machine was just then.
+
+    The same code and data gave uncached p95 110 ms at one hour and 72 ms at another; a latency is only comparable
+    with another one taken at a similar reference, so every latency phase records it before and after.
+    """
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        total = 0
+        for i in range(400_000):
+            total += i * i % 7
+        times.append(time.perf_counter() - began)
+    return round(statistics.median(times) * 1000, 1)
 
 
 def _stat_fields(pid: int) -> list[str] | None:

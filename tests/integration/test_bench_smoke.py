@@ -14,6 +14,7 @@ from bench.api_process import start_api
 from bench.run import index
 from bench.scifact import DATASET, SciFact, load_scifact
 from ragbus.stack.process import stop_all
+from schemas.documents import DocumentEvent
 from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,6 +58,24 @@ def test_freshness_probes_are_returned_by_the_api(bench_api: tuple[Pipeline, str
     assert result["probes"] == 2
     assert result["missed"] == 0
     assert 0.0 < float(result["p50_s"]) <= float(result["p95_s"]) < 60  # type: ignore[arg-type]
+
+
+def test_probes_during_a_bulk_are_published_on_a_schedule(bench_api: tuple[Pipeline, str], scifact: SciFact) -> None:
+    pipeline, url = bench_api
+    revised = [  # new versions and new text: every chunk is embedded again, as in bench.run's bulk
+        DocumentEvent.model_validate(d.model_dump(exclude={"event_id", "version"}) | {"text": d.text + " (revised)"})
+        for d in scifact.documents[:10]
+    ]
+
+    async def during_bulk() -> dict[str, object]:
+        bulk = asyncio.create_task(index(pipeline.settings, revised))
+        return await freshness.measure_during(pipeline.settings, url, scifact.documents[10:], bulk, every_s=0.5)
+
+    result = asyncio.run(during_bulk())
+    assert result["missed"] == 0
+    assert int(result["probes"]) >= 1  # type: ignore[call-overload]
+    assert result["published_every_s"] == 0.5
+    assert 0.0 < float(result["p50_s"]) <= float(result["p95_s"]) < 120  # type: ignore[arg-type]
 
 
 def test_latency_runs_report_cached_and_uncached(bench_api: tuple[Pipeline, str], scifact: SciFact) -> None:
