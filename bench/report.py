@@ -90,9 +90,11 @@ def _freshness(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     ]
     for source, run in runs:
         f = run["freshness"]
+        bulk = f["during_bulk"]
+        scheduled = f", a probe every {bulk['published_every_s']} s" if "published_every_s" in bulk else ""
         for name, label in (
             ("idle", "idle"),
-            ("during_bulk", f"during a bulk ingest of {f['during_bulk']['bulk_documents']} docs"),
+            ("during_bulk", f"during a bulk ingest of {bulk['bulk_documents']} docs{scheduled}"),
         ):
             r = f[name]
             rows.append(
