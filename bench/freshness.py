@@ -217,27 +217,43 @@ async def measure_during(
 
     A probe published during a bulk waits behind the bulk's documents on its partition, so probes taken one after
     another would time the first one's wait and then an emptied queue. Here they are published on a schedule and
-    polled in turn, one query at a time as in `measure`: a probe is seen at most one sweep of the pending ones late.
+    polled in turn, one query at a time as in `measure`: a probe is seen at most one sweep of the pending ones late
+    (`longest_sweep_s`). A sweep longer than `every_s` delays the next probe; `published_every_s` is the real mean
+    spacing. A failed bulk raises at once; probes not returned in `timeout_s` are diagnosed after the bulk.
     """
+    if not docs:
+        raise ValueError("no documents to probe: the probes need documents outside the bulk")
     rng = random.Random(seed)
     topic = Topics(settings.kafka.topic_prefix).documents
     chosen = iter(rng.sample(list(docs), len(docs)))
     seconds: list[float] = []
-    misses: list[dict[str, object]] = []
+    timed_out: list[Probe] = []
     pending: list[Probe] = []
-    published = 0
+    sent_at: list[float] = []
+    longest_sweep = 0.0
     async with KafkaEventProducer(settings) as producer, httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         next_at = time.perf_counter()
         while not bulk.done() or pending:
-            if not bulk.done() and time.perf_counter() >= next_at and (doc := next(chosen, None)):
-                pending.append(await publish_probe(producer, topic, doc, probe_text(rng, published)))
-                published, next_at = published + 1, next_at + every_s
+            if bulk.done() and (failure := bulk.exception()) is not None:
+                raise failure
+            now = time.perf_counter()
+            if not bulk.done() and now >= next_at and (doc := next(chosen, None)) is not None:
+                pending.append(await publish_probe(producer, topic, doc, probe_text(rng, len(sent_at))))
+                sent_at.append(pending[-1].published)
+                next_at = max(next_at, sent_at[-1]) + every_s  # late after a long sweep: spaced from this one
+            sweep_began = time.perf_counter()
             for sent in list(pending):
                 if await sent.returned(client) is True:
                     seconds.append(time.perf_counter() - sent.published)
                     pending.remove(sent)
                 elif time.perf_counter() > sent.published + timeout_s:
-                    misses.append(await diagnose(settings, client, sent.changed, sent.text))
+                    timed_out.append(sent)
                     pending.remove(sent)
+            longest_sweep = max(longest_sweep, time.perf_counter() - sweep_began)
             await asyncio.sleep(POLL_S)
-    return _summary(seconds, misses, timeout_s) | {"published_every_s": every_s}
+        misses = [await diagnose(settings, client, sent.changed, sent.text) for sent in timed_out]
+    spacing = (sent_at[-1] - sent_at[0]) / (len(sent_at) - 1) if len(sent_at) > 1 else every_s
+    return _summary(seconds, misses, timeout_s) | {
+        "published_every_s": round(spacing, 2),
+        "longest_sweep_s": round(longest_sweep, 3),
+    }

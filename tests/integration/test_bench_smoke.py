@@ -69,12 +69,14 @@ def test_probes_during_a_bulk_are_published_on_a_schedule(bench_api: tuple[Pipel
 
     async def during_bulk() -> dict[str, object]:
         bulk = asyncio.create_task(index(pipeline.settings, revised))
-        return await freshness.measure_during(pipeline.settings, url, scifact.documents[10:], bulk, every_s=0.5)
+        result = await freshness.measure_during(pipeline.settings, url, scifact.documents[10:], bulk, every_s=0.5)
+        await bulk  # the bulk itself was indexed
+        return result
 
     result = asyncio.run(during_bulk())
     assert result["missed"] == 0
     assert int(result["probes"]) >= 1  # type: ignore[call-overload]
-    assert result["published_every_s"] == 0.5
+    assert float(result["published_every_s"]) >= 0.5  # type: ignore[arg-type]
     assert 0.0 < float(result["p50_s"]) <= float(result["p95_s"]) < 120  # type: ignore[arg-type]
 
 
