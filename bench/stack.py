@@ -204,7 +204,7 @@ def settle(max_wait_s: float = 180, window_s: float = 5, quiet_cores: float = 0.
 def cpu_reference(rounds: int = 5) -> float:
     """Median milliseconds of a fixed single-threaded pure-Python loop: how fast this shared machine was just then.
 
-    The same code and data gave uncached p95 110 ms at one hour and 72 ms at another; a latency is only comparable
+    The same code and data gave uncached p95 110 ms at one hour and 73 ms at another; a latency is only comparable
     with another one taken at a similar reference, so every latency phase records it before and after.
     """
     times = []
