@@ -45,8 +45,11 @@ def resolve_model_path(name: str) -> Path:
 class ModelTokenizer:
     """The model's own tokenizer, used to measure chunks exactly as the model will see them."""
 
-    def __init__(self, model_path: Path, max_seq_length: int) -> None:
+    def __init__(self, model_path: Path, max_seq_length: int, model: str | None = None) -> None:
         from tokenizers import Tokenizer
+
+        # The model as configured (RAGBUS_EMBED_MODEL), written on the chunks this tokenizer measured.
+        self.model = model or str(model_path)
 
         self._tokenizer: Tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         # No silent truncation or padding: we measure, and refuse what does not fit.
@@ -59,7 +62,7 @@ class ModelTokenizer:
     def from_settings(cls, settings: EmbeddingSettings) -> ModelTokenizer:
         """Tokenizer of the configured model."""
         path = resolve_model_path(settings.model)
-        return cls(path, read_max_seq_length(path))
+        return cls(path, read_max_seq_length(path), settings.model)
 
     def encode_offsets(self, text: str) -> tuple[list[tuple[int, int]], list[int | None]]:
         """Character spans and word ids of each token of `text`, without special tokens."""
@@ -133,7 +136,7 @@ class SentenceEmbedder:
 
     @cached_property
     def _measure(self) -> ModelTokenizer:
-        return ModelTokenizer(self.model_path, read_max_seq_length(self.model_path))
+        return ModelTokenizer(self.model_path, read_max_seq_length(self.model_path), self.settings.model)
 
     def load(self) -> SentenceEmbedder:
         """Load the weights now."""

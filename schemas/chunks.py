@@ -55,6 +55,11 @@ class ChunkedDocument(DocumentHeader):
 
     schema_version: Literal[1] = 1
     embed_prefix: str = Field("", description="Title prefix put before each chunk's text for embedding.")
+    tokenizer: str | None = Field(
+        None,
+        description="The embedding model (RAGBUS_EMBED_MODEL) whose tokenizer counted every token_count; an embedder "
+        "of another model, or of none named, counts again.",
+    )
     chunks: list[Chunk] = Field(default_factory=list)
 
     def embedding_input(self, chunk: Chunk) -> str:

@@ -47,6 +47,7 @@ def test_every_chunk_fits_the_model_including_title(tokenizer: ModelTokenizer) -
     event = DocumentEvent(doc_id="d", title="A rather long title " * 20, text=prose(3000))
     doc = chunker(tokenizer).chunk(event)
     assert len(doc.chunks) > 10
+    assert doc.tokenizer == EmbeddingSettings().model  # the embedder of this model takes the counts as they are
     for chunk in doc.chunks:
         measured = tokenizer.count(doc.embedding_input(chunk))
         assert measured == chunk.token_count

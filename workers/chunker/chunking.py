@@ -54,7 +54,7 @@ class TokenChunker:
         chunks = self._chunks(event, prefix)
         if not chunks:
             raise PermanentError(f"document {event.doc_id!r} has no indexable text", code="empty_document")
-        return ChunkedDocument(**header, embed_prefix=prefix, chunks=chunks)
+        return ChunkedDocument(**header, embed_prefix=prefix, tokenizer=self.tokenizer.model, chunks=chunks)
 
     def _budget(self, prefix: str) -> int:
         prefix_tokens = self.tokenizer.count(prefix) - self.tokenizer.special_tokens if prefix else 0

@@ -16,6 +16,7 @@ from schemas.chunks import ChunkedDocument
 from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
+from workers.embedder.batching import plan_model_batches
 from workers.runtime import Inbound, Rejected
 
 
@@ -43,9 +44,10 @@ class EmbedderHandler:
 
     async def process(self, batch: list[Inbound[ChunkedDocument]]) -> list[Rejected]:
         """Embed the batch's chunks (cache first) and produce one EmbeddedDocument per input."""
-        accepted, rejected = await asyncio.to_thread(self._split_too_long, batch)
+        measured, rejected = await asyncio.to_thread(self._measure, batch)
+        accepted = [item for item, _ in measured]
         texts = [item.value.embedding_input(chunk) for item in accepted for chunk in item.value.chunks]
-        vectors = await self.embed(texts)
+        vectors = await self.embed(texts, [count for _, counts in measured for count in counts])
         out: list[OutboundMessage] = []
         cursor = 0
         for item in accepted:
@@ -55,7 +57,7 @@ class EmbedderHandler:
                 chunks.append(EmbeddedChunk(**chunk.model_dump(), vector=pack_vector(vectors[cursor])))
                 cursor += 1
             embedded = EmbeddedDocument(
-                **doc.model_dump(exclude={"schema_version", "embed_prefix", "chunks"}),
+                **doc.model_dump(exclude={"schema_version", "embed_prefix", "tokenizer", "chunks"}),
                 model=self.embedder.model_name,
                 dim=self.embedder.dim,
                 chunks=chunks,
@@ -71,15 +73,21 @@ class EmbedderHandler:
         await self.producer.send_all(out)
         return rejected
 
-    def _split_too_long(
+    def token_counts(self, doc: ChunkedDocument) -> list[int]:
+        """Tokens the model sees for each chunk: the chunker's counts when its tokenizer was this model's."""
+        if doc.tokenizer == self.embedder.settings.model:
+            return [chunk.token_count for chunk in doc.chunks]
+        return self.embedder.token_lengths([doc.embedding_input(chunk) for chunk in doc.chunks])
+
+    def _measure(
         self, batch: list[Inbound[ChunkedDocument]]
-    ) -> tuple[list[Inbound[ChunkedDocument]], list[Rejected]]:
+    ) -> tuple[list[tuple[Inbound[ChunkedDocument], list[int]]], list[Rejected]]:
         # A chunk over the model's limit would be truncated silently by the model: refuse its document instead.
-        accepted, rejected = [], []
+        measured, rejected = [], []
         limit = self.embedder.max_seq_length
         for item in batch:
-            inputs = [item.value.embedding_input(c) for c in item.value.chunks]
-            longest = max(self.embedder.token_lengths(inputs), default=0)
+            counts = self.token_counts(item.value)
+            longest = max(counts, default=0)
             if longest > limit:
                 error = PermanentError(
                     f"document {item.value.doc_id!r} has a chunk of {longest} tokens, over the model's {limit}",
@@ -87,26 +95,31 @@ class EmbedderHandler:
                 )
                 rejected.append(Rejected(item.record, error))
             else:
-                accepted.append(item)
-        return accepted, rejected
+                measured.append((item, counts))
+        return measured, rejected
 
-    async def embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of `texts`: cached ones from Redis, the rest computed once each and cached.
+    async def embed(self, texts: list[str], token_counts: list[int]) -> np.ndarray:
+        """Vectors of `texts` (of `token_counts` model tokens each): cached ones from Redis, the rest computed once
+        each and cached.
 
-        The misses are encoded longest first, one model batch at a time, each cached as soon as it is computed:
-        padding is as low as one encode call over all of them would make it, and a worker stopping mid-batch
-        (graceful shutdown cancels the batch at an await) keeps what it embedded for the batch's redelivery.
+        The misses are encoded in model calls of at most RAGBUS_EMBED_BATCH_SIZE planned by token count
+        (`plan_model_batches`), so that padding is low without a corpus-wide sort; each call's vectors are cached
+        as soon as they are computed, so a worker stopping mid-batch (graceful shutdown cancels the batch at an
+        await) keeps what it embedded for the batch's redelivery.
         """
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         cached = await self.cache.get_many(texts)
-        missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None}, key=lambda t: (-len(t), t))
+        missing: dict[str, int] = {}
+        for text, count, vector in zip(texts, token_counts, cached, strict=True):
+            if vector is None:
+                missing[text] = count
         metrics.EMBEDDING_CACHE.labels("hit").inc(len(texts) - sum(v is None for v in cached))
         metrics.EMBEDDING_CACHE.labels("miss").inc(sum(v is None for v in cached))
         fresh: dict[str, np.ndarray] = {}
-        step = self.embedder.settings.batch_size
-        for start in range(0, len(missing), step):
-            part = missing[start : start + step]
+        misses = list(missing)
+        for group in plan_model_batches(list(missing.values()), self.embedder.settings.batch_size):
+            part = [misses[i] for i in group]
             computed = await self.embedder.encode_async(part, check_length=False)
             await self.cache.put_many(part, computed)
             fresh.update(zip(part, computed, strict=True))
