@@ -92,3 +92,14 @@ def test_latency_runs_report_cached_and_uncached(bench_api: tuple[Pipeline, str]
         assert all(r["requests"] == 6 and r["cached_share"] == 1.0 for r in mode["cached"])
         for run in mode["uncached"] + mode["cached"]:
             assert 0 < float(run["p50_ms"]) <= float(run["p95_ms"]) <= float(run["p99_ms"])  # type: ignore[arg-type]
+
+
+def test_the_raw_encode_runs_in_the_pipelines_layout() -> None:
+    # No SciFact needed: the model alone, in two processes of one thread, as `bench.ingest --embedders 2`.
+    from bench.ingest import raw_encode
+    from ragbus.settings import EmbeddingSettings
+
+    texts = [f"passage {i} about receptors in mice " * (1 + i % 5) for i in range(40)]
+    timed = raw_encode(texts, EmbeddingSettings(threads=1), processes=2)
+    assert 0 < timed["seconds"] < 120
+    assert timed["cpu_seconds"] > 0
