@@ -3,8 +3,8 @@
     python -m bench.model_batches [--share 16] [--rounds 3]
 
 Takes every `share`-th SciFact document (by a hash of its id, as a partition would), chunks it as the chunker does,
-and encodes the chunks with one model thread, as one embedder of `--embedders 2 --embed-threads 1` does, three ways
-in alternation (so a change in the machine's speed hits all three):
+and encodes the chunks with one model thread, as one embedder of `--embedders 2 --embed-threads 1` does, four ways
+in alternation (so a change in the machine's speed hits all four):
 - `one call`: the whole share in one `encode` call (sorted by length over everything, then the batch size): the
   raw encode of `bench.ingest`, which no stream can do;
 - `sorted by tokens`: the whole share sorted by token count and cut every 64: the least padding fixed groups can
@@ -74,16 +74,10 @@ def run(share: int, rounds: int) -> dict[str, object]:
                 embedder.encode([t for t, _ in group], check_length=False)
             cpu[way].append(round(time.process_time() - started, 2))
     needed = sum(n for _, n in everything)
-    # "one call" pads within the model's own groups of batch_size, sorted by characters as sentence-transformers does.
+    # The model's own calls: "one call" is cut inside `encode`, sorted by characters as sentence-transformers does.
     one_call = sorted(everything, key=lambda item: -len(item[0]))
-    padded = {
-        way: sum(
-            len(part) * max(n for _, n in part)
-            for group in (ways[way] if way != "one call" else [one_call])
-            for part in (group[i : i + size] for i in range(0, len(group), size))
-        )
-        for way in ways
-    }
+    model_calls = {**ways, "one call": [one_call[i : i + size] for i in range(0, len(one_call), size)]}
+    padded = {way: sum(len(g) * max(n for _, n in g) for g in groups) for way, groups in model_calls.items()}
     base = statistics.median(cpu["one call"])
     return {
         "benchmark": "model_batches",
@@ -94,7 +88,7 @@ def run(share: int, rounds: int) -> dict[str, object]:
         "model_threads": 1,
         "results": {
             way: {
-                "model_calls": len(ways[way]) if way != "one call" else -(-len(everything) // size),
+                "model_calls": len(model_calls[way]),
                 "padded_tokens": padded[way],
                 "padding_over_needed": round(padded[way] / needed - 1, 4),
                 "cpu_seconds_by_round": cpu[way],
