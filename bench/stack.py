@@ -18,7 +18,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from producers.publisher import publish_documents
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from producers.wait import wait_until_indexed
 from ragbus.kafka_clients import consumer_lag, start_client
 from ragbus.kafka_security import kafka_connection

@@ -1,4 +1,4 @@
-"""publish_documents: size-checked, keyed, delivery-confirmed publishing of document events."""
+"""publish_documents and DocumentPublisher: size-checked, keyed, delivery-confirmed publishing of document events."""
 
 from __future__ import annotations
 
@@ -41,6 +41,35 @@ def to_message(event: DocumentEvent, topic: str, max_bytes: int) -> OutboundMess
     return OutboundMessage(topic, document_key(event.tenant, event.doc_id), value, headers)
 
 
+class DocumentPublisher:
+    """A long-lived publisher for sources that stream: `send` returns once the broker acknowledged every event."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.kafka.topic_prefix)
+        self.producer = KafkaEventProducer(settings)
+
+    async def __aenter__(self) -> DocumentPublisher:
+        await ensure_topics(self.settings, self.topics.all(), compacted=self.topics.compacted())
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, events: Sequence[DocumentEvent], on_progress: Callable[[int, int], None] | None = None) -> int:
+        """Publish `events` in order (size-checked before anything is sent); returns the bytes sent."""
+        messages = [to_message(e, self.topics.documents, self.settings.kafka.max_message_bytes) for e in events]
+        sent = 0
+        for start in range(0, len(messages), BATCH):
+            batch = messages[start : start + BATCH]
+            await self.producer.send_all(batch)
+            sent += len(batch)
+            if on_progress:
+                on_progress(sent, sum(len(m.value or b"") for m in batch))
+        return sum(len(m.value or b"") for m in messages)
+
+
 async def publish_documents(
     settings: Settings,
     events: Sequence[DocumentEvent],
@@ -49,19 +78,13 @@ async def publish_documents(
 ) -> PublishReport:
     """Publish `events` in order; returns once the broker acknowledged every one (acks=all)."""
     topics = Topics(settings.kafka.topic_prefix)
-    messages = [to_message(e, topics.documents, settings.kafka.max_message_bytes) for e in events]
-    await ensure_topics(settings, topics.all(), compacted=topics.compacted())
-    sent = 0
-    async with KafkaEventProducer(settings) as producer:
-        for start in range(0, len(messages), BATCH):
-            batch = messages[start : start + BATCH]
-            await producer.send_all(batch)
-            sent += len(batch)
-            if on_progress:
-                on_progress(sent, sum(len(m.value or b"") for m in batch))
+    for event in events:  # every event is size-checked before anything is sent
+        to_message(event, topics.documents, settings.kafka.max_message_bytes)
+    async with DocumentPublisher(settings) as publisher:
+        sent_bytes = await publisher.send(events, on_progress)
     return PublishReport(
         topic=topics.documents,
-        events=len(messages),
-        bytes=sum(len(m.value or b"") for m in messages),
+        events=len(events),
+        bytes=sent_bytes,
         versions={(e.tenant, e.doc_id): e.version for e in events},
     )

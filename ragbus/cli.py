@@ -319,6 +319,9 @@ def _register_reindex_commands() -> None:
 
     app.command("reindex")(reindex_command)
     app.command("replay")(replay_command)
+    from ragbus.cli_sources import source_app
+
+    app.add_typer(source_app, name="source")
 
 
 _register_reindex_commands()

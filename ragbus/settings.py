@@ -363,6 +363,27 @@ class ApiSecuritySettings(BaseSettings):
         return self
 
 
+class SourceSettings(BaseSettings):
+    """Long-running change sources (`ragbus watch`, `ragbus source postgres|debezium`)."""
+
+    model_config = _config("RAGBUS_SOURCE_")
+
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of the source's /metrics and health (0 = none).")
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the source's /metrics (0.0.0.0 in containers).")
+    state_dir: Path = Field(
+        Path(".ragbus/sources"), description="Where `ragbus watch` keeps its manifest (path, content hash, version)."
+    )
+    debounce_ms: int = Field(
+        300, ge=0, le=60_000, description="`ragbus watch`: quiet time after a file's last change before it is read."
+    )
+    postgres_dsn: SecretStr | None = Field(
+        None, description="libpq connection string of the followed database (`ragbus source postgres --dsn`)."
+    )
+    retry_budget_s: float = Field(
+        60.0, gt=0, description="How long a source retries an unconfirmed publish before it exits (nothing acked)."
+    )
+
+
 class StackSettings(BaseSettings):
     """The embedded stack that `ragbus up` starts."""
 
@@ -392,6 +413,7 @@ class Settings:
     api: ApiSettings
     stack: StackSettings
     api_security: ApiSecuritySettings
+    source: SourceSettings
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -439,4 +461,5 @@ def load_settings() -> Settings:
         api=_load(ApiSettings),
         stack=_load(StackSettings),
         api_security=_load(ApiSecuritySettings),
+        source=_load(SourceSettings),
     )

@@ -1,0 +1,69 @@
+"""`ragbus source postgres|debezium` and `ragbus watch`: long-running change sources (until SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, NoReturn
+
+import typer
+
+from ragbus.errors import RagbusError
+from ragbus.logging_setup import configure_logging
+from ragbus.settings import Settings
+
+source_app = typer.Typer(help="Follow a system of record and publish its changes as document events.")
+
+
+def _settings() -> Settings:
+    from ragbus.cli import _settings as load  # the CLI's one way to read settings (with a running stack's URLs)
+
+    return load()
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@source_app.command("postgres")
+def postgres_command(  # noqa: PLR0917 - one parameter per option
+    table: Annotated[str, typer.Option(help="Table to follow ([schema.]name).")],
+    id_column: Annotated[str, typer.Option("--id", help="Column of the document id (in the replica identity).")],
+    text_column: Annotated[str, typer.Option("--text", help="Column of the document text.")],
+    title_column: Annotated[str | None, typer.Option("--title", help="Column of the title.")] = None,
+    metadata: Annotated[str, typer.Option(help="Comma-separated columns copied into metadata.")] = "",
+    tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
+    dsn: Annotated[
+        str | None,
+        typer.Option(envvar="RAGBUS_SOURCE_POSTGRES_DSN", help="libpq connection string.", show_default=False),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Slot and publication name (default ragbus_<table>).")] = None,
+    drop_slot: Annotated[bool, typer.Option("--drop-slot", help="Remove the slot and publication, then exit.")] = False,
+) -> None:
+    """Follow a table by logical replication: a snapshot of its rows, then every insert, update and delete."""
+    from producers.sources.postgres import drop_table_source, follow_table
+    from producers.sources.postgres_setup import PostgresTableSpec
+
+    configure_logging("source-postgres")
+    settings = _settings()
+    secret = dsn or (settings.source.postgres_dsn.get_secret_value() if settings.source.postgres_dsn else None)
+    if not secret:
+        _fail("no database: pass --dsn or set RAGBUS_SOURCE_POSTGRES_DSN")
+    spec = PostgresTableSpec(
+        dsn=str(secret),
+        table=table,
+        id_column=id_column,
+        title_column=title_column,
+        text_column=text_column,
+        metadata_columns=tuple(c.strip() for c in metadata.split(",") if c.strip()),
+        tenant=tenant,
+        name=name,
+    )
+    try:
+        if drop_slot:
+            removed = drop_table_source(spec)
+            typer.echo(f"removed {', '.join(removed)}" if removed else "nothing to remove")
+            return
+        asyncio.run(follow_table(settings, spec))
+    except RagbusError as exc:
+        _fail(str(exc))
