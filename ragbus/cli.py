@@ -319,9 +319,10 @@ def _register_reindex_commands() -> None:
 
     app.command("reindex")(reindex_command)
     app.command("replay")(replay_command)
-    from ragbus.cli_sources import source_app
+    from ragbus.cli_sources import source_app, watch_command
 
     app.add_typer(source_app, name="source")
+    app.command("watch")(watch_command)
 
 
 _register_reindex_commands()

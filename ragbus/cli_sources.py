@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -65,5 +66,27 @@ def postgres_command(  # noqa: PLR0917 - one parameter per option
             typer.echo(f"removed {', '.join(removed)}" if removed else "nothing to remove")
             return
         asyncio.run(follow_table(settings, spec))
+    except RagbusError as exc:
+        _fail(str(exc))
+
+
+def watch_command(
+    folders: Annotated[list[Path], typer.Argument(help="Folders to keep in sync (recursive).")],
+    include: Annotated[str | None, typer.Option(help="Only files matching this glob (e.g. '*.md').")] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
+    manifest: Annotated[
+        Path | None, typer.Option(help="Manifest file (default: one per folder set under RAGBUS_SOURCE_STATE_DIR).")
+    ] = None,
+) -> None:
+    """Keep folders in sync: creates, edits, renames and deletes become document events (until SIGTERM).
+
+    At start, publishes exactly what changed since the last run (its manifest), deletes included.
+    """
+    from producers.sources.watch import watch_folders
+
+    configure_logging("source-watch")
+    settings = _settings()
+    try:
+        asyncio.run(watch_folders(settings, folders, include, tenant, manifest))
     except RagbusError as exc:
         _fail(str(exc))
