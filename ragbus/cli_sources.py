@@ -70,6 +70,34 @@ def postgres_command(  # noqa: PLR0917 - one parameter per option
         _fail(str(exc))
 
 
+@source_app.command("debezium")
+def debezium_command(  # noqa: PLR0917 - one parameter per option
+    topic: Annotated[
+        str, typer.Option(help="The Debezium change topic (JSON converter), e.g. dbserver1.public.articles.")
+    ],
+    id_field: Annotated[str, typer.Option("--id", help="Row field of the document id.")],
+    text_field: Annotated[str, typer.Option("--text", help="Row field of the document text.")],
+    title_field: Annotated[str | None, typer.Option("--title", help="Row field of the title.")] = None,
+    metadata: Annotated[str, typer.Option(help="Comma-separated row fields copied into metadata.")] = "",
+    tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group (default <prefix>.source-debezium.<topic>).")
+    ] = None,
+) -> None:
+    """Turn a Debezium change topic (ops c, u, d, r; tombstones) into document events."""
+    from producers.sources.debezium import follow_debezium
+    from producers.sources.debezium_envelope import DebeziumMapping
+
+    configure_logging("source-debezium")
+    settings = _settings()
+    fields = tuple(f.strip() for f in metadata.split(",") if f.strip())
+    mapping = DebeziumMapping(id_field, text_field, title_field, fields, tenant)
+    try:
+        asyncio.run(follow_debezium(settings, topic, mapping, group))
+    except RagbusError as exc:
+        _fail(str(exc))
+
+
 def watch_command(
     folders: Annotated[list[Path], typer.Argument(help="Folders to keep in sync (recursive).")],
     include: Annotated[str | None, typer.Option(help="Only files matching this glob (e.g. '*.md').")] = None,
