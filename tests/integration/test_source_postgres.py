@@ -134,6 +134,23 @@ def test_sigkill_mid_stream_then_restart_applies_every_change_at_its_latest_vers
         restarted.stop()
 
 
+def test_drop_slot_removes_the_slot_and_the_publication(pipeline: Pipeline, database: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ragbus", "source", "postgres", "--dsn", database, *SOURCE_ARGS, "--drop-slot"],
+        env={**os.environ, **pipeline.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replication slot ragbus_articles" in result.stdout and "publication ragbus_articles" in result.stdout
+    with psycopg2.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_replication_slots UNION ALL SELECT count(*) FROM pg_publication")
+        assert [n for (n,) in cur.fetchall()] == [0, 0]
+    conn.close()
+
+
 def test_wal_level_replica_is_a_clear_error(pipeline: Pipeline) -> None:
     with postgres_server(wal_level="replica") as dsn:
         execute(dsn, "CREATE TABLE articles (id int PRIMARY KEY, title text, body text, category text)")

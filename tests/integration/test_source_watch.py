@@ -3,14 +3,16 @@ changed while it was down; and one file end to end through the pipeline."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from ragbus.stack.process import ManagedProcess
+from ragbus.stack.process import ManagedProcess, free_port
 from schemas.documents import DocumentEvent
 from tests.pipeline_helpers import chunks_of, wait_indexed
 from tests.stack_fixtures import Pipeline, environment
@@ -19,14 +21,14 @@ from tests.topic_reader import TopicReader
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def start_watch(env: dict[str, str], folder: Path, home: Path) -> ManagedProcess:
+def start_watch(env: dict[str, str], folder: Path, home: Path, metrics_port: int = 0) -> ManagedProcess:
     log = home / "watch.log"
     watching = log.read_text().count("watch: watching") if log.exists() else 0
     process = ManagedProcess(
         "source-watch",
         [sys.executable, "-m", "ragbus", "watch", str(folder), "--manifest", str(home / "manifest.json")],
         log,
-        env=env,
+        env={**env, "RAGBUS_SOURCE_METRICS_PORT": str(metrics_port)},
     ).start()
     process.wait_ready(lambda: log.read_text().count("watch: watching") > watching, timeout_s=60)
     return process
@@ -49,10 +51,17 @@ def summary(events: list[DocumentEvent]) -> list[tuple[str, str]]:
     return sorted((e.op.value, Path(e.doc_id).name) for e in events)
 
 
+def metric(port: int, line_start: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start))
+
+
 def test_create_modify_rename_delete_and_editor_temp_files(own_topics: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
-    watcher = start_watch(own_topics, folder, tmp_path)
+    port = free_port()
+    watcher = start_watch(own_topics, folder, tmp_path, metrics_port=port)
     try:
         topic = reader(own_topics)
         (folder / "a.md").write_text("# Alpha\nfirst text")
@@ -76,6 +85,14 @@ def test_create_modify_rename_delete_and_editor_temp_files(own_topics: dict[str,
         topic = reader(own_topics)
         (folder / "b.md").unlink()
         assert summary(topic.wait_events(1)) == [("delete", "b.md")]
+
+        # Health and /metrics like a worker's, and a clean stop on SIGTERM.
+        assert metric(port, 'ragbus_source_events_total{op="upsert",source="watch"}') >= 3
+        assert metric(port, 'ragbus_source_events_total{op="delete",source="watch"}') == 2
+        assert metric(port, 'ragbus_source_last_change_timestamp_seconds{source="watch"}') > 0
+        watcher.signal(signal.SIGTERM)
+        assert watcher.wait_stopped(15) and watcher.proc and watcher.proc.returncode == 0
+        assert "source watch stopped" in watcher.log_tail(5)
     finally:
         watcher.stop()
 

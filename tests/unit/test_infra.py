@@ -140,7 +140,8 @@ def _mount(mount: str | dict[str, Any]) -> tuple[str, str]:
 
 def test_compose_file_is_valid_and_every_service_has_a_health_check() -> None:
     services = _compose()["services"]
-    expected = {"kafka", "etcd", "minio", "milvus", "redis", "prometheus", "grafana", "api", *STAGES}
+    sources = {"source-postgres", "source-debezium", "source-watch"}
+    expected = {"kafka", "etcd", "minio", "milvus", "redis", "prometheus", "grafana", "api", *STAGES, *sources}
     assert expected <= set(services)
     for name in expected:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -151,6 +152,9 @@ def test_compose_runs_workers_and_api_from_one_image_and_compacts_the_documents_
     services = _compose()["services"]
     images = {services[name]["image"] for name in (*STAGES, "api")}
     assert images == {"ragbus:latest"}
+    for source in ("source-postgres", "source-debezium", "source-watch"):
+        assert services[source]["image"] == "ragbus:latest"
+        assert services[source]["environment"]["RAGBUS_SOURCE_METRICS_PORT"] == "9100"  # its health check's port
     for stage in STAGES:
         assert services[stage]["command"] == ["worker", stage]
         env = services[stage]["environment"]
@@ -260,9 +264,12 @@ def test_strict_validation_would_catch_a_misspelt_probe() -> None:
         kubernetes_validate.validate(deployment, "1.30", strict=True)
 
 
-def test_api_and_three_workers_have_probes_resources_and_settings() -> None:
+def test_api_three_workers_and_the_sources_have_probes_resources_and_settings() -> None:
     deployments = _by_kind("Deployment")
-    assert set(deployments) == {"ragbus-api", *(f"ragbus-{s}" for s in STAGES)}
+    sources = {f"ragbus-source-{s}" for s in ("postgres", "debezium", "watch")}
+    assert set(deployments) == {"ragbus-api", *(f"ragbus-{s}" for s in STAGES), *sources}
+    for name in sources:  # off until the user fills in their settings; never more than one reader
+        assert deployments[name]["spec"]["replicas"] == 0, name
     for name, deployment in deployments.items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["livenessProbe"] and container["readinessProbe"], name
