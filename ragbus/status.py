@@ -1,4 +1,4 @@
-"""`ragbus status`: what the pipeline holds and owes — topics, lag per stage, DLQ depth, cache, index."""
+"""`ragbus status`: what the pipeline holds and owes — topics, lag per stage, DLQ depth, cache, index, sources."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from ragbus.pipelines import PipelineContext, PipelineRegistry
 from ragbus.redis_store import REDIS_DOWN, KeySpace, open_redis
 from ragbus.reindex_progress import measure
 from ragbus.settings import Settings
+from ragbus.source_registry import announced_sources
+from schemas.fields import utc_now
 from schemas.pipelines import PipelineState
 from schemas.topics import STAGES, PipelineTopics, Topics
 
@@ -33,6 +35,7 @@ class PipelineStatus:
     chunks: int | str = 0
     embedding_cache: tuple[int, int] | str = (0, 0)
     pipelines: list[str] = field(default_factory=list)  # one line per live pipeline (reindexes included)
+    sources: list[str] = field(default_factory=list)  # one line per announced change source
 
     @property
     def embedding_cache_hit_ratio(self) -> float | None:
@@ -103,6 +106,10 @@ async def collect_status(settings: Settings) -> PipelineStatus:
     except RagbusError as exc:
         status.chunks = f"unavailable: {exc}"
     status.pipelines = await _pipelines(settings)
+    try:
+        status.sources = [s.render(utc_now()) for s in await announced_sources(settings)]
+    except (RagbusError, KafkaError, OSError) as exc:
+        status.sources = [f"unavailable: {exc}"]
     return status
 
 
@@ -148,4 +155,6 @@ def render(status: PipelineStatus) -> str:
     if status.pipelines:
         lines.append("pipelines")
         lines.extend(f"  {line}" for line in status.pipelines)
+    lines.append("sources" if status.sources else "sources   none running (ragbus watch, ragbus source ...)")
+    lines.extend(f"  {line}" for line in status.sources)
     return "\n".join(lines)

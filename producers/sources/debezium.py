@@ -66,6 +66,6 @@ async def follow_debezium(settings: Settings, topic: str, mapping: DebeziumMappi
     """Run the Debezium source until SIGTERM (the entry point of `ragbus source debezium`)."""
     group = group or f"{settings.kafka.topic_prefix}.source-debezium.{topic}"
     started = time.monotonic()
-    async with running_source("debezium", settings) as run:
+    async with running_source("debezium", settings, f"topic {topic} (group {group})") as run:
         await consume_changes(run, topic, group, mapping)
     log.info("debezium: stopped after %.0fs", time.monotonic() - started)

@@ -184,7 +184,7 @@ async def follow_table(settings: Settings, spec: PostgresTableSpec) -> None:
     """Run the Postgres source until SIGTERM (the entry point of `ragbus source postgres`)."""
     with closing(connect(spec.dsn)) as conn:  # a misconfigured database fails before anything starts
         types = check_source(conn, spec)
-    async with running_source("postgres", settings) as run:
+    async with running_source("postgres", settings, f"table {spec.table} (slot {spec.slot})") as run:
         await PostgresSource(spec, run, types).follow()
 
 

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from prometheus_client import start_http_server
 
 from producers.publisher import DocumentPublisher
+from producers.sources.heartbeat import Heartbeat
 from ragbus import metrics
 from ragbus.errors import PermanentError, TransientError
 from ragbus.kafka_clients import OutboundMessage, ensure_topics
@@ -36,6 +37,8 @@ class SourceRun:
         self.settings = settings
         self.publisher = publisher
         self.stopping = asyncio.Event()
+        self.events = 0
+        self.last_change: float | None = None
 
     async def publish(self, events: Sequence[DocumentEvent], changed_at: float | None = None) -> None:
         """Publish `events`, retrying a broker that is down (backpressure) until the retry budget is spent."""
@@ -53,6 +56,7 @@ class SourceRun:
                 log.warning("%s: publish not confirmed, retrying in %.1fs: %s", self.name, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        self.events += len(events)
         for event in events:
             metrics.SOURCE_EVENTS.labels(self.name, event.op.value).inc()
         if changed_at is not None:
@@ -79,7 +83,8 @@ class SourceRun:
 
     def saw_change(self, at: float | None = None) -> None:
         """Record when the source last saw a change."""
-        metrics.SOURCE_LAST_CHANGE.labels(self.name).set(at or time.time())
+        self.last_change = at or time.time()
+        metrics.SOURCE_LAST_CHANGE.labels(self.name).set(self.last_change)
 
     async def sleep(self, seconds: float) -> bool:
         """Wait up to `seconds`; True when a stop was requested meanwhile."""
@@ -91,8 +96,9 @@ class SourceRun:
 
 
 @asynccontextmanager
-async def running_source(name: str, settings: Settings) -> AsyncIterator[SourceRun]:
-    """Serve /metrics (any path answers 200: the health check), stop on SIGTERM/SIGINT, open the publisher."""
+async def running_source(name: str, settings: Settings, follows: str) -> AsyncIterator[SourceRun]:
+    """Serve /metrics (any path answers 200: the health check), stop on SIGTERM/SIGINT, open the publisher, and
+    announce the source on the sources topic (`ragbus status` lists it) until it stops."""
     metrics.register_source(name)
     if settings.source.metrics_port:
         start_http_server(settings.source.metrics_port, addr=settings.source.metrics_host)
@@ -101,10 +107,13 @@ async def running_source(name: str, settings: Settings) -> AsyncIterator[SourceR
         run = SourceRun(name, settings, publisher)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, run.stopping.set)
-        log.info("source %s running", name)
+        heartbeat = Heartbeat(run, follows)
+        await heartbeat.start()
+        log.info("source %s running: %s", name, follows)
         try:
             yield run
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            await heartbeat.stop()
             log.info("source %s stopped", name)

@@ -158,5 +158,5 @@ async def watch_folders(settings: Settings, roots: Sequence[Path], include: str 
     if missing:
         raise InputError(f"not a directory: {', '.join(missing)}")
     spec = WatchSpec(tuple(roots), include, tenant, manifest)
-    async with running_source("watch", settings) as run:
+    async with running_source("watch", settings, "folders " + ", ".join(str(r) for r in roots)) as run:
         await FolderWatcher(spec, run).follow()

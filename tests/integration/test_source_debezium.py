@@ -13,6 +13,7 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
+from ragbus.source_registry import announced_sources
 from ragbus.stack.process import ManagedProcess
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.topics import Topics
@@ -89,7 +90,11 @@ def test_change_topic_becomes_document_events(pipeline: Pipeline, tmp_path: Path
         wait_indexed(pipeline, {("default", "9001"): 3000, ("default", "9002"): None})
         assert {c["version"] for c in chunks_of(pipeline, "9001")} == {3000}
 
+        # `ragbus status` lists the running source; a clean stop removes it.
+        [announced] = [s for s in asyncio.run(announced_sources(pipeline.settings)) if topic in s.heartbeat.follows]
+        assert announced.heartbeat.source == "debezium" and not announced.stale
         source.stop()
+        assert not [s for s in asyncio.run(announced_sources(pipeline.settings)) if topic in s.heartbeat.follows]
         documents = TopicReader(pipeline.settings)
         c = {"id": 9004, "title": "Squid", "body": "Humboldt squid hunt in packs."}
         produce(pipeline, topic, [(key(9004, with_schema=False), change("c", None, c, 6000, with_schema=False))])
