@@ -374,7 +374,7 @@ class SourceSettings(BaseSettings):
         Path(".ragbus/sources"), description="Where `ragbus watch` keeps its manifest (path, content hash, version)."
     )
     debounce_ms: int = Field(
-        300, ge=0, le=60_000, description="`ragbus watch`: quiet time after a file's last change before it is read."
+        100, ge=0, le=60_000, description="`ragbus watch`: quiet time after a file's last change before it is read."
     )
     postgres_dsn: SecretStr | None = Field(
         None, description="libpq connection string of the followed database (`ragbus source postgres --dsn`)."
