@@ -50,11 +50,12 @@ class PostgresSource:
             repl = connect(self.spec.dsn, connection_factory=LogicalReplicationConnection)
             with closing(repl):
                 cursor = repl.cursor()
-                if not snapshot_done:
-                    await self._snapshot(conn, cursor)
+                if not snapshot_done and not await self._snapshot(conn, cursor):
+                    return  # stopped mid-snapshot: the next start takes a new one
                 await self._stream(conn, repl, cursor)
 
-    async def _snapshot(self, conn: Connection, cursor: ReplicationCursor) -> None:
+    async def _snapshot(self, conn: Connection, cursor: ReplicationCursor) -> bool:
+        """Publish every row of a fresh slot's snapshot; False when a stop was requested first."""
         spec = self.spec
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (spec.slot,))
@@ -76,16 +77,20 @@ class PostgresSource:
             with conn.cursor(name="ragbus_snapshot") as rows:
                 columns = ", ".join(f'"{c}"::text' for c in spec.columns)
                 rows.execute(f"SELECT {columns} FROM {quoted}")  # noqa: S608 (names checked against pg_attribute)
-                while batch := rows.fetchmany(SNAPSHOT_BATCH):
+                while (batch := rows.fetchmany(SNAPSHOT_BATCH)) and not self.run.stopping.is_set():
                     events = await self._events([dict(zip(spec.columns, r, strict=True)) for r in batch], version)
                     await self.run.publish(events)
                     published += len(events)
             conn.commit()
         finally:
             conn.autocommit = True
+        if self.run.stopping.is_set():
+            log.info("postgres: stopped during the snapshot (%d rows published); the next start redoes it", published)
+            return False
         mark_snapshot_done(conn, spec)
         self.run.saw_change()
         log.info("postgres: snapshot of %s published (%d rows)", spec.table, published)
+        return True
 
     async def _events(
         self, rows: list[dict[str, object]], version: int, *, deleted: bool = False
