@@ -10,7 +10,7 @@ from rich.filesize import decimal
 
 from producers.publisher import PublishReport, publish_documents
 from producers.sources import read_documents
-from ragbus.cli_progress import CountedProgress
+from ragbus.cli.progress import CountedProgress
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
 

@@ -11,7 +11,7 @@ import typer
 from aiokafka.errors import KafkaError
 
 from producers.wait import pending_documents
-from ragbus.cli_progress import CountedProgress
+from ragbus.cli.progress import CountedProgress
 from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError, TransientError
 from ragbus.milvus_store import MilvusChunkStore
