@@ -103,7 +103,7 @@ def _publish_demo(settings: Settings) -> None:
     events = read_with_progress(paths, tenant="default")
     report = publish_with_progress(settings, events)
     typer.echo(f"published {report.events} demo documents to {report.topic}; waiting until they are searchable ...")
-    wait_for_documents(settings, events, timeout_s=600)
+    wait_for_documents(settings, report, timeout_s=600)
 
 
 def _print_ready(api_url: str) -> None:
@@ -142,7 +142,7 @@ def publish(
         _fail(f"{exc}\nnothing was published" if exc.code == "invalid_input" else str(exc))
     typer.echo(f"published {report.events} documents ({report.bytes} bytes) to {report.topic}")
     if wait:
-        wait_for_documents(settings, events, timeout_s=timeout)
+        wait_for_documents(settings, report, timeout_s=timeout)
 
 
 @app.command()
@@ -153,24 +153,18 @@ def delete(
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 120.0,
 ) -> None:
     """Publish delete events for documents."""
-    from pydantic import ValidationError
-
-    from producers.publisher import publish_documents
-    from schemas.documents import DocumentEvent, DocumentOp
+    from ragbus.document_publisher import delete_documents
 
     settings = _settings()
     try:
-        events = [DocumentEvent(op=DocumentOp.DELETE, doc_id=d, tenant=tenant) for d in doc_ids]
-        report = asyncio.run(publish_documents(settings, events))
-    except ValidationError as exc:
-        _fail(f"invalid document id: {exc.errors()[0]['msg']}")
+        report = asyncio.run(delete_documents(settings, tenant, doc_ids))
     except RagbusError as exc:
         _fail(str(exc))
     typer.echo(f"published {report.events} deletes to {report.topic}")
     if wait:
         from ragbus.cli.wait import wait_for_documents
 
-        wait_for_documents(settings, events, timeout_s=timeout, deleted=True)
+        wait_for_documents(settings, report, timeout_s=timeout, deleted=True)
 
 
 @app.command()

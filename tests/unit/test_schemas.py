@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ragbus.errors import InvalidMessage, UnknownSchemaVersion
 from schemas import ChunkedDocument, DocumentEvent, DocumentOp, EmbeddedDocument, decode, encode
-from schemas.dead_letter import DeadLetterHeaders
+from schemas.dead_letter import DeadLetterHeaders, original_event_id
 from schemas.documents import document_key, parse_document_key, tombstone_event
 from schemas.embeddings import pack_vector, unpack_vector
 from schemas.errors import ContractError, UnsupportedSchemaVersion
@@ -118,3 +118,12 @@ def test_topic_names_share_the_prefix() -> None:
     assert topics.documents == "acme.documents.v1"
     assert all(name.startswith("acme.") for name in topics.all())
     assert len(set(topics.all())) == len(topics.all()) == 8
+
+
+def test_a_dead_letter_is_told_by_its_original_event_id_field_not_by_bytes_in_the_payload() -> None:
+    quoting = DocumentEvent(doc_id="a", event_id="mine", text='a text that quotes "event_id":"other"')
+    assert original_event_id(encode(quoting)) == "mine"
+    # A message rejected for its content still carries its event id.
+    assert original_event_id(b'{"event_id": "e-1", "doc_id": "a", "text": ""}') == "e-1"
+    for unreadable in (b"{this is not json", b"[1, 2]", b'{"event_id": 7}', None):
+        assert original_event_id(unreadable) is None
