@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bench.scoring import percentile
-from producers.publisher import to_message
+from ragbus.document_publisher import to_message
 from ragbus.embedding import SentenceEmbedder
 from ragbus.kafka_clients import KafkaEventProducer
 from ragbus.milvus_store import ChunkHit, MilvusChunkStore, milvus_str

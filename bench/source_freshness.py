@@ -28,7 +28,7 @@ from bench.api_process import start_api
 from bench.freshness import POLL_S, PROBE_KEY, _returned, _summary, probe_text
 from bench.stack import ROOT, bench_stack, save_result, start_workers
 from producers.sources.files import doc_id_for
-from producers.wait import wait_until_indexed
+from ragbus.document_follower import follow_documents
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, stop_all
 from tests.postgres_server import execute, postgres_server
@@ -114,7 +114,7 @@ def main() -> None:
             }
             store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
             try:  # the snapshot and the first scan are indexed before the first probe
-                assert not asyncio.run(wait_until_indexed(store, expected, timeout_s=300)), (
+                assert not asyncio.run(follow_documents(settings, store, expected, timeout_s=300)).pending, (
                     "initial documents not indexed"
                 )
             finally:

@@ -12,7 +12,6 @@ from prometheus_client import make_asgi_app
 from query_api.answering import open_answering
 from query_api.body_limit import BodyLimitMiddleware
 from query_api.deps import ApiState
-from query_api.document_publisher import RestDocumentPublisher
 from query_api.errors import install_error_handlers
 from query_api.feedback import FeedbackStore
 from query_api.question_encoder import load_question_encoder, question_embedding
@@ -23,6 +22,7 @@ from query_api.routes.web import install_web_page
 from query_api.security.authenticator import Authenticator
 from query_api.security.deps import SecurityState
 from ragbus import __version__
+from ragbus.document_publisher import DocumentPublisher
 from ragbus.heap import freeze_startup_objects
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.redis_store import open_redis
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 RedisRateLimiter(redis, settings.redis.namespace, security.rate_limit, security.rate_window_s),
             )
             app.state.feedback = FeedbackStore(redis, settings.redis.namespace, security.feedback_ttl_s)
-            app.state.documents = RestDocumentPublisher(settings)
+            app.state.documents = DocumentPublisher(settings)
             opened.push_async_callback(app.state.documents.close)
             freeze_startup_objects()
             yield

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from query_api.service import QueryService
+from ragbus.document_publisher import DocumentPublisher
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.settings import Settings
 
@@ -34,3 +35,12 @@ async def get_state(request: Request) -> ApiState:
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+async def get_publisher(request: Request) -> DocumentPublisher:
+    """The lifespan's document publisher (its producer starts on first use)."""
+    publisher: DocumentPublisher = request.app.state.documents
+    return publisher
+
+
+PublisherDep = Annotated[DocumentPublisher, Depends(get_publisher)]

@@ -51,7 +51,7 @@ class Heartbeat:
             events=run.events,
             last_change_at=datetime.fromtimestamp(run.last_change, UTC) if run.last_change else None,
         )
-        await run.publisher.producer.send_all([OutboundMessage(self.topic, self.key, encode(beat))])
+        await run.producer.send_all([OutboundMessage(self.topic, self.key, encode(beat))])
 
     async def _loop(self) -> None:
         while not await self.run.sleep(HEARTBEAT_INTERVAL_S):
@@ -65,4 +65,4 @@ class Heartbeat:
         if self._task:
             self._task.cancel()
         with contextlib.suppress(TransientError):
-            await self.run.publisher.producer.send_all([OutboundMessage(self.topic, self.key, None)])
+            await self.run.producer.send_all([OutboundMessage(self.topic, self.key, None)])

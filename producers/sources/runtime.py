@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import start_http_server
 
-from producers.publisher import DocumentPublisher
 from producers.sources.heartbeat import Heartbeat
 from ragbus import metrics
+from ragbus.document_publisher import DocumentPublisher
 from ragbus.errors import PermanentError, TransientError
-from ragbus.kafka_clients import OutboundMessage, ensure_topics
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.documents import DocumentEvent
@@ -30,12 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class SourceRun:
-    """One running source: its publisher, its stop signal and its metrics."""
+    """One running source: its document publisher, a producer for its other records (dead letters, heartbeats),
+    its stop signal and its metrics."""
 
-    def __init__(self, name: str, settings: Settings, publisher: DocumentPublisher) -> None:
+    def __init__(
+        self, name: str, settings: Settings, publisher: DocumentPublisher, producer: KafkaEventProducer
+    ) -> None:
         self.name = name
         self.settings = settings
         self.publisher = publisher
+        self.producer = producer
         self.stopping = asyncio.Event()
         self.events = 0
         self.last_change: float | None = None
@@ -48,7 +52,7 @@ class SourceRun:
         delay = 0.5
         while True:
             try:
-                await self.publisher.send(events)
+                await self.publisher.publish(events)
                 break
             except TransientError as exc:
                 if time.monotonic() + delay > deadline:
@@ -78,7 +82,7 @@ class SourceRun:
         log.error("%s: dead-lettering %s[%d]@%d: %s", self.name, origin, partition, offset, error)
         topic = Topics(self.settings.kafka.topic_prefix).dead_letter(stage)
         await ensure_topics(self.settings, [topic])
-        await self.publisher.producer.send_all([OutboundMessage(topic, key, value, reason.to_kafka())])
+        await self.producer.send_all([OutboundMessage(topic, key, value, reason.to_kafka())])
         metrics.DEAD_LETTERED.labels(stage, error.code).inc()
 
     def saw_change(self, at: float | None = None) -> None:
@@ -103,8 +107,8 @@ async def running_source(name: str, settings: Settings, follows: str) -> AsyncIt
     if settings.source.metrics_port:
         start_http_server(settings.source.metrics_port, addr=settings.source.metrics_host)
     loop = asyncio.get_running_loop()
-    async with DocumentPublisher(settings) as publisher:
-        run = SourceRun(name, settings, publisher)
+    async with DocumentPublisher(settings) as publisher, KafkaEventProducer(settings) as producer:
+        run = SourceRun(name, settings, publisher, producer)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, run.stopping.set)
         heartbeat = Heartbeat(run, follows)

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, status
 from pydantic import TypeAdapter, ValidationError
 
-from query_api.deps import StateDep
-from query_api.document_publisher import PublisherDep
+from query_api.deps import PublisherDep, StateDep
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
 from query_api.models import ErrorResponse
 from query_api.security.deps import Writer
 from query_api.security.errors import ClientError, InvalidRequest
 from query_api.validation import line_problem
-from schemas.documents import DocumentEvent, DocumentOp
+from ragbus.document_publisher import delete_events
+from schemas.documents import DocumentEvent
 from schemas.fields import DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
@@ -75,6 +75,6 @@ async def delete_document(
         raise InvalidRequest(f"doc_id: {exc.errors()[0]['msg']}") from None
     if problem := line_problem(doc_id):
         raise InvalidRequest(f"doc_id: {problem}")
-    event = DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=caller.tenant)
-    await publisher.publish([event])
-    return _accepted([event])
+    events = delete_events(caller.tenant, [doc_id])
+    await publisher.publish(events)
+    return _accepted(events)

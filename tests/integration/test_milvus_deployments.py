@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from producers.wait import wait_until_indexed
 from query_api.app import create_app
+from ragbus.document_follower import follow_documents
 from ragbus.milvus_store import MilvusChunkStore
 from ragbus.settings import MilvusSettings, Settings, load_settings
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
@@ -43,7 +43,7 @@ def two_milvus(tmp_path: Path) -> Iterator[tuple[list[ManagedProcess], list[str]
 def _indexed_on(settings: Settings, uri: str, expected: dict[tuple[str, str], int | None]) -> None:
     store = MilvusChunkStore(settings.milvus, uri)
     try:
-        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=INDEX_TIMEOUT_S))
+        pending = asyncio.run(follow_documents(settings, store, expected, timeout_s=INDEX_TIMEOUT_S)).pending
     finally:
         store.close()
     assert not pending, f"not indexed on {uri} in time: {sorted(pending)[:5]}"

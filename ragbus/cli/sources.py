@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from ragbus.cli.settings import command_settings, fail
 from ragbus.errors import RagbusError
 from ragbus.logging_setup import configure_logging
-from ragbus.settings import Settings
 
 source_app = typer.Typer(help="Follow a system of record and publish its changes as document events.")
-
-
-def _settings() -> Settings:
-    from ragbus.cli import _settings as load  # the CLI's one way to read settings (with a running stack's URLs)
-
-    return load()
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 @source_app.command("postgres")
@@ -46,10 +35,10 @@ def postgres_command(  # noqa: PLR0917 - one parameter per option
     from producers.sources.postgres_setup import PostgresTableSpec
 
     configure_logging("source-postgres")
-    settings = _settings()
+    settings = command_settings()
     secret = dsn or (settings.source.postgres_dsn.get_secret_value() if settings.source.postgres_dsn else None)
     if not secret:
-        _fail("no database: pass --dsn or set RAGBUS_SOURCE_POSTGRES_DSN")
+        fail("no database: pass --dsn or set RAGBUS_SOURCE_POSTGRES_DSN")
     spec = PostgresTableSpec(
         dsn=str(secret),
         table=table,
@@ -67,7 +56,7 @@ def postgres_command(  # noqa: PLR0917 - one parameter per option
             return
         asyncio.run(follow_table(settings, spec))
     except RagbusError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @source_app.command("debezium")
@@ -89,13 +78,13 @@ def debezium_command(  # noqa: PLR0917 - one parameter per option
     from producers.sources.debezium_envelope import DebeziumMapping
 
     configure_logging("source-debezium")
-    settings = _settings()
+    settings = command_settings()
     fields = tuple(f.strip() for f in metadata.split(",") if f.strip())
     mapping = DebeziumMapping(id_field, text_field, title_field, fields, tenant)
     try:
         asyncio.run(follow_debezium(settings, topic, mapping, group))
     except RagbusError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def watch_command(
@@ -113,8 +102,8 @@ def watch_command(
     from producers.sources.watch import watch_folders
 
     configure_logging("source-watch")
-    settings = _settings()
+    settings = command_settings()
     try:
         asyncio.run(watch_folders(settings, folders, include, tenant, manifest))
     except RagbusError as exc:
-        _fail(str(exc))
+        fail(str(exc))
