@@ -20,8 +20,8 @@ from query_api.cache import CacheKeys, normalize_query
 from query_api.invalidation import consumer_group
 from query_api.retrieval import ALIAS_REFRESH_S
 from ragbus.kafka_clients import consumer_lag
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import start_redis
 from schemas.documents import DocumentEvent, DocumentOp

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from query_api.app import create_app
 from query_api.breaker import BreakerState
 from query_api.cache import CacheKeys
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite

@@ -252,7 +252,7 @@ def test_metadata_filters_cannot_escape_the_tenant_in_real_milvus(
     from pydantic import TypeAdapter
 
     from query_api.metadata_filter import MetadataFilters, tenant_expression
-    from ragbus.milvus_store import MilvusChunkStore
+    from ragbus.milvus.store import MilvusChunkStore
 
     run = uuid.uuid4().hex[:6]
     docs = {
