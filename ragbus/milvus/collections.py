@@ -1,5 +1,8 @@
-"""The chunk collections behind the alias: create one with its document states, point the alias, and administer
-them for reindexing (list, switch the alias, count live documents, drop)."""
+"""The chunk collections behind the alias: creating them, the alias, and their administration for reindexing.
+
+`ensure_collection` and `ensure_alias` create a chunk collection with its document states and the alias if missing;
+`MilvusCollectionAdmin` lists the collections, switches the alias, counts live documents and drops collections.
+"""
 
 from __future__ import annotations
 
