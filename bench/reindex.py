@@ -27,8 +27,8 @@ import redis
 from bench.stack import ROOT, SCIFACT, bench_stack, start_workers
 from producers.sources.files import read_documents
 from ragbus.document_publisher import publish_documents
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.reindex import Reindexer, ReindexOptions
 from ragbus.settings import Settings
 from ragbus.stack.process import ManagedProcess, stop_all

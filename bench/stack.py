@@ -22,7 +22,7 @@ from ragbus.document_follower import follow_documents
 from ragbus.document_publisher import publish_documents
 from ragbus.kafka_clients import consumer_lag, start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings, load_settings
 from ragbus.stack.launcher import redis_reachable
 from ragbus.stack.process import ManagedProcess, free_port, stop_all

@@ -24,7 +24,7 @@ from query_api.security.deps import SecurityState
 from ragbus import __version__
 from ragbus.document_publisher import DocumentPublisher
 from ragbus.heap import freeze_startup_objects
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.redis_store import open_redis
 from ragbus.settings import Settings, load_settings
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from query_api.service import QueryService
 from ragbus.document_publisher import DocumentPublisher
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 
 

@@ -10,7 +10,7 @@ import orjson
 
 from query_api.providers import ChatProvider, Messages, ProviderChain
 from ragbus.embedding import ModelTokenizer
-from ragbus.milvus_store import ChunkHit
+from ragbus.milvus.rows import ChunkHit
 from ragbus.settings import LLMSettings
 
 SYSTEM_PROMPT = (

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 
 CHECK_TIMEOUT_S = 3.0

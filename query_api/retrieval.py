@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from query_api import metrics
 from query_api.breaker import CircuitBreaker
 from ragbus.errors import PermanentError, RagbusError, TransientError
-from ragbus.milvus_filters import MetadataWhere
-from ragbus.milvus_store import ChunkHit, MilvusChunkStore
+from ragbus.milvus.filters import MetadataWhere
+from ragbus.milvus.rows import ChunkHit
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import ApiSettings, MilvusSettings
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from query_api.single_flight import SingleFlight
 from query_api.streaming import StreamEvent, citations_event, delta_event, deltas_of, done_event
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import TransientError
-from ragbus.milvus_filters import MetadataWhere
-from ragbus.milvus_store import ChunkHit
+from ragbus.milvus.filters import MetadataWhere
+from ragbus.milvus.rows import ChunkHit
 from ragbus.settings import ApiSettings
 
 log = logging.getLogger(__name__)

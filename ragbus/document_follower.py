@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 
 from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError, TransientError
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from schemas.documents import parse_document_key
 from schemas.topics import STAGES

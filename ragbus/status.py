@@ -12,7 +12,7 @@ from ragbus.dead_letters import list_dead_letters
 from ragbus.errors import RagbusError
 from ragbus.kafka_clients import consumer_lag, end_offsets, start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext, PipelineRegistry
 from ragbus.redis_store import REDIS_DOWN, KeySpace, open_redis
 from ragbus.reindex_progress import measure

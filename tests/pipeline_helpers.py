@@ -8,8 +8,9 @@ from fastapi.testclient import TestClient
 
 from ragbus.document_follower import follow_documents
 from ragbus.document_publisher import publish_documents
-from ragbus.milvus_bm25 import SPARSE_FIELD
-from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from ragbus.milvus.bm25 import SPARSE_FIELD
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.documents import DocumentEvent
 from tests.stack_fixtures import Pipeline
 

@@ -10,7 +10,7 @@ from ragbus.cli.progress import CountedProgress
 from ragbus.document_follower import FollowOutcome, follow_documents
 from ragbus.document_publisher import PublishReport
 from ragbus.errors import TransientError
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 
 

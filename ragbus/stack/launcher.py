@@ -14,7 +14,7 @@ import redis
 from ragbus.embedding import model_dimension
 from ragbus.errors import ConfigError
 from ragbus.kafka_clients import ensure_topics
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.reindex import Reindexer
 from ragbus.settings import Settings
 from ragbus.stack import servers

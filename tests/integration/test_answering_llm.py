@@ -150,7 +150,7 @@ def test_breaker_opens_then_half_opens_with_one_trial(
     body = ask(chain_api)
     assert body["answer"] == fallback.reply
     assert len(primary.requests) == 4, "an open breaker does not call the provider"
-    assert 'rag_breaker_state{name="llm:primary"} 2.0' in chain_api.get("/metrics/").text
+    assert 'ragbus_breaker_state{name="llm:primary"} 2.0' in chain_api.get("/metrics/").text
 
     time.sleep(1.1)  # cool-down over: half-open, and the trial fails -> open again at once
     ask(chain_api)
@@ -164,7 +164,7 @@ def test_breaker_opens_then_half_opens_with_one_trial(
     assert body["answer"] == primary.reply, "a successful trial closes the breaker"
     ask(chain_api)
     assert len(primary.requests) == 8
-    assert 'rag_breaker_state{name="llm:primary"} 0.0' in chain_api.get("/metrics/").text
+    assert 'ragbus_breaker_state{name="llm:primary"} 0.0' in chain_api.get("/metrics/").text
 
 
 def test_every_provider_failing_degrades_to_an_extractive_answer(

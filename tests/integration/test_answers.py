@@ -69,8 +69,8 @@ def test_failing_llm_degrades_to_an_extractive_answer(llm_api: TestClient, llm: 
 def test_metrics_count_queries(api: TestClient, indexed_corpus: list[DocumentEvent]) -> None:
     api.post("/v1/query", json={"query": "What does the wombat eat?"})
     metrics = api.get("/metrics/").text
-    assert "rag_queries_total" in metrics
-    assert "rag_retrieval_latency_seconds_bucket" in metrics
+    assert "ragbus_queries_total" in metrics
+    assert "ragbus_retrieval_latency_seconds_bucket" in metrics
 
 
 def test_embeddings_are_cached_in_redis_by_model_and_content(

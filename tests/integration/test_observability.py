@@ -118,7 +118,7 @@ def test_prometheus_scrapes_every_stage_and_the_api(observed: Pipeline, api_url:
     def scraped_everything() -> bool:
         processed = _by(_promql(prometheus, 'sum by (stage) (ragbus_stage_messages_total{outcome="ok"})'), "stage")
         fresh = _promql(prometheus, "sum(ragbus_freshness_seconds_count)")
-        queries = _promql(prometheus, "sum(rag_queries_total)")
+        queries = _promql(prometheus, "sum(ragbus_queries_total)")
         return (
             all(processed.get(stage, 0) >= len(events) for stage in STAGES)
             and bool(fresh)

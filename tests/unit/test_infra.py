@@ -5,6 +5,7 @@ CI installs promtool, docker-compose and nginx (.ci/run); a check skips only whe
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -103,6 +104,30 @@ def test_grafana_dashboard_plots_only_metrics_the_code_defines() -> None:
             for name in re.findall(r"\b((?:rag|ragbus)_[a-z0-9_]+|ragbus:[a-z0-9_:]+)", target["expr"]):
                 base = re.sub(r"_(bucket|count|sum)$", "", name)
                 assert f'"{base}"' in code or f"record: {name}" in rules, f"{panel['title']}: unknown {name}"
+
+
+def _defined_metrics() -> dict[str, str]:
+    """Name -> file of every Prometheus metric the services define (the first argument of Counter(...) etc.)."""
+    kinds = {"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"}
+    found: dict[str, str] = {}
+    for package in ("ragbus", "workers", "query_api", "producers"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in kinds):
+                    continue
+                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                    found[node.args[0].value] = str(path.relative_to(ROOT))
+    return found
+
+
+def test_every_metric_has_the_ragbus_prefix_and_no_file_names_the_old_one() -> None:
+    defined = _defined_metrics()
+    # Both the workers' and the API's metrics are found (the API's were rag_* before 6 Dec 2026).
+    assert {"ragbus_stage_messages_total", "ragbus_queries_total", "ragbus_breaker_state"} <= set(defined)
+    assert [f"{name} ({where})" for name, where in defined.items() if not name.startswith("ragbus_")] == []
+    readers = [*INFRA.rglob("*.yml"), *INFRA.rglob("*.json"), *(ROOT / "docs").glob("*.md"), *ROOT.glob("bench/*.py")]
+    old = [f"{p.relative_to(ROOT)}: {m}" for p in readers for m in re.findall(r"\brag_[a-z0-9_]+", p.read_text())]
+    assert old == [], "metrics were renamed to ragbus_*"
 
 
 def test_the_image_contains_every_package_the_project_ships() -> None:
