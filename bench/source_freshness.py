@@ -29,7 +29,7 @@ from bench.freshness import POLL_S, PROBE_KEY, _returned, _summary, probe_text
 from bench.stack import ROOT, bench_stack, save_result, start_workers
 from producers.sources.files import doc_id_for
 from ragbus.document_follower import follow_documents
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, stop_all
 from tests.postgres_server import execute, postgres_server
 
