@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Literal
 
 import orjson
-from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from query_api import metrics
-from query_api.security.errors import Conflict, NotFound
+from query_api.errors import Conflict, NotFound
 from ragbus.errors import TransientError
 from ragbus.redis_store import REDIS_DOWN
 from schemas.fields import DocId
@@ -103,12 +102,3 @@ class FeedbackStore:
         if mean is not None:
             metrics.PRECISION_AT_5.set(mean)
         return FeedbackTotals(thumbs_up_rate=up_rate, precision_at_5=mean, precision=precision)
-
-
-async def get_feedback_store(request: Request) -> FeedbackStore:
-    """The lifespan's store."""
-    store: FeedbackStore = request.app.state.feedback
-    return store
-
-
-FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback_store)]

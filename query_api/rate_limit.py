@@ -11,7 +11,7 @@ import time
 from redis.asyncio import Redis
 
 from query_api import metrics
-from query_api.security.errors import RateLimited
+from query_api.errors import RateLimited
 from ragbus.redis_store import REDIS_DOWN
 
 log = logging.getLogger(__name__)

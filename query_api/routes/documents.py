@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, status
 from pydantic import TypeAdapter, ValidationError
 
-from query_api.deps import PublisherDep, StateDep
+from query_api.deps import PublisherDep, SettingsDep, Writer
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
+from query_api.errors import DocumentTooLong, InvalidRequest
 from query_api.models import ErrorResponse
-from query_api.security.deps import Writer
-from query_api.security.errors import ClientError, InvalidRequest
 from query_api.validation import line_problem
 from ragbus.document_publisher import delete_events
 from schemas.documents import DocumentEvent
@@ -24,14 +23,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
 
 
-class DocumentTooLong(ClientError):
-    """A document over RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
-
-    code = "document_too_long"
-    status = 413
-    metric_type = "too_large"
-
-
 def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
     return DocumentsAccepted(
         event_ids=[e.event_id for e in events], doc_ids=[e.doc_id for e in events], versions=[e.version for e in events]
@@ -42,14 +33,14 @@ def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
 async def publish_documents(
     body: Annotated[DocumentIn | list[DocumentIn], Body(description=f"One document or a list of at most {MAX_BATCH}.")],
     caller: Writer,
-    state: StateDep,
+    settings: SettingsDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
     documents = body if isinstance(body, list) else [body]
     if not 1 <= len(documents) <= MAX_BATCH:
         raise InvalidRequest(f"send between 1 and {MAX_BATCH} documents per request")
-    limit = state.settings.chunking.max_document_chars
+    limit = settings.chunking.max_document_chars
     for document in documents:
         if len(document.text) > limit:
             raise DocumentTooLong(

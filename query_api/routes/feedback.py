@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from query_api.feedback import FeedbackDep, FeedbackRequest, FeedbackTotals
+from query_api.deps import FeedbackDep, Reader
+from query_api.feedback import FeedbackRequest, FeedbackTotals
 from query_api.models import ErrorResponse
-from query_api.security.deps import Reader
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from query_api.deps import StateDep
+from query_api.deps import RedisDep, SettingsDep, StoreDep
 from query_api.readiness import check_readiness
 
 router = APIRouter(tags=["health"])
@@ -18,9 +18,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(state: StateDep) -> JSONResponse:
+async def readyz(settings: SettingsDep, store: StoreDep, redis: RedisDep) -> JSONResponse:
     """200 only when Kafka, Milvus, Redis and the model are all usable."""
-    readiness = await check_readiness(state.settings, state.store, state.redis, model_loaded=True)
+    readiness = await check_readiness(settings, store, redis, model_loaded=True)
     return JSONResponse(
         {"ready": readiness.ready, "checks": readiness.checks}, status_code=200 if readiness.ready else 503
     )

@@ -86,7 +86,7 @@ def prometheus(
             {"job_name": "ragbus-workers", "static_configs": [{"targets": workers}]},
             {
                 "job_name": "ragbus-api",
-                "metrics_path": "/metrics/",
+                "metrics_path": "/metrics",  # served as is, no redirect to /metrics/
                 "static_configs": [{"targets": [api_url.removeprefix("http://")]}],
             },
         ],
