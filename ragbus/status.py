@@ -51,10 +51,12 @@ async def topic_end_offsets(settings: Settings, names: list[str]) -> dict[str, d
     consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
     await start_client(settings, consumer)
     try:
-        await consumer._client.force_metadata_update()
+        # One snapshot of every topic, read before any assignment: `end_offsets` assigns partitions, and an
+        # assigned consumer narrows its own metadata to those topics, so asking it afterwards calls the rest missing.
+        cluster = await consumer._client.fetch_all_metadata()
         result: dict[str, dict[int, int] | str] = {}
         for name in names:
-            partitions = sorted(consumer.partitions_for_topic(name) or set())
+            partitions = sorted(cluster.partitions_for_topic(name) or set())
             if not partitions:
                 result[name] = "missing"
                 continue

@@ -175,6 +175,11 @@ def test_s3_storage_keeps_topics_and_offsets_across_a_broker_restart(tmp_path: P
     weed = start_seaweedfs(tmp_path, s3_port)
     broker = start_tansu(tmp_path, kafka_port, "s3", s3_port)
     try:
+        # SeaweedFS listens on exactly the ports it was given (gRPC ones included), none derived as port + 10000.
+        assert weed.proc is not None
+        given = {int(a.split("=", 1)[1]) for a in weed.argv if ".port" in a and not a.endswith("=0")}
+        pid = weed.proc.pid
+        wait_for(lambda: _listening_ports(pid) == given, timeout_s=30, message=f"weed on {given}")
         asyncio.run(write_and_commit())
         stop_all([broker], timeout_s=10)
         broker = start_tansu(tmp_path, kafka_port, "s3", s3_port)
@@ -183,3 +188,19 @@ def test_s3_storage_keeps_topics_and_offsets_across_a_broker_restart(tmp_path: P
         assert values == [f"record-{i}".encode() for i in range(5)]
     finally:
         stop_all([broker, weed], timeout_s=10)
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on (its socket inodes matched against /proc/net/tcp in LISTEN state)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
