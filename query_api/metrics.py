@@ -39,7 +39,9 @@ PROMPT_INJECTION = Counter(
     ["pattern"],
 )
 PRECISION_AT_5 = Gauge(
-    "rag_precision_at_5", "Running mean of precision@5 over queries whose feedback named the relevant documents."
+    "rag_precision_at_5",
+    "Running mean of precision@5 over a tenant's queries whose feedback named the relevant documents.",
+    ["tenant"],
 )
-THUMBS_UP_RATE = Gauge("rag_thumbs_up_rate", "Running share of thumbs-up among all feedback.")
+THUMBS_UP_RATE = Gauge("rag_thumbs_up_rate", "Running share of thumbs-up among a tenant's feedback.", ["tenant"])
 FEEDBACK = Counter("rag_feedback_total", "Feedback received, by vote.", ["vote"])

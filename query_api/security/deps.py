@@ -39,7 +39,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         security: SecurityState = request.app.state.security
         principal = security.authenticator.authenticate(api_key, bearer.credentials if bearer else None)
         if principal.limited:
-            await security.limiter.check(principal.subject)
+            await security.limiter.check(principal.tenant, principal.subject)
         if not principal.allows(scope):
             raise Forbidden(f"this credential lacks the {scope.value!r} scope")
         return principal
