@@ -99,6 +99,79 @@ def test_up_demo_answers_about_ragbus_and_stops_within_10s(tmp_path: Path) -> No
     assert not (tmp_path / "state" / "endpoints.json").exists()
 
 
+def _children(pid: int) -> dict[int, str]:
+    """Command lines of a process's children, by pid."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(proc.name)] = (proc / "cmdline").read_text().replace("\0", " ")
+        except (OSError, IndexError, ValueError):
+            continue  # it exited meanwhile
+    return found
+
+
+def test_a_killed_worker_is_restarted_while_the_api_keeps_answering(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("kafka", "milvus", "api")}
+    env = {
+        **os.environ,
+        "RAGBUS_STACK_HOME": str(tmp_path / "state"),
+        "RAGBUS_STACK_KAFKA_PORT": str(ports["kafka"]),
+        "RAGBUS_STACK_KAFKA_STORAGE": "memory",
+        "RAGBUS_STACK_MILVUS_PORT": str(ports["milvus"]),
+        "RAGBUS_API_PORT": str(ports["api"]),
+        "RAGBUS_REDIS_URL": MACHINE_REDIS,
+        "RAGBUS_REDIS_NAMESPACE": f"up-kill-{ports['api']}",
+        "RAGBUS_KAFKA_TOPIC_PREFIX": f"upkill{ports['api']}",
+    }
+    env.pop("RAGBUS_KAFKA_BOOTSTRAP", None)
+    env.pop("RAGBUS_MILVUS_URI", None)
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "ragbus", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    api = f"http://127.0.0.1:{ports['api']}"
+
+    def ask(question: str) -> httpx.Response:
+        return httpx.post(f"{api}/v1/query", json={"query": question, "top_k": 3}, timeout=30)
+
+    try:
+        wait_for(lambda: "ragbus is up" in log_path.read_text() or up.poll() is not None, timeout_s=400, message="up")
+        assert up.poll() is None, log_path.read_text()
+        indexer = next(pid for pid, argv in _children(up.pid).items() if argv.endswith("ragbus worker indexer "))
+        os.kill(indexer, signal.SIGKILL)
+        # The API answers while the indexer is down, and a document published now is indexed once it is back.
+        assert ask("What does the quokka eat?").status_code == 200
+        sent = httpx.post(
+            f"{api}/v1/documents",
+            json={"doc_id": "after-kill.md", "text": "The restarted quokka eats ferns at dawn."},
+            timeout=30,
+        )
+        assert sent.status_code == 202, sent.text
+        wait_for(lambda: "restarted worker-indexer" in log_path.read_text(), timeout_s=60, message="restart")
+        output = log_path.read_text()
+        assert "worker-indexer exited (code -9); restarting in 1.0s" in output
+        assert up.poll() is None, output
+        answers = []
+
+        def indexed() -> bool:
+            response = ask("What does the restarted quokka eat?")
+            answers.append(response.status_code)
+            return any(c["doc_id"] == "after-kill.md" for c in response.json().get("citations", []))
+
+        wait_for(indexed, timeout_s=180, interval_s=1, message="the document published after the kill")
+        assert set(answers) == {200}, answers  # every query during the restart succeeded
+        restarted = [pid for pid, argv in _children(up.pid).items() if argv.endswith("ragbus worker indexer ")]
+        assert restarted and indexer not in restarted
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(timeout=30)
+    assert code == 0, log_path.read_text()[-2000:]
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     import socket
 

@@ -1,0 +1,65 @@
+"""Schemathesis against the live query API (its own process on real Kafka, Milvus and Redis): over a bounded number
+of generated requests per route, no 5xx and no response that the OpenAPI document does not describe."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
+from tests.security_keys import Credentials
+from tests.stack_fixtures import Pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# What must hold for every generated request, valid or not.
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
+MAX_EXAMPLES = 25  # per route and phase: about 30 s in all on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def creds() -> Credentials:
+    return Credentials()
+
+
+@pytest.fixture(scope="module")
+def live_api(pipeline: Pipeline, creds: Credentials, stack_home: Path) -> Iterator[str]:
+    """`ragbus api` as production runs it, with authentication on and a rate limit no fuzzing run reaches."""
+    port = free_port()
+    env = {**pipeline.env, **creds.env(), "RAGBUS_API_PORT": str(port), "RAGBUS_API_RATE_LIMIT": "100000"}
+    argv = [sys.executable, "-m", "ragbus", "api"]
+    api = ManagedProcess("api", argv, stack_home / f"schema-api-{port}.log", env).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        api.wait_ready(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout_s=180)
+        yield url
+    finally:
+        stop_all([api], timeout_s=10)
+
+
+def test_generated_requests_get_no_5xx_and_only_documented_responses(
+    live_api: str, creds: Credentials, tmp_path: Path
+) -> None:
+    argv = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{live_api}/openapi.json",
+        "--checks", ",".join(CHECKS), "--max-examples", str(MAX_EXAMPLES), "--seed", "22",
+        "--header", f"X-API-Key: {creds.keys['acme']}", "--generation-deterministic",
+        "--report", "junit", "--report-dir", str(tmp_path), "--no-color",
+    ]  # fmt: skip
+    run = subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "NO_COLOR": "1"}
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-12000:]
+    assert "No issues found" in output or " passed" in output, output[-4000:]
