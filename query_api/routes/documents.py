@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from query_api.deps import PublisherDep, StateDep
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
-from query_api.models import ErrorResponse
+from query_api.error_responses import AUTHENTICATED, error_responses
 from query_api.security.deps import Writer
 from query_api.security.errors import ClientError, InvalidRequest
 from query_api.validation import line_problem
@@ -18,9 +18,7 @@ from schemas.documents import DocumentEvent
 from schemas.fields import DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 422, 429, 503)
-}
+_ERRORS = error_responses(*AUTHENTICATED)
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
 
 
