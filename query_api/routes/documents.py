@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, status
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from query_api.deps import PublisherDep, StateDep
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
@@ -20,6 +20,9 @@ from schemas.fields import DocId
 router = APIRouter(prefix="/v1", tags=["documents"])
 _ERRORS = error_responses(*AUTHENTICATED)
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
+# What DocId and line_problem accept, as a pattern, so the OpenAPI document says which ids a DELETE takes: no
+# control character (C0 or C1), no leading or trailing whitespace.
+_DOC_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 class DocumentTooLong(ClientError):
@@ -38,15 +41,16 @@ def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
 
 @router.post("/documents", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def publish_documents(
-    body: Annotated[DocumentIn | list[DocumentIn], Body(description=f"One document or a list of at most {MAX_BATCH}.")],
+    body: Annotated[
+        DocumentIn | Annotated[list[DocumentIn], Field(min_length=1, max_length=MAX_BATCH)],
+        Body(description=f"One document or a list of 1 to {MAX_BATCH}."),
+    ],
     caller: Writer,
     state: StateDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
     documents = body if isinstance(body, list) else [body]
-    if not 1 <= len(documents) <= MAX_BATCH:
-        raise InvalidRequest(f"send between 1 and {MAX_BATCH} documents per request")
     limit = state.settings.chunking.max_document_chars
     for document in documents:
         if len(document.text) > limit:
@@ -62,7 +66,9 @@ async def publish_documents(
 
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def delete_document(
-    doc_id: Annotated[str, Path(description="Id of the document to delete.")],
+    doc_id: Annotated[
+        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document to delete.")
+    ],
     caller: Writer,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from query_api.feedback import FeedbackDep, FeedbackRequest, FeedbackTotals
 from query_api.error_responses import AUTHENTICATED, error_responses
+from query_api.feedback import FeedbackDep, FeedbackRequest, FeedbackTotals
 from query_api.security.deps import Reader
 
 router = APIRouter(prefix="/v1", tags=["feedback"])

@@ -44,5 +44,5 @@ async def healthz() -> Liveness:
 async def readyz(state: StateDep) -> JSONResponse:
     """200 only when Kafka, Milvus, Redis and the model are all usable."""
     readiness = await check_readiness(state.settings, state.store, state.redis, model_loaded=True)
-    report = ReadinessReport(ready=readiness.ready, checks=readiness.checks)  # type: ignore[arg-type]
+    report = ReadinessReport(ready=readiness.ready, checks=readiness.checks)
     return JSONResponse(report.model_dump(), status_code=200 if readiness.ready else 503)

@@ -4,6 +4,7 @@ of generated requests per route, no 5xx and no response that the OpenAPI documen
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,15 +18,19 @@ from tests.security_keys import Credentials
 from tests.stack_fixtures import Pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-# What must hold for every generated request, valid or not.
-CHECKS = (
+# What must hold for every generated request, valid or not: no 5xx, and only responses the document describes.
+CONFORMANCE = (
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
     "response_headers_conformance",
     "response_schema_conformance",
 )
-MAX_EXAMPLES = 25  # per route and phase: about 30 s in all on a loaded 2-core machine
+# Whether the API refuses exactly what its schema refuses. Known to fail until issue 22's strict input types land
+# (another change): `"retrieve_only": 0` and `"version": false` are coerced instead of refused, and metadata filters
+# refuse keys and mixed lists that the schema allows.
+STRICT_INPUT = ("negative_data_rejection", "positive_data_acceptance")
+MAX_EXAMPLES = 25  # per route and phase: about 20 s a run on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +53,26 @@ def live_api(pipeline: Pipeline, creds: Credentials, stack_home: Path) -> Iterat
         stop_all([api], timeout_s=10)
 
 
-def test_generated_requests_get_no_5xx_and_only_documented_responses(
-    live_api: str, creds: Credentials, tmp_path: Path
-) -> None:
+def _schemathesis(url: str, api_key: str, checks: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
     argv = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{live_api}/openapi.json",
-        "--checks", ",".join(CHECKS), "--max-examples", str(MAX_EXAMPLES), "--seed", "22",
-        "--header", f"X-API-Key: {creds.keys['acme']}", "--generation-deterministic",
-        "--report", "junit", "--report-dir", str(tmp_path), "--no-color",
+        sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json", "--checks", ",".join(checks),
+        "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic", "--header", f"X-API-Key: {api_key}",
     ]  # fmt: skip
-    run = subprocess.run(
+    return subprocess.run(
         argv, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "NO_COLOR": "1"}
     )
+
+
+def test_generated_requests_get_no_5xx_and_only_documented_responses(live_api: str, creds: Credentials) -> None:
+    run = _schemathesis(live_api, creds.keys["acme"], CONFORMANCE)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-12000:]
-    assert "No issues found" in output or " passed" in output, output[-4000:]
+    generated = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert generated and generated[1] == generated[2] and int(generated[1]) > 100, output[-4000:]
+
+
+@pytest.mark.xfail(reason="strict input types are the other half of issue 22", strict=False)
+def test_the_api_refuses_exactly_what_its_schema_refuses(live_api: str, creds: Credentials) -> None:
+    run = _schemathesis(live_api, creds.keys["acme"], STRICT_INPUT)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-12000:]

@@ -48,9 +48,7 @@ GLOBAL_KEYS = (
 def _regex(pattern: str, ns: str, alias: str) -> re.Pattern[str]:
     """A documented pattern as a regex: {tenant} is captured, any other placeholder is one key segment."""
     escaped = re.escape(pattern.replace("{ns}", ns).replace("{alias}", alias))
-    escaped = escaped.replace(r"\{\{tenant\}\}", r"\{(?P<tenant>[^:}]+)\}").replace(
-        r"\{tenant\}", r"(?P<tenant>[^:]+)"
-    )
+    escaped = escaped.replace(r"\{\{tenant\}\}", r"\{(?P<tenant>[^:}]+)\}").replace(r"\{tenant\}", r"(?P<tenant>[^:]+)")
     return re.compile("^" + re.sub(r"\\\{[a-z_]+\\\}", r"[^:]+", escaped) + "$")
 
 
@@ -74,9 +72,7 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]
 
 
 @pytest.fixture(scope="module")
-def deployment(
-    base_servers: dict[str, str], stack_home: Path, own_redis: redis.Redis
-) -> Iterator[Pipeline]:
+def deployment(base_servers: dict[str, str], stack_home: Path, own_redis: redis.Redis) -> Iterator[Pipeline]:
     """Workers of a fresh deployment whose Redis is `own_redis`."""
     port = own_redis.connection_pool.connection_kwargs["port"]
     env = pipeline_env(base_servers["kafka"], base_servers["milvus-lite"], f"redis://127.0.0.1:{port}/0")

@@ -74,16 +74,19 @@ def test_a_crash_loop_backs_off_exponentially_then_stops_the_stack(
     policy = RestartPolicy(first_backoff_s=1.0, max_backoff_s=4.0, healthy_after_s=60, max_restarts=4)
     supervisor = ProcessSupervisor(policy, clock=clock, say=said.append)
     worker = _process(tmp_path, started, "worker-embedder", CRASHER)
-    waits = []
-    with pytest.raises(ProcessFailed, match="worker-embedder exited \\(code 3\\); it crashed 5 times in a row"):
+    waits: list[float] = []
+
+    def crash_until_given_up() -> None:
         for _ in range(10):
             assert worker.proc is not None
             worker.proc.wait(timeout=30)
             supervisor.check([], [worker])  # notes the crash and schedules the restart
-            wait_s = float(said[-1].split("restarting in ")[1].split("s ")[0])
-            waits.append(wait_s)
-            clock.now += wait_s
+            waits.append(float(said[-1].split("restarting in ")[1].split("s ")[0]))
+            clock.now += waits[-1]
             supervisor.check([], [worker])  # restarts it; it crashes again at once
+
+    with pytest.raises(ProcessFailed, match="worker-embedder exited \\(code 3\\); it crashed 5 times in a row"):
+        crash_until_given_up()
     assert waits == [1.0, 2.0, 4.0, 4.0]  # doubled, capped at max_backoff_s; the fifth crash gives up
 
 
