@@ -58,6 +58,9 @@ class ProcessSupervisor:
             if not server.running:
                 raise ProcessFailed(f"{_exited(server)}; a server is not restarted, so the stack stops{_tail(server)}")
         now = self.clock()
+        # Forget processes no longer supervised (a retired pipeline's workers): an id can be reused.
+        supervised = {id(p) for p in restartable}
+        self.records = {key: record for key, record in self.records.items() if key in supervised}
         for process in restartable:
             record = self.records.setdefault(id(process), _Record(started_at=now))
             if process.running:
@@ -66,7 +69,10 @@ class ProcessSupervisor:
             elif record.restart_at is None:
                 self._crashed(process, record, now)
             elif now >= record.restart_at:
-                process.start()
+                try:
+                    process.start()
+                except OSError as exc:
+                    raise ProcessFailed(f"{process.name} could not be restarted: {exc}") from exc
                 record.started_at, record.restart_at = now, None
                 self.say(f"restarted {process.name} (pid {process.proc.pid if process.proc else '?'})")
 
