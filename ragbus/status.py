@@ -51,18 +51,16 @@ async def topic_end_offsets(settings: Settings, names: list[str]) -> dict[str, d
     consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
     await start_client(settings, consumer)
     try:
-        # One snapshot of every topic, read before any assignment: `end_offsets` assigns partitions, and an
-        # assigned consumer narrows its own metadata to those topics, so asking it afterwards calls the rest missing.
-        cluster = await consumer._client.fetch_all_metadata()
-        result: dict[str, dict[int, int] | str] = {}
-        for name in names:
-            partitions = sorted(cluster.partitions_for_topic(name) or set())
-            if not partitions:
-                result[name] = "missing"
-                continue
-            ends = await end_offsets(consumer, [TopicPartition(name, p) for p in partitions])
-            result[name] = {tp.partition: offset for tp, offset in ends.items()}
-        return result
+        # Every topic's partitions, read before any assignment: a consumer tracking no topic fetches the metadata
+        # of all of them, while an assigned one narrows its metadata to what it was assigned.
+        await consumer._client.force_metadata_update()
+        present = {name: sorted(consumer.partitions_for_topic(name) or set()) for name in names}
+        # One assignment for every partition of every topic (assigning topic after topic would narrow it again).
+        ends = await end_offsets(consumer, [TopicPartition(n, p) for n, parts in present.items() for p in parts])
+        return {
+            name: {p: ends[TopicPartition(name, p)] for p in parts} if parts else "missing"
+            for name, parts in present.items()
+        }
     finally:
         await consumer.stop()
 
