@@ -98,7 +98,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         state = _state(request)
         principal = state.authenticator.authenticate(api_key, bearer.credentials if bearer else None)
         if principal.limited:
-            await state.limiter.check(principal.subject)
+            await state.limiter.check(principal.tenant, principal.subject)
         if not principal.allows(scope):
             raise Forbidden(f"this credential lacks the {scope.value!r} scope")
         return principal

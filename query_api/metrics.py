@@ -41,7 +41,9 @@ PROMPT_INJECTION = Counter(
     ["pattern"],
 )
 PRECISION_AT_5 = Gauge(
-    "ragbus_precision_at_5", "Running mean of precision@5 over queries whose feedback named the relevant documents."
+    "ragbus_precision_at_5",
+    "Running mean of precision@5 over a tenant's queries whose feedback named the relevant documents.",
+    ["tenant"],
 )
-THUMBS_UP_RATE = Gauge("ragbus_thumbs_up_rate", "Running share of thumbs-up among all feedback.")
+THUMBS_UP_RATE = Gauge("ragbus_thumbs_up_rate", "Running share of thumbs-up among a tenant's feedback.", ["tenant"])
 FEEDBACK = Counter("ragbus_feedback_total", "Feedback received, by vote.", ["vote"])

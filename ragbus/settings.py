@@ -397,6 +397,15 @@ class StackSettings(BaseSettings):
     s3_port: int = Field(8333, ge=1, le=65535, description="S3 port of the embedded SeaweedFS.")
     milvus_port: int = Field(19530, ge=1, le=65535, description="Port of the embedded milvus-lite server.")
     start_timeout_s: float = Field(120.0, gt=0, description="How long each server may take to become ready.")
+    restart_limit: int = Field(
+        5, ge=0, description="Crashes in a row of a worker or the API that are restarted; one more stops the stack."
+    )
+    restart_backoff_max_s: float = Field(
+        30.0, ge=1, description="Longest wait before restarting a crashed process (1 s, doubled per crash in a row)."
+    )
+    restart_healthy_after_s: float = Field(
+        60.0, gt=0, description="A process that ran this long counts as healthy: its crash streak starts over."
+    )
 
 
 @dataclass(frozen=True)

@@ -51,16 +51,16 @@ async def topic_end_offsets(settings: Settings, names: list[str]) -> dict[str, d
     consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
     await start_client(settings, consumer)
     try:
+        # Every topic's partitions, read before any assignment: a consumer tracking no topic fetches the metadata
+        # of all of them, while an assigned one narrows its metadata to what it was assigned.
         await consumer._client.force_metadata_update()
-        result: dict[str, dict[int, int] | str] = {}
-        for name in names:
-            partitions = sorted(consumer.partitions_for_topic(name) or set())
-            if not partitions:
-                result[name] = "missing"
-                continue
-            ends = await end_offsets(consumer, [TopicPartition(name, p) for p in partitions])
-            result[name] = {tp.partition: offset for tp, offset in ends.items()}
-        return result
+        present = {name: sorted(consumer.partitions_for_topic(name) or set()) for name in names}
+        # One assignment for every partition of every topic (assigning topic after topic would narrow it again).
+        ends = await end_offsets(consumer, [TopicPartition(n, p) for n, parts in present.items() for p in parts])
+        return {
+            name: {p: ends[TopicPartition(name, p)] for p in parts} if parts else "missing"
+            for name, parts in present.items()
+        }
     finally:
         await consumer.stop()
 

@@ -5,22 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, status
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from query_api.deps import PublisherDep, SettingsDep, Writer
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
+from query_api.error_responses import AUTHENTICATED, error_responses
 from query_api.errors import DocumentTooLong, InvalidRequest
-from query_api.models import ErrorResponse
 from query_api.validation import line_problem
 from ragbus.document_publisher import delete_events
 from schemas.documents import DocumentEvent
 from schemas.fields import DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 422, 429, 503)
-}
+_ERRORS = error_responses(*AUTHENTICATED)
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
+# What DocId and line_problem accept, as a pattern, so the OpenAPI document says which ids a DELETE takes: no
+# control character (C0 or C1), no leading or trailing whitespace.
+_DOC_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
@@ -31,15 +32,16 @@ def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
 
 @router.post("/documents", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def publish_documents(
-    body: Annotated[DocumentIn | list[DocumentIn], Body(description=f"One document or a list of at most {MAX_BATCH}.")],
+    body: Annotated[
+        DocumentIn | Annotated[list[DocumentIn], Field(min_length=1, max_length=MAX_BATCH)],
+        Body(description=f"One document or a list of 1 to {MAX_BATCH}."),
+    ],
     caller: Writer,
     settings: SettingsDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
     documents = body if isinstance(body, list) else [body]
-    if not 1 <= len(documents) <= MAX_BATCH:
-        raise InvalidRequest(f"send between 1 and {MAX_BATCH} documents per request")
     limit = settings.chunking.max_document_chars
     for document in documents:
         if len(document.text) > limit:
@@ -55,7 +57,9 @@ async def publish_documents(
 
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def delete_document(
-    doc_id: Annotated[str, Path(description="Id of the document to delete.")],
+    doc_id: Annotated[
+        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document to delete.")
+    ],
     caller: Writer,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
 from query_api.deps import FeedbackDep, Reader, ServiceDep, SettingsDep
+from query_api.error_responses import AUTHENTICATED, error_responses
 from query_api.metadata_filter import metadata_filter
-from query_api.models import ErrorResponse, QueryRequest, QueryResponse
+from query_api.models import QueryRequest, QueryResponse
 from query_api.streaming import MEDIA_TYPE, encode_events
 from query_api.validation import flag_prompt_injection
 from ragbus.logging_setup import correlation_id
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["query"])
     response_model=QueryResponse,
     responses={
         200: {"content": {MEDIA_TYPE: {}}, "description": "With stream=true: Server-Sent Events."},
-        **{code: {"model": ErrorResponse} for code in (401, 403, 413, 422, 429, 503)},
+        **error_responses(*AUTHENTICATED),
     },
 )
 async def query(

@@ -244,8 +244,8 @@ def test_feedback_is_one_vote_per_query_of_the_callers_tenant(secure_api: TestCl
     assert unknown.status_code == 404 and error_code(unknown) == "not_found"
 
     metrics = secure_api.get("/metrics/").text
-    assert f"ragbus_thumbs_up_rate {totals['thumbs_up_rate']}" in metrics
-    assert "ragbus_precision_at_5 " in metrics
+    assert f'ragbus_thumbs_up_rate{{tenant="acme"}} {totals["thumbs_up_rate"]}' in metrics
+    assert 'ragbus_precision_at_5{tenant="acme"} ' in metrics
 
 
 def test_metadata_filters_cannot_escape_the_tenant_in_real_milvus(

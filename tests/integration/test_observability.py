@@ -231,6 +231,8 @@ def test_status_shows_topics_dlq_depth_and_the_embedding_cache_hit_ratio(observe
     assert isinstance(documents, dict) and len(documents) == settings.kafka.partitions
     assert sum(documents.values()) >= 2 * len(events)
     assert set(status.topics) == set(topics.all())
+    # Every topic exists (the pipeline created them all): each shows its partitions, none reads "missing".
+    assert all(isinstance(ends, dict) and len(ends) >= 1 for ends in status.topics.values()), status.topics
     assert status.dead_letters == dict.fromkeys(STAGES, 0)
 
     shown = subprocess.run(
@@ -239,6 +241,7 @@ def test_status_shows_topics_dlq_depth_and_the_embedding_cache_hit_ratio(observe
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert topics.documents in shown.stdout
+    assert "missing" not in shown.stdout, shown.stdout
     ratio = status.embedding_cache[0] / sum(status.embedding_cache)
     assert f"embedding cache  hit ratio {ratio:.2f}" in shown.stdout
     for stage in STAGES:

@@ -246,7 +246,7 @@ def test_rate_limit_counters_and_feedback_on_a_cluster(redis_cluster: str) -> No
             refused = []
             for _ in range(4):
                 try:
-                    await limiter.check("key-of-a-caller")
+                    await limiter.check("tenant-a", "key-of-a-caller")
                     refused.append(False)
                 except RateLimited:
                     refused.append(True)
