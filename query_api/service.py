@@ -271,7 +271,18 @@ class QueryService:
 
 
 def _citations(hits: list[ChunkHit]) -> list[Citation]:
-    return [Citation(doc_id=h.doc_id, chunk_id=h.chunk_id, title=h.title, text=h.text, score=h.score) for h in hits]
+    return [
+        Citation(
+            doc_id=h.doc_id,
+            chunk_id=h.chunk_id,
+            title=h.title,
+            text=h.text,
+            score=h.score,
+            page=h.page,
+            section=h.section,
+        )
+        for h in hits
+    ]
 
 
 def _ms(started: float) -> float:

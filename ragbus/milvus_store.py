@@ -39,7 +39,12 @@ _GRPC_OPTIONS = {
 _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
 _MISSING_COLLECTION = re.compile(r"collection not found|can ?not find collection|can't find collection|not exist", re.I)
 _DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
-_OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
+# Where a passage sits in its document (PDF page, section path): dynamic fields, so collections made before they
+# existed keep their schema and simply return none.
+CITE_PAGE, CITE_SECTION = "cite_page", "cite_section"
+_OUTPUT_FIELDS = [
+    "chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source", CITE_PAGE, CITE_SECTION
+]  # fmt: skip
 
 
 def milvus_tls_options(settings: MilvusSettings) -> dict[str, Any]:
@@ -65,6 +70,8 @@ class ChunkHit:
     chunk_index: int
     source: str
     score: float
+    page: int | None = None
+    section: str | None = None
 
 
 class MilvusChunkStore:
@@ -462,6 +469,10 @@ def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str
     }
     if dynamic:
         row |= md_fields_of(doc.metadata)
+        if chunk.page is not None:
+            row[CITE_PAGE] = chunk.page
+        if chunk.section:
+            row[CITE_SECTION] = chunk.section[:1000]
     return row
 
 
@@ -477,4 +488,6 @@ def _to_hit(hit: dict[str, Any]) -> ChunkHit:
         chunk_index=int(entity["chunk_index"]),
         source=entity.get("source") or "",
         score=float(hit["distance"]),
+        page=entity.get(CITE_PAGE),
+        section=entity.get(CITE_SECTION),
     )
