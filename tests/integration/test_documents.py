@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from query_api.app import create_app
 from ragbus.dead_letters import list_dead_letters
 from ragbus.document_publisher import publish_documents
