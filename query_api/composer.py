@@ -95,4 +95,15 @@ class AnswerComposer:
 
 def citations_of(hits: list[ChunkHit]) -> list[Citation]:
     """Retrieved chunks as an answer's citations."""
-    return [Citation(doc_id=h.doc_id, chunk_id=h.chunk_id, title=h.title, text=h.text, score=h.score) for h in hits]
+    return [
+        Citation(
+            doc_id=h.doc_id,
+            chunk_id=h.chunk_id,
+            title=h.title,
+            text=h.text,
+            score=h.score,
+            page=h.page,
+            section=h.section,
+        )
+        for h in hits
+    ]

@@ -56,6 +56,8 @@ class Citation(BaseModel):
     title: str
     text: str
     score: float = Field(description="Cosine similarity to the query.")
+    page: int | None = Field(None, description="1-based page of a PDF where the passage starts.", examples=[7])
+    section: str | None = Field(None, description="Headings the passage sits under.", examples=["Setup > Kafka"])
 
 
 class QueryResponse(BaseModel):

@@ -7,7 +7,7 @@ confirmed by the broker (acks=all) before `publish` returns.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from ragbus.errors import InputError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
 from ragbus.logging_setup import CORRELATION_HEADER, correlation_id
+from ragbus.originals import store_originals
 from ragbus.settings import Settings
 from schemas.codec import encode
 from schemas.documents import DocumentEvent, DocumentOp, document_key
@@ -79,13 +80,20 @@ class DocumentPublisher:
             return self._producer
 
     async def publish(
-        self, events: Sequence[DocumentEvent], *, on_progress: Callable[[int, int], None] | None = None
+        self,
+        events: Sequence[DocumentEvent],
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+        originals: Mapping[str, bytes] | None = None,
     ) -> PublishReport:
         """Send `events` in order and return once the broker acknowledged every one.
 
         InputError (nothing sent) when one is too large; `on_progress(sent, batch_bytes)` after each batch.
+        Originals (PDF, HTML, ...) are stored in object storage first: `originals` gives bytes by sha256 (uploads),
+        else each is read from the file its event's `source` names (ragbus/originals.py).
         """
         messages = [to_message(e, self.topics.documents, self.settings.kafka.max_message_bytes) for e in events]
+        await store_originals(self.settings, events, originals)
         producer = await self._started()
         sent = 0
         for start in range(0, len(messages), BATCH):
@@ -122,11 +130,15 @@ class DocumentPublisher:
 
 
 async def publish_documents(
-    settings: Settings, events: Sequence[DocumentEvent], *, on_progress: Callable[[int, int], None] | None = None
+    settings: Settings,
+    events: Sequence[DocumentEvent],
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    originals: Mapping[str, bytes] | None = None,
 ) -> PublishReport:
     """Publish `events` once with a publisher of their own (the CLI, sources, tests and benchmarks)."""
     async with DocumentPublisher(settings) as publisher:
-        return await publisher.publish(events, on_progress=on_progress)
+        return await publisher.publish(events, on_progress=on_progress, originals=originals)
 
 
 async def delete_documents(settings: Settings, tenant: str, doc_ids: Sequence[str]) -> PublishReport:

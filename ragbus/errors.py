@@ -62,3 +62,9 @@ class PortInUse(ConfigError):
     """A port the embedded stack needs is taken; the message names the port and the setting."""
 
     code = "port_in_use"
+
+
+class UnreadableDocument(PermanentError):
+    """An original the extractor cannot turn into text; `code` says why (corrupt_pdf, no_text_layer, ...)."""
+
+    code = "unreadable_document"

@@ -32,6 +32,12 @@ FRESHNESS_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
 )
 STALE_EVENTS = Counter("ragbus_stale_events_total", "Events older than the indexed version, ignored.", ["stage"])
+EXTRACTIONS = Counter(
+    "ragbus_extractor_documents_total",
+    "Document events the extractor handled, by how: extracted (parsed an original), cache_hit (reused the text "
+    "extracted from the same bytes by the same extractor version), inline (text in the event), delete, superseded.",
+    ["outcome"],
+)
 CONSUMER_LAG = Gauge(
     "ragbus_consumer_lag_messages",
     "Records of the stage's input topic its consumer group has not committed yet, per partition.",

@@ -40,7 +40,7 @@ async def measure(pipeline: PipelineContext) -> PipelineProgress:
     for stage in STAGES:
         offsets = await group_offsets(settings, names.group(stage), names.input_topic(stage))
         lag[stage] = sum(max(0, end - committed) for committed, end in offsets.values())
-        if stage == "chunker":
+        if stage == STAGES[0]:  # the stage that reads the documents topic
             total = sum(end for _, end in offsets.values())
             replayed = sum(min(committed, end) for committed, end in offsets.values())
     return PipelineProgress(pipeline.collection, total, replayed, lag)

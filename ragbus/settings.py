@@ -6,6 +6,7 @@ means "the embedded stack provides it": `ragbus up` starts the server and passes
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -384,6 +385,38 @@ class SourceSettings(BaseSettings):
     )
 
 
+class ObjectSettings(BaseSettings):
+    """Object storage (S3 API) holding the originals of documents and their extracted text."""
+
+    model_config = _config("RAGBUS_OBJECTS_")
+
+    url: str | None = Field(
+        None,
+        description="S3 endpoint, e.g. http://minio:9000; unset = the embedded stack's SeaweedFS (or AWS S3 when "
+        "RAGBUS_OBJECTS_AWS=true).",
+    )
+    aws: bool = Field(False, description="Use AWS S3 itself (its default endpoint) when no URL is set.")
+    bucket: str = Field("ragbus-documents", min_length=3, description="Bucket of originals and extracted text.")
+    access_key: SecretStr | None = Field(None, description="Access key id (unset: the client's default chain).")
+    secret_key: SecretStr | None = Field(None, description="Secret access key.")
+    region: str = Field("us-east-1", description="Region sent to the S3 API.")
+
+    @property
+    def configured(self) -> bool:
+        """Whether an object store is reachable by configuration."""
+        return bool(self.url) or self.aws
+
+
+class ExtractSettings(BaseSettings):
+    """The extractor stage: what it accepts."""
+
+    model_config = _config("RAGBUS_EXTRACT_")
+
+    max_bytes: int = Field(
+        50_000_000, ge=1, description="Originals larger than this are dead-lettered (reason too_large)."
+    )
+
+
 class StackSettings(BaseSettings):
     """The embedded stack that `ragbus up` starts."""
 
@@ -423,6 +456,8 @@ class Settings:
     stack: StackSettings
     api_security: ApiSecuritySettings
     source: SourceSettings
+    objects: ObjectSettings = dataclasses.field(default_factory=ObjectSettings)
+    extract: ExtractSettings = dataclasses.field(default_factory=ExtractSettings)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -471,4 +506,6 @@ def load_settings() -> Settings:
         stack=_load(StackSettings),
         api_security=_load(ApiSecuritySettings),
         source=_load(SourceSettings),
+        objects=_load(ObjectSettings),
+        extract=_load(ExtractSettings),
     )

@@ -32,6 +32,12 @@ class Chunk(BaseModel):
     start: int = Field(ge=0, description="Character offset of the passage in the document text.")
     end: int = Field(ge=0, description="Character offset just past the passage.")
     token_count: int = Field(ge=1, description="Tokens of the embedding input, special tokens included.")
+    section: str | None = Field(
+        None,
+        description="Headings the passage sits under, outermost first, joined by ' > '.",
+        examples=["Setup > Kafka"],
+    )
+    page: int | None = Field(None, ge=1, description="1-based page of a PDF where the passage starts.")
 
 
 class DocumentHeader(BaseModel):
@@ -63,5 +69,10 @@ class ChunkedDocument(DocumentHeader):
     chunks: list[Chunk] = Field(default_factory=list)
 
     def embedding_input(self, chunk: Chunk) -> str:
-        """The exact text the embedder encodes for `chunk`."""
-        return f"{self.embed_prefix}\n{chunk.text}" if self.embed_prefix else chunk.text
+        """The exact text the embedder encodes for `chunk`: title prefix, section, passage."""
+        return embedding_input(self.embed_prefix, chunk.section, chunk.text)
+
+
+def embedding_input(prefix: str, section: str | None, text: str) -> str:
+    """Title prefix and section (each when present) before the passage, one per line."""
+    return "\n".join(part for part in (prefix, section, text) if part)

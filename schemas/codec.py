@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -27,11 +27,15 @@ def decode(data: bytes | None, model: type[M]) -> M:
         raise ContractError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ContractError(f"expected a JSON object, got {type(raw).__name__}")
-    expected = model.model_fields["schema_version"].default if "schema_version" in model.model_fields else None
-    if expected is not None and raw.get("schema_version", expected) != expected:
-        raise UnsupportedSchemaVersion(
-            f"{model.__name__} schema_version {raw.get('schema_version')!r} is not supported (expected {expected})"
-        )
+    field = model.model_fields.get("schema_version")
+    if field is not None:
+        # Every version the contract's Literal lists is understood; the default is what an absent field means.
+        known = get_args(field.annotation) or (field.default,)
+        if raw.get("schema_version", field.default) not in known:
+            expected = " or ".join(map(str, known))
+            raise UnsupportedSchemaVersion(
+                f"{model.__name__} schema_version {raw.get('schema_version')!r} is not supported (expected {expected})"
+            )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from datetime import datetime
@@ -25,12 +26,38 @@ def _version_now() -> int:
     return time.time_ns() // 1000
 
 
-class DocumentEvent(BaseModel):
-    """A document was created or replaced (upsert) or removed (delete)."""
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class OriginalRef(BaseModel):
+    """Where the original bytes of a document are kept: a content-addressed object in object storage."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    key: str = Field(description="Object key in RAGBUS_OBJECTS_BUCKET.", examples=["originals/9f86d0…"])
+    sha256: str = Field(pattern=SHA256_HEX, description="sha256 of the bytes (hex): the key is derived from it.")
+    size: int = Field(ge=0, description="Size of the original in bytes.")
+
+
+def original_ref(data: bytes) -> OriginalRef:
+    """The reference of `data`: key `originals/<sha256>` (the same bytes always get the same key)."""
+    sha = hashlib.sha256(data).hexdigest()
+    return OriginalRef(key=f"originals/{sha}", sha256=sha, size=len(data))
+
+
+class DocumentEvent(BaseModel):
+    """A document was created or replaced (upsert) or removed (delete).
+
+    Version 2 adds `media_type` and `original`: an upsert may carry a reference to its original bytes in object
+    storage instead of inline text (the extractor turns it into text). Version 1 events stay valid as they were;
+    an event with an original is always version 2, so a version-1 consumer refuses it rather than misread it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1, 2] = Field(
+        1, description="Contract version of this message (2 when it has an original)."
+    )
     event_id: str = Field(
         default_factory=lambda: uuid.uuid4().hex, description="Unique id of this event.", examples=["3f2a..."]
     )
@@ -47,12 +74,29 @@ class DocumentEvent(BaseModel):
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Free-form filterable fields.")
     source: str | None = Field(None, description="Where the document came from (path or URI).")
     produced_at: datetime = Field(default_factory=utc_now, description="When the producer created the event.")
+    media_type: str = Field(
+        "text/plain",
+        description="Media type of the text or the original (v2; v1 events are text/plain).",
+        examples=["application/pdf", "text/markdown"],
+    )
+    original: OriginalRef | None = Field(None, description="The original bytes in object storage (v2; then no text).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _original_means_v2(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("original") is not None and "schema_version" not in data:
+            return {**data, "schema_version": 2}
+        return data
 
     @model_validator(mode="after")
     def _upsert_has_text(self) -> DocumentEvent:
-        if self.op is DocumentOp.UPSERT and not self.text.strip():
-            raise ValueError("an upsert needs non-empty text")
-        if self.op is DocumentOp.DELETE and self.text:
+        if self.original is not None and self.schema_version < 2:
+            raise ValueError("an event with an original is schema_version 2")
+        if self.original is not None and self.text:
+            raise ValueError("an event carries either text or an original, not both")
+        if self.op is DocumentOp.UPSERT and self.original is None and not self.text.strip():
+            raise ValueError("an upsert needs non-empty text or an original")
+        if self.op is DocumentOp.DELETE and (self.text or self.original is not None):
             raise ValueError("a delete carries no text")
         return self
 

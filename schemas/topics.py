@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("chunker", "embedder", "indexer")
+STAGES = ("extractor", "chunker", "embedder", "indexer")
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,13 @@ class Topics:
         return f"{self.prefix}.documents.v1"
 
     @property
+    def extracted(self) -> str:
+        """One ExtractedDocument per document event (its text as structured blocks)."""
+        return f"{self.prefix}.extracted.v1"
+
+    @property
     def chunks(self) -> str:
-        """One ChunkedDocument per document event."""
+        """One ChunkedDocument per extracted document."""
         return f"{self.prefix}.chunks.v1"
 
     @property
@@ -55,6 +60,7 @@ class Topics:
         """Every topic a deployment needs, created at start-up if missing."""
         return [
             self.documents,
+            self.extracted,
             self.chunks,
             self.embedded,
             self.cache_invalidation,
@@ -78,6 +84,11 @@ class PipelineTopics:
         return f"{self.topics.prefix}.pipeline.{self.name}.{what}"
 
     @property
+    def extracted(self) -> str:
+        """Extracted documents of this pipeline."""
+        return self._named("extracted.v1") if self.name else self.topics.extracted
+
+    @property
     def chunks(self) -> str:
         """Chunked documents of this pipeline."""
         return self._named("chunks.v1") if self.name else self.topics.chunks
@@ -93,8 +104,13 @@ class PipelineTopics:
 
     def input_topic(self, stage: str) -> str:
         """What a stage consumes."""
-        return {"chunker": self.topics.documents, "embedder": self.chunks, "indexer": self.embedded}[stage]
+        return {
+            "extractor": self.topics.documents,
+            "chunker": self.extracted,
+            "embedder": self.chunks,
+            "indexer": self.embedded,
+        }[stage]
 
     def own_topics(self) -> list[str]:
         """Topics only this pipeline uses."""
-        return [self.chunks, self.embedded]
+        return [self.extracted, self.chunks, self.embedded]

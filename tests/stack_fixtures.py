@@ -84,18 +84,17 @@ class Pipeline:
         )
 
     def lag(self) -> int:
-        """Uncommitted messages summed over the three stages' input topics."""
+        """Uncommitted messages summed over the stages' input topics."""
         import asyncio
 
         from ragbus.kafka_clients import consumer_lag
-        from schemas.topics import Topics
+        from schemas.topics import PipelineTopics, Topics
 
         settings = self.settings
-        topics = Topics(settings.kafka.topic_prefix)
-        prefix = settings.kafka.topic_prefix
-        pairs = [("chunker", topics.documents), ("embedder", topics.chunks), ("indexer", topics.embedded)]
+        names = PipelineTopics(Topics(settings.kafka.topic_prefix))
         return sum(
-            sum(asyncio.run(consumer_lag(settings, f"{prefix}.{stage}", topic)).values()) for stage, topic in pairs
+            sum(asyncio.run(consumer_lag(settings, names.group(stage), names.input_topic(stage))).values())
+            for stage in STAGES
         )
 
     def wait_drained(self, timeout_s: float = 180) -> None:
@@ -109,7 +108,7 @@ class Pipeline:
 
 @contextmanager
 def running_pipeline(env: dict[str, str], home: Path) -> Iterator[Pipeline]:
-    """A pipeline whose three workers run for the duration of the block."""
+    """A pipeline whose workers (one per stage) run for the duration of the block."""
     pipeline = Pipeline(env=env, home=home)
     try:
         pipeline.start_workers()

@@ -1,4 +1,6 @@
-"""Turn files (.txt, .md, BEIR-style .jsonl) and directories into document events, validating everything first."""
+"""Turn files (.txt, .md, .pdf, .html, .docx, .pptx, BEIR-style .jsonl) and directories into document events,
+validating everything first. Text travels inline; other formats travel as a reference to their original bytes
+(content-addressed, stored by the publisher before the event is sent: ragbus/originals.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import orjson
 from pydantic import ValidationError
 
 from ragbus.errors import InputError
-from schemas.documents import DocumentEvent
+from schemas.documents import DocumentEvent, original_ref
+from schemas.media_types import INLINE_MEDIA_TYPES, ORIGINAL_MEDIA_TYPES
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl"}
-SUPPORTED = TEXT_SUFFIXES | JSONL_SUFFIXES
+SUPPORTED = TEXT_SUFFIXES | JSONL_SUFFIXES | set(ORIGINAL_MEDIA_TYPES)
 
 
 def doc_id_for(path: Path) -> str:
@@ -57,6 +60,24 @@ def _from_text_file(path: Path, tenant: str) -> Iterator[DocumentEvent]:
         text=text,
         source=str(path),
         tenant=tenant,
+        media_type=INLINE_MEDIA_TYPES.get(path.suffix.lower(), "text/plain"),
+    )
+
+
+def _from_original(path: Path, tenant: str) -> Iterator[DocumentEvent]:
+    # The event names the bytes by their hash; the publisher stores them (re-reading and re-checking the file).
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    yield _event(
+        str(path),
+        doc_id=doc_id_for(path),
+        title="",  # the extractor takes the title from the file (its metadata or first heading)
+        source=str(path),
+        tenant=tenant,
+        media_type=ORIGINAL_MEDIA_TYPES[path.suffix.lower()],
+        original=original_ref(data),
     )
 
 
@@ -107,7 +128,14 @@ def read_documents(
     """
     events: list[DocumentEvent] = []
     for file in _files(Path(p) for p in paths):
-        reader = _from_jsonl if file.suffix.lower() in JSONL_SUFFIXES else _from_text_file
+        suffix = file.suffix.lower()
+        reader = (
+            _from_jsonl
+            if suffix in JSONL_SUFFIXES
+            else _from_original
+            if suffix in ORIGINAL_MEDIA_TYPES
+            else _from_text_file
+        )
         events.extend(reader(file, tenant))
         if on_file:
             on_file(file, len(events))

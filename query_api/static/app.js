@@ -87,7 +87,9 @@ function renderCitations(citations) {
     title.textContent = citation.title || citation.doc_id;
     const source = document.createElement("span");
     source.className = "citation-source";
-    source.textContent = `${citation.doc_id} \u00b7 score ${Number(citation.score).toFixed(3)}`;
+    // Where in the document: its section and, for a PDF, its page.
+    const where = [citation.section, citation.page ? `page ${citation.page}` : null].filter(Boolean);
+    source.textContent = [citation.doc_id, ...where, `score ${Number(citation.score).toFixed(3)}`].join(" \u00b7 ");
     summary.append(title, " ", source);
     const passage = document.createElement("blockquote");
     passage.className = "passage";

@@ -32,6 +32,7 @@ DEMO_QUESTION = "How do I run the tests?"
 class Stage(StrEnum):
     """Pipeline workers."""
 
+    extractor = "extractor"
     chunker = "chunker"
     embedder = "embedder"
     indexer = "indexer"

@@ -8,8 +8,13 @@ from typing import Any
 from ragbus.milvus.filters import md_fields_of
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
 
+# Where a passage sits in its document (PDF page, section path): dynamic fields, so collections made before they
+# existed keep their schema and simply return none.
+CITE_PAGE, CITE_SECTION = "cite_page", "cite_section"
 # The fields a search returns for each hit.
-OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
+OUTPUT_FIELDS = [
+    "chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source", CITE_PAGE, CITE_SECTION
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class ChunkHit:
     chunk_index: int
     source: str
     score: float
+    page: int | None = None
+    section: str | None = None
 
 
 def chunk_row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str, Any]:
@@ -44,6 +51,10 @@ def chunk_row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dic
     }
     if dynamic:
         row |= md_fields_of(doc.metadata)
+        if chunk.page is not None:
+            row[CITE_PAGE] = chunk.page
+        if chunk.section:
+            row[CITE_SECTION] = chunk.section[:1000]
     return row
 
 
@@ -60,4 +71,6 @@ def to_hit(hit: dict[str, Any]) -> ChunkHit:
         chunk_index=int(entity["chunk_index"]),
         source=entity.get("source") or "",
         score=float(hit["distance"]),
+        page=entity.get(CITE_PAGE),
+        section=entity.get(CITE_SECTION),
     )

@@ -85,11 +85,17 @@ class EmbeddedStack:
             self._say("using Redis at RAGBUS_REDIS_URL")
 
         bootstrap = self.settings.kafka.bootstrap
+        # SeaweedFS holds the originals of documents unless RAGBUS_OBJECTS_URL points elsewhere, and the Kafka
+        # log when the embedded broker keeps it on S3.
+        objects_env = self._object_storage_env()
+        need_s3 = not self.settings.objects.configured or (not bootstrap and stack.kafka_storage == "s3")
+        if not bootstrap:  # checked first: a taken broker port fails before anything starts
+            require_free_port(stack.kafka_port, "RAGBUS_STACK_KAFKA_PORT", "Kafka broker (tansu)")
+        if need_s3:
+            require_free_port(stack.s3_port, "RAGBUS_STACK_S3_PORT", "SeaweedFS S3 server")
+            self._say(f"starting SeaweedFS (S3 on {stack.s3_port}) for originals of documents and the Kafka log ...")
+            self.servers.append(servers.start_seaweedfs(self.home, stack.s3_port))
         if not bootstrap:
-            if stack.kafka_storage == "s3":
-                require_free_port(stack.s3_port, "RAGBUS_STACK_S3_PORT", "SeaweedFS S3 server")
-                self._say(f"starting SeaweedFS (S3 on {stack.s3_port}) for a durable Kafka log ...")
-                self.servers.append(servers.start_seaweedfs(self.home, stack.s3_port))
             require_free_port(stack.kafka_port, "RAGBUS_STACK_KAFKA_PORT", "Kafka broker (tansu)")
             self._say(f"starting tansu Kafka broker on {stack.kafka_port} ({stack.kafka_storage} storage) ...")
             self.servers.append(servers.start_tansu(self.home, stack.kafka_port, stack.kafka_storage, stack.s3_port))
@@ -107,6 +113,7 @@ class EmbeddedStack:
             "RAGBUS_MILVUS_URI": milvus_uri,
             "RAGBUS_REDIS_URL": redis_url,
             "RAGBUS_API_URL": self.api_url,
+            **objects_env,
             "HF_HUB_OFFLINE": "1",
             # The local demo answers without credentials unless RAGBUS_API_AUTH was set explicitly.
             "RAGBUS_API_AUTH": self.settings.api_security.auth
@@ -114,6 +121,16 @@ class EmbeddedStack:
             else "off",
         }
         return self.env
+
+    def _object_storage_env(self) -> dict[str, str]:
+        """RAGBUS_OBJECTS_* of the embedded SeaweedFS, unless the environment names an object store."""
+        if self.settings.objects.configured:
+            return {}
+        return {
+            "RAGBUS_OBJECTS_URL": f"http://127.0.0.1:{self.settings.stack.s3_port}",
+            "RAGBUS_OBJECTS_ACCESS_KEY": servers.S3_ACCESS_KEY,
+            "RAGBUS_OBJECTS_SECRET_KEY": servers.S3_SECRET_KEY,
+        }
 
     def prepare(self, settings: Settings) -> None:
         """Topics and the aliased collection, created before any worker starts (idempotent)."""

@@ -1,7 +1,7 @@
 """Runs the workers of every live indexing pipeline in the embedded stack, following the pipelines registry.
 
-`ragbus reindex` only registers a pipeline; this starts its three workers within seconds, and stops them when the
-pipeline is retired (abandoned or pruned). The default pipeline's workers are the stack's plain workers.
+`ragbus reindex` only registers a pipeline; this starts its workers (one per stage) within seconds, and stops them
+when the pipeline is retired (abandoned or pruned). The default pipeline's workers are the stack's plain workers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class PipelineSupervisor:
-    """Keeps one worker trio per non-retired pipeline running."""
+    """Keeps one worker per stage of each non-retired pipeline running."""
 
     def __init__(self, settings: Settings, env: dict[str, str], logs: Path) -> None:
         self.settings, self.env, self.logs = settings, env, logs

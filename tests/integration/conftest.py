@@ -13,7 +13,15 @@ from query_api.app import create_app
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
-from ragbus.stack.servers import MilvusServerSecurity, start_milvus_lite, start_milvus_server, start_tansu
+from ragbus.stack.servers import (
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    MilvusServerSecurity,
+    start_milvus_lite,
+    start_milvus_server,
+    start_seaweedfs,
+    start_tansu,
+)
 from schemas.documents import DocumentEvent
 from tests.corpus import corpus
 from tests.pipeline_helpers import publish, wait_indexed
@@ -125,3 +133,18 @@ def scratch_collection(chunk_store: MilvusChunkStore) -> Iterator[str]:
         for each in (name, MilvusDocumentStates.collection_for(name)):
             if chunk_store.client.has_collection(each):
                 chunk_store.client.drop_collection(each)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(stack_home: Path) -> Iterator[dict[str, str]]:
+    """A real SeaweedFS (`weed mini`, as the embedded stack runs it): the RAGBUS_OBJECTS_* of its S3 API."""
+    port = free_port()
+    process = start_seaweedfs(stack_home, port)
+    try:
+        yield {
+            "RAGBUS_OBJECTS_URL": f"http://127.0.0.1:{port}",
+            "RAGBUS_OBJECTS_ACCESS_KEY": S3_ACCESS_KEY,
+            "RAGBUS_OBJECTS_SECRET_KEY": S3_SECRET_KEY,
+        }
+    finally:
+        stop_all([process], timeout_s=10)

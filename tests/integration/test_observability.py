@@ -28,7 +28,7 @@ from workers.lag_monitor import export_lag_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-INPUT_TOPIC = {"chunker": "documents", "embedder": "chunks", "indexer": "embedded"}
+INPUT_TOPIC = {"extractor": "documents", "chunker": "extracted", "embedder": "chunks", "indexer": "embedded"}
 
 
 def _promql(prometheus: str, query: str) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def api_url(observed: Pipeline, stack_home: Path) -> Iterator[str]:
 def prometheus(
     observed: Pipeline, api_url: str, stack_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The `prometheus` binary scraping the three workers and the API every second, with ragbus's alert rules."""
+    """The `prometheus` binary scraping the workers and the API every second, with ragbus's alert rules."""
     binary = shutil.which("prometheus")
     if binary is None:
         if os.environ.get("CI"):
@@ -129,7 +129,7 @@ def test_prometheus_scrapes_every_stage_and_the_api(observed: Pipeline, api_url:
 
     wait_for(scraped_everything, timeout_s=180, interval_s=1, message="Prometheus to scrape the processed documents")
     up = _promql(prometheus, "up")
-    assert len(up) == 4  # three workers and the API
+    assert len(up) == len(STAGES) + 1  # the workers and the API
     assert all(float(sample["value"][1]) == 1 for sample in up), up
 
     # Batch size and latency per stage, and embedding cache lookups, as scraped.
@@ -266,7 +266,7 @@ def test_a_poison_message_is_counted_as_failed_and_fires_dead_letters_growing(
             _promql(prometheus, 'sum by (stage) (ragbus_stage_messages_total{outcome="dead_lettered"})'), "stage"
         )
         alerts = _promql(prometheus, 'ALERTS{alertname="DeadLettersGrowing",alertstate="firing"}')
-        return failed.get("chunker") == 1 and any(a["metric"].get("stage") == "chunker" for a in alerts)
+        return failed.get("extractor") == 1 and any(a["metric"].get("stage") == "extractor" for a in alerts)
 
     wait_for(failed_and_alerting, timeout_s=180, interval_s=1, message="the dead letter counted and alerted")
     alert = _promql(prometheus, 'ALERTS{alertname="DeadLettersGrowing",alertstate="firing"}')[0]["metric"]

@@ -1,4 +1,4 @@
-"""End to end on real servers: publish → chunker → embedder → indexer (real processes) → Milvus → query API.
+"""End to end on real servers: publish → extractor → chunker → embedder → indexer (real processes) → Milvus → API.
 
 Every test here runs twice: on milvus-lite and on the real Milvus engine.
 """
@@ -163,26 +163,37 @@ def test_each_kind_of_poison_is_dead_lettered_with_a_reason_and_good_documents_s
         finally:
             await producer.stop()
 
-    dead_before = pipeline.metric("chunker", "ragbus_dead_lettered_total")
+    # Poison the extractor cannot decode stops there; a document too long to chunk passes it and stops at the chunker.
+    stage_of = {key: "chunker" if code == "document_too_large" else "extractor" for key, (_, code, _) in POISON.items()}
+    dead_before = {stage: pipeline.metric(stage, "ragbus_dead_lettered_total") for stage in ("extractor", "chunker")}
     asyncio.run(send_poison())
     good = animal_document("koi", doc_id="fish/koi-after-poison.md")
     wait_indexed(pipeline, dict(publish(pipeline, [good])))
     pipeline.wait_drained()
 
-    letters = asyncio.run(list_dead_letters(settings, "chunker"))
-    by_key = {letter.key: letter for letter in letters if letter.key in POISON}
+    by_key = {
+        letter.key: letter
+        for stage in ("extractor", "chunker")
+        for letter in asyncio.run(list_dead_letters(settings, stage))
+        if letter.key in POISON and stage_of[letter.key] == stage
+    }
     assert set(by_key) == set(POISON)
     for key, (value, code, reason) in POISON.items():
         letter = by_key[key]
-        assert letter.value == value, "the original payload is kept byte for byte"
         assert letter.reason.error_code == code
         assert reason in letter.reason.error
-        assert letter.reason.topic == topics.documents
         assert not letter.replayed
-    assert pipeline.metric("chunker", "ragbus_dead_lettered_total") == dead_before + len(POISON)
+        if stage_of[key] == "extractor":
+            assert letter.value == value, "the original payload is kept byte for byte"
+            assert letter.reason.topic == topics.documents
+        else:
+            assert letter.reason.topic == topics.extracted  # what the chunker received, kept as it was
+    for stage in ("extractor", "chunker"):
+        dead = pipeline.metric(stage, "ragbus_dead_lettered_total")
+        assert dead == dead_before[stage] + sum(s == stage for s in stage_of.values())
 
     listed = subprocess.run(
-        [sys.executable, "-m", "ragbus", "dlq", "list", "--stage", "chunker"],
+        [sys.executable, "-m", "ragbus", "dlq", "list", "--stage", "extractor", "--stage", "chunker"],
         check=False, env={**os.environ, **pipeline.env, "RAGBUS_STACK_HOME": str(tmp_path)},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -32,7 +32,7 @@ def replay(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
         "--topic",
         Topics(settings.kafka.topic_prefix).documents,
         "--group",
-        f"{settings.kafka.topic_prefix}.chunker",
+        f"{settings.kafka.topic_prefix}.extractor",
     ]
     return subprocess.run(
         [sys.executable, "-m", "ragbus", "replay", *target, *args], check=False, cwd=ROOT, env=env,
@@ -42,11 +42,11 @@ def replay(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
 
 def committed(pipeline: Pipeline) -> dict[int, tuple[int, int]]:
     settings = pipeline.settings
-    group = f"{settings.kafka.topic_prefix}.chunker"
+    group = f"{settings.kafka.topic_prefix}.extractor"
     return asyncio.run(group_offsets(settings, group, Topics(settings.kafka.topic_prefix).documents))
 
 
-def test_replay_resets_the_chunker_group_and_the_worker_reprocesses_exactly_that(
+def test_replay_resets_the_extractor_group_and_the_worker_reprocesses_exactly_that(
     base_servers: dict[str, str], stack_home: Path
 ) -> None:
     pipeline = Pipeline(
@@ -70,7 +70,7 @@ def test_replay_resets_the_chunker_group_and_the_worker_reprocesses_exactly_that
         assert "lists 1 member(s): stop its consumers first" in refused.stderr
         assert sum(end - done for done, end in committed(pipeline).values()) == 0  # nothing was reset
 
-        pipeline.worker("chunker").stop(timeout_s=10)
+        pipeline.worker("extractor").stop(timeout_s=10)
         result = replay(pipeline, "--from-beginning", "--force")
         assert result.returncode == 0, result.stderr
         assert "reset on 3 partition(s)" in result.stdout
@@ -92,9 +92,9 @@ def test_replay_resets_the_chunker_group_and_the_worker_reprocesses_exactly_that
         pending = sum(end - done for done, end in committed(pipeline).values())
         assert pending == 3  # only the events published after `between`
 
-        pipeline.start_worker("chunker")
+        pipeline.start_worker("extractor")
         pipeline.wait_drained()
-        assert pipeline.metric("chunker", "ragbus_stage_messages_total") == 3
+        assert pipeline.metric("extractor", "ragbus_stage_messages_total") == 3
         assert store.count_chunks() == chunks_before  # reprocessing replaced chunks, never duplicated them
         store.close()
     finally:

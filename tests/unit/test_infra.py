@@ -22,8 +22,13 @@ from ragbus.stack.servers import MILVUS_TIME_TICK_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-STAGES = ("chunker", "embedder", "indexer")
-INPUT_TOPICS = {"chunker": "ragbus.documents.v1", "embedder": "ragbus.chunks.v1", "indexer": "ragbus.embedded.v1"}
+STAGES = ("extractor", "chunker", "embedder", "indexer")
+INPUT_TOPICS = {
+    "extractor": "ragbus.documents.v1",
+    "chunker": "ragbus.extracted.v1",
+    "embedder": "ragbus.chunks.v1",
+    "indexer": "ragbus.embedded.v1",
+}
 REQUIRED_ALERTS = {
     "HighErrorRate",
     "HighLatency",

@@ -39,7 +39,8 @@ def test_the_default_pipeline_keeps_the_plain_names_and_a_reindex_gets_its_own()
     assert named.chunks == "acme.pipeline.acme_chunks_v2.chunks.v1"
     assert named.group("indexer") == "acme.pipeline.acme_chunks_v2.indexer"
     # Both replay the one source of truth; everything downstream of it is their own.
-    assert default.input_topic("chunker") == named.input_topic("chunker") == "acme.documents.v1"
+    assert default.input_topic("extractor") == named.input_topic("extractor") == "acme.documents.v1"
+    assert named.input_topic("chunker") == named.extracted == "acme.pipeline.acme_chunks_v2.extracted.v1"
     assert named.input_topic("indexer") == named.embedded
     assert set(named.own_topics()).isdisjoint(default.own_topics())
     assert topics.pipelines in topics.compacted() and topics.pipelines in topics.all()

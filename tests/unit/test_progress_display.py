@@ -44,7 +44,7 @@ def test_terminal_bar_draws_counts_and_details(capsys: pytest.CaptureFixture[str
 
 
 def _progress(replayed: int, total: int, lag: int) -> PipelineProgress:
-    return PipelineProgress("docs_v2", total, replayed, {"chunker": lag, "embedder": 0, "indexer": 0})
+    return PipelineProgress("docs_v2", total, replayed, {"extractor": lag, "chunker": 0, "embedder": 0, "indexer": 0})
 
 
 def test_reindex_printer_plain_lines(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,8 +54,8 @@ def test_reindex_printer_plain_lines(capsys: pytest.CaptureFixture[str], monkeyp
     printer(_progress(50, 100, 50), 12.0)  # within every_s: not printed
     printer(_progress(100, 100, 0), 0.0)  # caught up: always printed
     assert capsys.readouterr().out.splitlines() == [
-        "docs_v2: replayed 10/100 document events, lag chunker=90 embedder=0 indexer=0",
-        "docs_v2: replayed 100/100 document events, lag chunker=0 embedder=0 indexer=0, ETA 0s",
+        "docs_v2: replayed 10/100 document events, lag extractor=90 chunker=0 embedder=0 indexer=0",
+        "docs_v2: replayed 100/100 document events, lag extractor=0 chunker=0 embedder=0 indexer=0, ETA 0s",
     ]
 
 
@@ -67,7 +67,7 @@ def test_reindex_printer_bar_on_a_terminal(capsys: pytest.CaptureFixture[str], m
     printer(_progress(100, 100, 0), 0.0)
     out = capsys.readouterr().out
     assert printer.bar is None  # closed once caught up
-    assert "docs_v2" in out and "100/100" in out and "lag chunker=0 embedder=0 indexer=0" in out
+    assert "docs_v2" in out and "100/100" in out and "lag extractor=0 chunker=0 embedder=0 indexer=0" in out
     assert "━" in out
 
 

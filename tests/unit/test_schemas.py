@@ -34,7 +34,11 @@ def test_versions_default_to_increasing_numbers() -> None:
         (b"{not json", ContractError),
         (b"[1, 2]", ContractError),
         (b'{"doc_id": "a"}', ContractError),
-        (b'{"schema_version": 2, "doc_id": "a", "text": "x"}', UnsupportedSchemaVersion),
+        (b'{"schema_version": 3, "doc_id": "a", "text": "x"}', UnsupportedSchemaVersion),
+        (
+            b'{"schema_version": 1, "doc_id": "a", "original": {"key": "k", "sha256": "%s", "size": 1}}' % (b"a" * 64),
+            ContractError,
+        ),
         (b'{"doc_id": "a", "text": "   "}', ContractError),
         (b'{"doc_id": "a", "op": "delete", "text": "leftover"}', ContractError),
         (b'{"doc_id": "a\\u0000b", "text": "x"}', ContractError),
@@ -62,7 +66,7 @@ def test_unknown_version_is_told_apart_from_malformed() -> None:
 def test_the_core_keeps_a_contract_errors_code_so_dead_letters_say_why() -> None:
     for payload, core_error, code in [
         (b"{not json", InvalidMessage, "invalid_message"),
-        (b'{"schema_version": 2, "doc_id": "a", "text": "x"}', UnknownSchemaVersion, "unknown_schema_version"),
+        (b'{"schema_version": 3, "doc_id": "a", "text": "x"}', UnknownSchemaVersion, "unknown_schema_version"),
     ]:
         with pytest.raises(ContractError) as err:
             decode(payload, DocumentEvent)
@@ -117,7 +121,7 @@ def test_topic_names_share_the_prefix() -> None:
     topics = Topics("acme")
     assert topics.documents == "acme.documents.v1"
     assert all(name.startswith("acme.") for name in topics.all())
-    assert len(set(topics.all())) == len(topics.all()) == 8
+    assert len(set(topics.all())) == len(topics.all()) == 10  # with extracted and the extractor DLQ
 
 
 def test_a_dead_letter_is_told_by_its_original_event_id_field_not_by_bytes_in_the_payload() -> None:
@@ -127,3 +131,12 @@ def test_a_dead_letter_is_told_by_its_original_event_id_field_not_by_bytes_in_th
     assert original_event_id(b'{"event_id": "e-1", "doc_id": "a", "text": ""}') == "e-1"
     for unreadable in (b"{this is not json", b"[1, 2]", b'{"event_id": 7}', None):
         assert original_event_id(unreadable) is None
+
+
+def test_a_document_with_an_original_is_version_2_and_version_1_stays_valid() -> None:
+    original = {"key": f"originals/{'a' * 64}", "sha256": "a" * 64, "size": 10}
+    event = DocumentEvent(doc_id="r.pdf", media_type="application/pdf", original=original)
+    again = decode(encode(event), DocumentEvent)
+    assert again.schema_version == 2 and again.original is not None and again.text == ""
+    old = decode(b'{"schema_version": 1, "doc_id": "a", "text": "x"}', DocumentEvent)
+    assert old.media_type == "text/plain" and old.original is None

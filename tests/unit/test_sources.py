@@ -34,8 +34,8 @@ def test_reads_markdown_text_and_jsonl_recursively(tmp_path: Path, monkeypatch: 
     [
         ("bad.jsonl", '{"_id": "1", "text": "ok"}\n{oops\n', "bad.jsonl:2: not JSON"),
         ("missing.jsonl", '{"title": "no id"}\n', 'missing.jsonl:1: expected an object with "_id"'),
-        ("empty.md", "   \n", "empty.md: document: Value error, an upsert needs non-empty text"),
-        ("bad.pdf", "x", "unsupported file type"),
+        ("empty.md", "   \n", "empty.md: document: Value error, an upsert needs non-empty text or an original"),
+        ("photo.png", "x", "unsupported file type"),
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path: Path, name: str, content: str, message: str) -> None:
@@ -59,3 +59,15 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     (tmp_path / "b.jsonl").write_text('{"_id": "x", "text": "two"}\n')
     with pytest.raises(InputError, match="appears twice"):
         read_documents([tmp_path])
+
+
+def test_pdf_html_docx_pptx_travel_as_originals_and_markdown_inline(tmp_path: Path) -> None:
+    (tmp_path / "r.pdf").write_bytes(b"%PDF-1.4 bytes")
+    (tmp_path / "p.html").write_bytes(b"<html><body>hi</body></html>")
+    (tmp_path / "n.md").write_text("# Notes\n\ntext\n")
+    events = {Path(e.source or "").name: e for e in read_documents([tmp_path])}
+    pdf = events["r.pdf"]
+    assert pdf.media_type == "application/pdf" and pdf.text == "" and pdf.schema_version == 2
+    assert pdf.original is not None and pdf.original.size == len(b"%PDF-1.4 bytes")
+    assert events["p.html"].media_type == "text/html"
+    assert events["n.md"].media_type == "text/markdown" and events["n.md"].original is None

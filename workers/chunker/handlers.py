@@ -1,4 +1,4 @@
-"""Chunker stage: document event in, ChunkedDocument out (same key)."""
+"""Chunker stage: ExtractedDocument in, ChunkedDocument out (same key)."""
 
 from __future__ import annotations
 
@@ -6,41 +6,33 @@ import asyncio
 
 from aiokafka import ConsumerRecord
 
-from ragbus.errors import InvalidMessage, PermanentError
+from ragbus.errors import PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from schemas.chunks import ChunkedDocument
 from schemas.codec import decode, encode
-from schemas.documents import DocumentEvent, document_key, tombstone_event
+from schemas.documents import document_key
+from schemas.extracted import ExtractedDocument
 from workers.chunker.chunking import TokenChunker
 from workers.runtime import Inbound, Rejected
 
 
-def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
-    """The document event of a record; a tombstone (null value) is a delete of the key's document."""
-    if record.value is None:
-        if not record.key:
-            raise InvalidMessage("tombstone without a key")
-        return tombstone_event(record.key, record.timestamp)
-    return decode(record.value, DocumentEvent)
-
-
 class ChunkerHandler:
-    """Cuts each document into chunks and forwards them; deletes pass through with no chunks."""
+    """Cuts each extracted document into chunks and forwards them; deletes pass through with no chunks."""
 
     stage = "chunker"
 
     def __init__(self, chunker: TokenChunker, producer: KafkaEventProducer, output_topic: str) -> None:
         self.chunker, self.producer, self.output_topic = chunker, producer, output_topic
 
-    def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
-        """The document event."""
-        return decode_document_record(record)
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> ExtractedDocument:
+        """The extracted document."""
+        return decode(record.value, ExtractedDocument)
 
-    def chunks_in(self, value: DocumentEvent) -> int:
+    def chunks_in(self, value: ExtractedDocument) -> int:
         """Not known before chunking; a chunker batch is bounded by records and RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
         return 0
 
-    def _chunk_all(self, batch: list[Inbound[DocumentEvent]]) -> tuple[list[ChunkedDocument], list[Rejected]]:
+    def _chunk_all(self, batch: list[Inbound[ExtractedDocument]]) -> tuple[list[ChunkedDocument], list[Rejected]]:
         chunked: list[ChunkedDocument] = []
         rejected: list[Rejected] = []
         for item in batch:
@@ -50,7 +42,7 @@ class ChunkerHandler:
                 rejected.append(Rejected(item.record, exc))
         return chunked, rejected
 
-    async def process(self, batch: list[Inbound[DocumentEvent]]) -> list[Rejected]:
+    async def process(self, batch: list[Inbound[ExtractedDocument]]) -> list[Rejected]:
         """Chunk (off the event loop, so heartbeats continue) and produce."""
         chunked, rejected = await asyncio.to_thread(self._chunk_all, batch)
         headers_by_event = {item.value.event_id: list(item.record.headers or ()) for item in batch}

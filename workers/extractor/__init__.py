@@ -1,0 +1,1 @@
+"""Extractor stage: document events in, ExtractedDocument (structured text) out."""

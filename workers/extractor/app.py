@@ -1,0 +1,41 @@
+"""Wiring of the extractor worker: `ragbus worker extractor`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import FastStream
+
+from ragbus import metrics
+from ragbus.kafka_clients import KafkaEventProducer
+from ragbus.object_store import S3ObjectStore
+from ragbus.pipelines import PipelineContext
+from workers.extractor.extraction import DocumentExtractor
+from workers.extractor.handlers import ExtractorHandler
+from workers.runtime import build_stage_app
+
+OUTCOMES = ("extracted", "cache_hit", "inline", "delete", "superseded")
+
+
+@asynccontextmanager
+async def open_extractor(pipeline: PipelineContext, producer: KafkaEventProducer) -> AsyncIterator[ExtractorHandler]:
+    """The handler with its object store (none when RAGBUS_OBJECTS_URL is unset: inline text only)."""
+    settings = pipeline.settings
+    store = S3ObjectStore(settings.objects) if settings.objects.configured else None
+    for outcome in OUTCOMES:
+        metrics.EXTRACTIONS.labels(outcome)
+    try:
+        if store is not None:
+            await asyncio.to_thread(store.ensure_bucket)
+        extractor = DocumentExtractor(store, settings.extract.max_bytes)
+        yield ExtractorHandler(extractor, producer, pipeline.names.extracted)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def create_app(pipeline: PipelineContext) -> FastStream:
+    """The extractor's FastStream app."""
+    return build_stage_app("extractor", pipeline, open_extractor)

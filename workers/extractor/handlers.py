@@ -1,0 +1,73 @@
+"""Extractor stage: document event in, ExtractedDocument out (same key)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import ConsumerRecord
+
+from ragbus import metrics
+from ragbus.errors import InvalidMessage, PermanentError
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
+from schemas.codec import decode, encode
+from schemas.documents import DocumentEvent, document_key, tombstone_event
+from workers.extractor.extraction import DocumentExtractor, Outcome
+from workers.runtime import Inbound, Rejected
+
+
+def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
+    """The document event of a record; a tombstone (null value) is a delete of the key's document."""
+    if record.value is None:
+        if not record.key:
+            raise InvalidMessage("tombstone without a key")
+        return tombstone_event(record.key, record.timestamp)
+    return decode(record.value, DocumentEvent)
+
+
+class ExtractorHandler:
+    """Extracts each document's text (from its original when it has one) and forwards it; deletes pass through."""
+
+    stage = "extractor"
+
+    def __init__(self, extractor: DocumentExtractor, producer: KafkaEventProducer, output_topic: str) -> None:
+        self.extractor, self.producer, self.output_topic = extractor, producer, output_topic
+
+    def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
+        """The document event."""
+        return decode_document_record(record)
+
+    def chunks_in(self, value: DocumentEvent) -> int:
+        """Not known before extraction; a batch is bounded by records (RAGBUS_WORKER_MAX_RECORDS)."""
+        return 0
+
+    def _extract_all(
+        self, batch: list[Inbound[DocumentEvent]]
+    ) -> tuple[list[tuple[Inbound[DocumentEvent], Outcome]], list[Rejected]]:
+        # A TransientError (object store down) propagates: the runner retries the whole batch.
+        done: list[tuple[Inbound[DocumentEvent], Outcome]] = []
+        rejected: list[Rejected] = []
+        for item in batch:
+            try:
+                done.append((item, self.extractor.extract(item.value)))
+            except PermanentError as exc:
+                rejected.append(Rejected(item.record, exc))
+        return done, rejected
+
+    async def process(self, batch: list[Inbound[DocumentEvent]]) -> list[Rejected]:
+        """Extract (off the event loop, so heartbeats continue) and produce, in the batch's order."""
+        done, rejected = await asyncio.to_thread(self._extract_all, batch)
+        await self.producer.send_all(
+            [
+                OutboundMessage(
+                    self.output_topic,
+                    document_key(outcome.document.tenant, outcome.document.doc_id),
+                    encode(outcome.document),
+                    list(item.record.headers or ()),
+                )
+                for item, outcome in done
+                if outcome.document is not None
+            ]
+        )
+        for _, outcome in done:
+            metrics.EXTRACTIONS.labels(outcome.how).inc()
+        return rejected

@@ -1,0 +1,59 @@
+"""OriginalLedger: which document holds which original, so an original is removed when no document holds it.
+
+Originals are content-addressed, so two documents with the same bytes share one object. Per document the ledger
+keeps `documents/<tenant>/<doc_id hash>` = {sha256, version} and per original `holders/<sha256>/<doc hash>`.
+An upsert with an original takes a hold on it; a delete, or an upsert with other bytes, releases the previous
+hold; an original (and its cached text) is deleted when its last hold goes. Events older than the recorded
+version are stale (a replay of a superseded event): they change nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ragbus.object_store import S3ObjectStore
+from workers.extractor.cache import ExtractionCache
+
+
+def _doc_hash(tenant: str, doc_id: str) -> str:
+    return hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Holding:
+    """The original a document holds (None after a delete) as of `version`."""
+
+    sha256: str | None
+    version: int
+
+
+class OriginalLedger:
+    """Holds and releases originals in object storage."""
+
+    def __init__(self, store: S3ObjectStore, cache: ExtractionCache) -> None:
+        self.store, self.cache = store, cache
+
+    def holding(self, tenant: str, doc_id: str) -> Holding | None:
+        """What the document holds, or None when nothing was ever recorded."""
+        record = self.store.get_json(f"documents/{tenant}/{_doc_hash(tenant, doc_id)}")
+        return Holding(record["sha256"], int(record["version"])) if isinstance(record, dict) else None
+
+    def record(self, tenant: str, doc_id: str, version: int, sha256: str | None) -> bool:
+        """The document now holds `sha256` (None: nothing), unless a later event was recorded: then False (stale)."""
+        doc = _doc_hash(tenant, doc_id)
+        previous = self.holding(tenant, doc_id)
+        if previous is not None and previous.version > version:
+            return False
+        if sha256 is not None:
+            self.store.put_json(f"holders/{sha256}/{doc}", {"doc_id": doc_id, "tenant": tenant})
+        self.store.put_json(f"documents/{tenant}/{doc}", {"sha256": sha256, "version": version})
+        if previous is not None and previous.sha256 is not None and previous.sha256 != sha256:
+            self._release(previous.sha256, doc)
+        return True
+
+    def _release(self, sha256: str, doc: str) -> None:
+        self.store.delete(f"holders/{sha256}/{doc}")
+        if not self.store.keys(f"holders/{sha256}/"):
+            self.store.delete(f"originals/{sha256}")
+            self.cache.drop(sha256)
