@@ -262,7 +262,9 @@ class QueryService:
             return (self.embedder.encode(sentences, check_length=False) @ found.vector).tolist()
 
         passages = self.settings.answer_passages
-        return await self.embedder.on_model_thread(lambda: extractive_answer(query, found.hits, passages, 2, semantic))
+        return await self.embedder.on_model_thread(
+            lambda: extractive_answer(query, found.hits, passages, scorer=semantic)
+        )
 
     def _served(self, response: QueryResponse, started: float, *, cached: bool) -> QueryResponse:
         metrics.QUERIES.labels(str(cached).lower(), str(response.degraded).lower()).inc()
@@ -271,7 +273,7 @@ class QueryService:
 
 
 def _citations(hits: list[ChunkHit]) -> list[Citation]:
-    return [Citation(doc_id=h.doc_id, chunk_id=h.chunk_id, title=h.title, text=h.text, score=h.score) for h in hits]
+    return Citation.ranked(hits)
 
 
 def _ms(started: float) -> float:

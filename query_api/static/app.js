@@ -87,7 +87,8 @@ function renderCitations(citations) {
     title.textContent = citation.title || citation.doc_id;
     const source = document.createElement("span");
     source.className = "citation-source";
-    source.textContent = `${citation.doc_id} \u00b7 score ${Number(citation.score).toFixed(3)}`;
+    // Listed in ranked order; the figure shown is the one that ranked them (the API's `score`), never another.
+    source.textContent = `${citation.doc_id} \u00b7 rank ${citation.rank} \u00b7 score ${Number(citation.score).toPrecision(3)}`;
     summary.append(title, " ", source);
     const passage = document.createElement("blockquote");
     passage.className = "passage";
