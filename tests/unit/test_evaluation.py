@@ -6,12 +6,15 @@ import math
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
-from ragbus.errors import InputError
+from ragbus.errors import ConfigError, InputError
 from ragbus.evaluation import evaluate
 from ragbus.judged_set import JudgedSet, load_judged_set
 from ragbus.quality_gate import GateVerdict
 from ragbus.ranking_metrics import ndcg_at_k, recall_at_k, reciprocal_rank_at_k
+from ragbus.scheduled_evaluation import scheduled_evaluation
+from ragbus.settings import EvalSettings
 
 
 def test_metrics_follow_the_trec_eval_definitions() -> None:
@@ -77,3 +80,29 @@ def test_the_gate_allows_at_most_the_allowed_drop(serving: float, candidate: flo
     verdict = GateVerdict("set", "old", "new", serving, candidate, max_drop=0.01)
     assert verdict.passed is passed
     assert f"old {serving:.4f}" in verdict.render() and f"new {candidate:.4f}" in verdict.render()
+
+
+async def test_the_scheduled_evaluation_is_off_by_default_and_a_bad_set_fails_at_start(tmp_path: Path) -> None:
+    async def rank(query: str) -> list[str]:
+        return []
+
+    assert EvalSettings().judged_dir is None
+    async with scheduled_evaluation(EvalSettings(), rank) as job:
+        assert job is None
+    with pytest.raises(ConfigError, match="RAGBUS_EVAL_JUDGED_DIR"):
+        async with scheduled_evaluation(EvalSettings(judged_dir=tmp_path), rank):
+            pass
+
+
+async def test_a_scheduled_run_exports_the_figures_under_the_set_label(tmp_path: Path) -> None:
+    root = write_judged(tmp_path / "mini", "query-id\tcorpus-id\tscore\nq1\td1\t1\n", '{"_id": "q1", "text": "one"}\n')
+
+    async def rank(query: str) -> list[str]:
+        return ["x", "d1"]
+
+    settings = EvalSettings(judged_dir=root, set_name="unit-mini", interval_s=3600)
+    async with scheduled_evaluation(settings, rank) as job:
+        assert job is not None
+        await job.run_once()
+    assert REGISTRY.get_sample_value("ragbus_eval_ndcg_at_10", {"set": "unit-mini"}) == pytest.approx(1 / math.log2(3))
+    assert REGISTRY.get_sample_value("ragbus_eval_recall_at_100", {"set": "unit-mini"}) == 1.0
