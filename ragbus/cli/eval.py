@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +44,7 @@ def eval_command(
         # With --json only the JSON goes to stdout; otherwise a bar (a terminal) or progress lines.
         bar = None if json_ else CountedProgress("ranked", len(judged.queries), unit="queries")
         progress = bar.update if bar else None
-        try:
+        with contextlib.nullcontext() if bar is None else bar:  # the bar prints its last line only on success
             report = _run(
                 judged,
                 collection=collection,
@@ -53,9 +54,6 @@ def eval_command(
                 tenant=tenant,
                 progress=progress,
             )
-        finally:
-            if bar:
-                bar.close()
     except RagbusError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
