@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from query_api.app import create_app
 from query_api.extractive import is_whole
 from query_api.sentences import split_sentences
@@ -115,3 +115,10 @@ def test_citations_are_listed_in_ranked_order_with_the_figure_that_ranked_them(d
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
+
+
+def test_the_question_ragbus_up_suggests_is_answered_from_the_docs(docs_api: TestClient) -> None:
+    from ragbus.cli.app import DEMO_QUESTION as SUGGESTED
+
+    body = ask(docs_api, SUGGESTED, top_k=3)  # as the printed curl command asks it
+    assert "make test" in str(body["answer"]), body["answer"]
