@@ -8,7 +8,7 @@ searches as the API does: the same model as the collection's pipeline, hybrid wh
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from types import TracebackType
 
@@ -26,6 +26,7 @@ from ragbus.settings import EmbeddingSettings, Settings
 PASSAGES = 300
 
 Ranker = Callable[[str], list[str]]  # question -> document ids, best first
+AsyncRanker = Callable[[str], Awaitable[list[str]]]
 ProgressCallback = Callable[[int, int], None]  # (queries done, queries in all)
 
 
@@ -88,22 +89,32 @@ def evaluate(
     scores: list[QueryScore] = []
     total = len(judged.queries)
     for done, (query_id, text) in enumerate(judged.queries.items(), 1):
-        ranked = ranker(text)
-        relevant = judged.qrels[query_id]
-        scores.append(
-            QueryScore(
-                query_id=query_id,
-                query=text,
-                ndcg_at_10=ndcg_at_k(ranked, relevant, 10),
-                recall_at_10=recall_at_k(ranked, relevant, 10),
-                recall_at_100=recall_at_k(ranked, relevant, 100),
-                reciprocal_rank_at_10=reciprocal_rank_at_k(ranked, relevant, 10),
-                documents_ranked=len(ranked),
-            )
-        )
+        scores.append(score_query(query_id, text, ranker(text), judged.qrels[query_id]))
         if on_progress:
             on_progress(done, total)
     return EvaluationReport(judged.name, target, scores)
+
+
+async def evaluate_async(judged: JudgedSet, rank: AsyncRanker, target: str) -> EvaluationReport:
+    """evaluate() for a ranker that is a coroutine (the query API's own retrieval)."""
+    scores = [
+        score_query(query_id, text, await rank(text), judged.qrels[query_id])
+        for query_id, text in judged.queries.items()
+    ]
+    return EvaluationReport(judged.name, target, scores)
+
+
+def score_query(query_id: str, text: str, ranked: list[str], relevant: dict[str, int]) -> QueryScore:
+    """One query's figures from its ranking."""
+    return QueryScore(
+        query_id=query_id,
+        query=text,
+        ndcg_at_10=ndcg_at_k(ranked, relevant, 10),
+        recall_at_10=recall_at_k(ranked, relevant, 10),
+        recall_at_100=recall_at_k(ranked, relevant, 100),
+        reciprocal_rank_at_10=reciprocal_rank_at_k(ranked, relevant, 10),
+        documents_ranked=len(ranked),
+    )
 
 
 class CollectionRanker:

@@ -7,19 +7,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from prometheus_client import Counter, Gauge
 
 from ragbus.errors import ConfigError, InputError
-from ragbus.evaluation import EvaluationReport, evaluate
+from ragbus.evaluation import AsyncRanker, EvaluationReport, evaluate_async
 from ragbus.judged_set import JudgedSet, load_judged_set
 from ragbus.settings import EvalSettings
 
 log = logging.getLogger(__name__)
-AsyncRanker = Callable[[str], Coroutine[Any, Any, list[str]]]  # question -> document ids, best first
 
 NDCG_AT_10 = Gauge("ragbus_eval_ndcg_at_10", "Mean nDCG@10 of the last scheduled evaluation.", ["set"])
 RECALL_AT_100 = Gauge("ragbus_eval_recall_at_100", "Mean recall@100 of the last scheduled evaluation.", ["set"])
@@ -37,12 +35,8 @@ class ScheduledEvaluation:
 
     async def run_once(self) -> EvaluationReport:
         """One evaluation; its figures are exported."""
-        loop = asyncio.get_running_loop()
-
-        def ranker(query: str) -> list[str]:
-            return asyncio.run_coroutine_threadsafe(self.rank(query), loop).result()
-
-        report = await asyncio.to_thread(evaluate, self.judged, ranker, "serving")
+        # On the event loop, one query after another: the API's own retrieval, no thread to strand at shutdown.
+        report = await evaluate_async(self.judged, self.rank, "serving")
         NDCG_AT_10.labels(self.label).set(report.ndcg_at_10)
         RECALL_AT_100.labels(self.label).set(report.mean("recall_at_100"))
         LAST_RUN.labels(self.label).set(time.time())
