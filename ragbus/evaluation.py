@@ -17,8 +17,8 @@ import httpx
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import InputError, TransientError
 from ragbus.judged_set import JudgedSet
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.ranking_metrics import ndcg_at_k, recall_at_k, reciprocal_rank_at_k
 from ragbus.settings import EmbeddingSettings, Settings
 

@@ -14,7 +14,7 @@ from functools import partial
 from ragbus.errors import PermanentError, RagbusError
 from ragbus.evaluation import CollectionRanker, EvaluationReport, ProgressCallback, evaluate
 from ragbus.judged_set import JudgedSet
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineRegistry, with_spec
 from ragbus.settings import EmbeddingSettings, Settings
 from schemas.pipelines import PipelineSpec

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineRegistry
 from ragbus.reindex import Reindexer, ReindexOptions
 from schemas.documents import DocumentEvent
