@@ -24,9 +24,9 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 
 from bench.hybrid_probe import probe_bm25
 from bench.scifact import SciFact, load_scifact
-from bench.scoring import ndcg_at_k, recall_at_k
 from bench.stack import ROOT
 from ragbus.embedding import SentenceEmbedder
+from ragbus.ranking_metrics import ndcg_at_k, recall_at_k
 from ragbus.settings import EmbeddingSettings
 from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite

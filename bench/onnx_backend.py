@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.scifact import load_scifact
-from bench.scoring import ndcg_at_k, recall_at_k
 from bench.stack import ROOT
 from ragbus.embedding import SentenceEmbedder
+from ragbus.ranking_metrics import ndcg_at_k, recall_at_k
 from ragbus.settings import EmbeddingSettings
 
 

@@ -1,6 +1,7 @@
 """Retrieval quality through the REST API: nDCG@10 and recall@100 of SciFact's test queries.
 
-A document's rank is that of its best passage (the API returns passages; repeated documents are dropped).
+The figures are ragbus's own (`ragbus.evaluation`, the code behind `ragbus eval`): a document's rank is that of its
+best passage (the API returns passages; repeated documents are dropped).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import time
 import httpx
 
 from bench.scifact import SciFact
-from bench.scoring import ndcg_at_k, recall_at_k
-
-PASSAGES = 300  # enough to rank 100 distinct documents (SciFact abstracts make about 2 passages each)
+from ragbus.evaluation import PASSAGES
+from ragbus.evaluation import evaluate as evaluate_rankings
+from ragbus.judged_set import JudgedSet
 
 
 def ranked_documents(client: httpx.Client, query: str, passages: int = PASSAGES) -> list[str]:
@@ -24,20 +25,16 @@ def ranked_documents(client: httpx.Client, query: str, passages: int = PASSAGES)
 
 def evaluate(client: httpx.Client, data: SciFact, passages: int = PASSAGES) -> dict[str, object]:
     """Ask every query once (cold cache) and score the rankings against the qrels."""
-    ndcg, recall, depth = [], [], []
     started = time.perf_counter()
-    for query_id, text in data.queries.items():
-        ranked = ranked_documents(client, text, passages)
-        ndcg.append(ndcg_at_k(ranked, data.qrels[query_id], 10))
-        recall.append(recall_at_k(ranked, data.qrels[query_id], 100))
-        depth.append(len(ranked))
-    n = len(ndcg)
+    judged = JudgedSet("scifact", data.queries, data.qrels)
+    report = evaluate_rankings(judged, lambda query: ranked_documents(client, query, passages), str(client.base_url))
+    summary = report.summary()
     return {
-        "queries": n,
+        "queries": summary["queries"],
         "documents": len(data.documents),
-        "ndcg_at_10": round(sum(ndcg) / n, 4),
-        "recall_at_100": round(sum(recall) / n, 4),
+        "ndcg_at_10": summary["ndcg_at_10"],
+        "recall_at_100": summary["recall_at_100"],
         "passages_asked": passages,
-        "min_distinct_documents_ranked": min(depth),
+        "min_distinct_documents_ranked": summary["min_documents_ranked"],
         "seconds": round(time.perf_counter() - started, 2),
     }

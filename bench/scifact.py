@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from producers.sources.files import read_documents
+from ragbus.judged_set import load_judged_set
 from schemas.documents import DocumentEvent
 
-DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
+# The shared datasets folder beside the project; RAGBUS_BENCH_SCIFACT names another place (a git worktree, say).
+DATASET = Path(
+    os.environ.get("RAGBUS_BENCH_SCIFACT") or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
+)
 
 
 @dataclass(frozen=True)
@@ -23,28 +25,14 @@ class SciFact:
     qrels: dict[str, dict[str, int]]
 
 
-def _qrels(path: Path) -> dict[str, dict[str, int]]:
-    judged: dict[str, dict[str, int]] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            judged.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    return judged
-
-
 def load_scifact(docs: int | None = None, queries: int | None = None, dataset: Path = DATASET) -> SciFact:
     """The whole test split, or its first `queries` judged queries over `docs` documents that include theirs."""
-    qrels = _qrels(dataset / "qrels" / "test.tsv")
-    texts = {}
-    for line in (dataset / "queries.jsonl").read_text().splitlines():
-        row = orjson.loads(line)
-        if row["_id"] in qrels:
-            texts[row["_id"]] = row["text"]
-    chosen = list(texts)[:queries] if queries else list(texts)
+    judged = load_judged_set(dataset, "test", queries)
     corpus = read_documents([dataset / "corpus.jsonl"])
     if docs is not None and docs < len(corpus):
         # The judged documents first, so a small run can still find what its queries ask for.
-        wanted = {doc for q in chosen for doc in qrels[q]}
-        judged = [e for e in corpus if e.doc_id in wanted]
+        wanted = {doc for relevant in judged.qrels.values() for doc in relevant}
+        judged_docs = [e for e in corpus if e.doc_id in wanted]
         others = [e for e in corpus if e.doc_id not in wanted]
-        corpus = (judged + others)[: max(docs, len(judged))]
-    return SciFact(corpus, {q: texts[q] for q in chosen}, {q: qrels[q] for q in chosen})
+        corpus = (judged_docs + others)[: max(docs, len(judged_docs))]
+    return SciFact(corpus, judged.queries, judged.qrels)

@@ -20,11 +20,14 @@ from query_api.routes import document_uploads, documents, feedback, health, quer
 from query_api.routes.metrics import install_metrics
 from query_api.routes.web import install_web_page
 from query_api.security.authenticator import Authenticator
+from query_api.service import QueryService
 from ragbus import __version__
 from ragbus.document_publisher import DocumentPublisher
+from ragbus.evaluation import PASSAGES
 from ragbus.heap import freeze_startup_objects
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.redis_store import open_redis
+from ragbus.scheduled_evaluation import AsyncRanker, scheduled_evaluation
 from ragbus.settings import Settings, load_settings
 
 
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 feedback=FeedbackStore(redis, namespace, security.feedback_ttl_s),
                 publisher=publisher,
             )
+            await opened.enter_async_context(scheduled_evaluation(settings.evaluation, _ranker(service, settings)))
             freeze_startup_objects()
             yield
 
@@ -78,3 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     install_web_page(app)
     return app
+
+
+def _ranker(service: QueryService, settings: Settings) -> AsyncRanker:
+    """Documents as the API ranks them for the scheduled evaluation (the serving collection, no answer, no cache)."""
+
+    async def rank(query: str) -> list[str]:
+        found = await service.retrieve(query, PASSAGES, settings.evaluation.tenant)
+        return list(dict.fromkeys(hit.doc_id for hit in found.hits))
+
+    return rank

@@ -76,7 +76,7 @@ class AnswerComposer:
 
         passages = self.settings.answer_passages
         answer = await self.embedder.on_model_thread(
-            lambda: extractive_answer(query, found.hits, passages, 2, semantic)
+            lambda: extractive_answer(query, found.hits, passages, scorer=semantic)
         )
         return QueryResponse(answer=answer, citations=citations_of(found.hits), cached=False, degraded=degraded)
 
@@ -94,16 +94,5 @@ class AnswerComposer:
 
 
 def citations_of(hits: list[ChunkHit]) -> list[Citation]:
-    """Retrieved chunks as an answer's citations."""
-    return [
-        Citation(
-            doc_id=h.doc_id,
-            chunk_id=h.chunk_id,
-            title=h.title,
-            text=h.text,
-            score=h.score,
-            page=h.page,
-            section=h.section,
-        )
-        for h in hits
-    ]
+    """Retrieved chunks as an answer's citations, in the order the search ranked them."""
+    return Citation.ranked(hits)

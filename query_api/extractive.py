@@ -1,14 +1,30 @@
-"""Extractive answers: the sentences of the best passages closest to the question, each cited."""
+"""Extractive answers: whole sentences of the retrieved documents closest to the question, each cited.
+
+A document's retrieved passages are merged first (consecutive chunks overlap), so a sentence the chunker cut in
+two is whole again and a sentence two passages share is quoted once.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from query_api.markup import prose_blocks
+from query_api.sentences import split_sentences
 from ragbus.milvus.rows import ChunkHit
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+NO_MATCH = "No indexed document matches this question yet."
+RELATIVE_PASSAGE_CUT = 0.8
+# A sentence scoring below this share of the best one answers something else.
+RELATIVE_SENTENCE_CUT = 0.7
+
+# Scores a list of sentences against the question (higher is closer).
+SentenceScorer = Callable[[list[str]], list[float]]
+
 _WORD = re.compile(r"\w+", re.UNICODE)
+_WHOLE_START = re.compile(r"^[\w\"'(*`\[]")
+_WHOLE_END = re.compile(r"[.!?][\"')*`\]]*$")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -29,6 +45,7 @@ _STOPWORDS = frozenset(
         "in",
         "is",
         "it",
+        "its",
         "of",
         "on",
         "or",
@@ -48,79 +65,155 @@ _STOPWORDS = frozenset(
         "your",
     ]
 )
-NO_MATCH = "No indexed document matches this question yet."
-
-# Scores a list of sentences against the question (higher is closer).
-SentenceScorer = Callable[[list[str]], list[float]]
 
 
-def split_sentences(passage: str) -> list[str]:
-    """Sentences of a passage: wrapped lines joined, Markdown headings and code fences left out."""
-    units: list[str] = []
-    paragraph: list[str] = []
+# A lowercase sentence start is fine ("ragbus keeps ..."), but these words continue something said before.
+_CONTINUATIONS = frozenset(
+    ["or", "and", "but", "so", "then", "which", "that", "while", "because", "with", "to", "of", "in", "for", "as", "if"]
+)
 
-    def flush() -> None:
-        if paragraph:
-            units.extend(s.strip() for s in _SENTENCE_END.split(" ".join(paragraph)) if s.strip())
-            paragraph.clear()
 
-    in_fence = False
-    for line in passage.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            flush()
-            in_fence = not in_fence
-        elif in_fence or not stripped or stripped.startswith("#") or set(stripped) <= set("|-: "):
-            flush()  # code, blank lines, headings and table rules are not answers
-        elif line.startswith(("    ", "\t")):
-            flush()
-            units.append(stripped)  # an indented command is its own unit
-        else:
-            paragraph.append(stripped)
-    flush()
-    return units
+@dataclass(frozen=True)
+class Sentence:
+    """A whole sentence of a retrieved document, where it stands there, and the passage that cites it."""
+
+    text: str
+    title: str
+    source: int  # n of its citation [n]: the best-ranked passage that holds it
+    document: int  # rank of its document among the answer's documents
+    position: int  # order within its document's merged passages
 
 
 def lexical_scorer(query: str) -> SentenceScorer:
-    """Scores by the number of the question's content words a sentence contains."""
+    """Scores by the share of the question's content words a sentence contains."""
     terms = _terms(query)
-    return lambda sentences: [float(len(_terms(s) & terms)) for s in sentences]
-
-
-def _terms(text: str) -> set[str]:
-    return {w for w in (m.group().casefold() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
-
-
-RELATIVE_PASSAGE_CUT = 0.8
+    return lambda sentences: [len(_terms(s) & terms) / max(1, len(terms)) for s in sentences]
 
 
 def extractive_answer(
     query: str,
     hits: list[ChunkHit],
     passages: int,
-    sentences_per_passage: int = 2,
+    sentences: int = 4,
     scorer: SentenceScorer | None = None,
 ) -> str:
-    """The answer text: from each of the best passages, its closest sentences in their original order, then [n]."""
+    """The answer: the `sentences` sentences closest to the question from the best `passages` documents, each
+    followed by [n] (n: its passage's place among the citations), in document rank order, then text order."""
     if not hits:
         return NO_MATCH
+    candidates = candidate_sentences(hits, passages)
+    if not candidates:
+        return NO_MATCH
     score = scorer or lexical_scorer(query)
+    scores = score([f"{c.title}: {c.text}" if c.title else c.text for c in candidates])
+    best = max(scores)
+    ranked = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    chosen = [i for i in ranked if scores[i] >= best * RELATIVE_SENTENCE_CUT][:sentences] or ranked[:1]
+    picked = sorted((candidates[i] for i in chosen), key=lambda c: (c.document, c.position))
+    paragraphs: dict[int, list[str]] = {}
+    for sentence in picked:
+        paragraphs.setdefault(sentence.document, []).append(f"{sentence.text} [{sentence.source}]")
+    return "\n\n".join(" ".join(parts) for parts in paragraphs.values())
+
+
+def candidate_sentences(hits: list[ChunkHit], documents: int) -> list[Sentence]:
+    """Whole, distinct sentences of the best `documents` documents' passages close to the best passage."""
     # Passages far less similar than the best one answer another question (the koi's diet when asked about the
-    # koala): quote only those close to the best. Hits come best first, so this keeps a prefix and [n] stays right.
-    close = [hit for hit in hits[:passages] if hit.score >= hits[0].score * RELATIVE_PASSAGE_CUT]
-    per_hit = [split_sentences(hit.text) for hit in close]
-    # Each sentence is scored with its document's title, so "Its diet is krill." still knows whose diet it is.
-    flat = [
-        f"{hit.title}: {sentence}" if hit.title else sentence
-        for hit, sentences in zip(hits, per_hit, strict=False)
-        for sentence in sentences
-    ]
-    scores = score(flat) if flat else []
-    parts, cursor = [], 0
-    for n, sentences in enumerate(per_hit, 1):
-        own = scores[cursor : cursor + len(sentences)]
-        cursor += len(sentences)
-        ranked = sorted(range(len(sentences)), key=lambda i: (-own[i], i))[:sentences_per_passage]
-        excerpt = " ".join(sentences[i] for i in sorted(ranked))
-        parts.append(f"{excerpt} [{n}]")
-    return "\n\n".join(parts)
+    # koala). Citation numbers stay those of the full list: hit i is cited as [i + 1].
+    best = max(hit.score for hit in hits)
+    by_document: dict[str, list[tuple[int, ChunkHit]]] = {}
+    for n, hit in enumerate(hits, 1):
+        if hit.score >= best * RELATIVE_PASSAGE_CUT and (hit.doc_id in by_document or len(by_document) < documents):
+            by_document.setdefault(hit.doc_id, []).append((n, hit))
+    seen: list[set[str]] = []
+    out: list[Sentence] = []
+    for rank, cited in enumerate(by_document.values()):
+        for position, (text, source) in enumerate(_document_sentences(cited)):
+            words = _words(text)
+            if any(_same(words, other) for other in seen):
+                continue  # a sentence another passage (of this or another document) already gave
+            seen.append(words)
+            out.append(Sentence(text, cited[0][1].title, source, rank, position))
+    return out
+
+
+def _document_sentences(cited: list[tuple[int, ChunkHit]]) -> list[tuple[str, int]]:
+    """(sentence, n) for one document's passages, consecutive ones merged, whole sentences only."""
+    out: list[tuple[str, int]] = []
+    for run in _runs(sorted(cited, key=lambda c: c[1].chunk_index)):
+        text = run[0][1].text
+        for _, hit in run[1:]:
+            text = merge_overlapping(text, hit.text)
+        found = [s for block in prose_blocks(text) for s in split_sentences(block)]
+        if run[0][1].chunk_index > 0 and found and _starts_mid_paragraph(text):
+            found = found[1:]  # the passage begins where the chunker cut, most likely inside a sentence
+        own = [(n, {_key(s) for b in prose_blocks(h.text) for s in split_sentences(b)}) for n, h in run]
+        best_n = min(n for n, _ in run)
+        for sentence in found:
+            if is_whole(sentence):
+                holders = [n for n, keys in own if _key(sentence) in keys]
+                out.append((sentence, min(holders, default=best_n)))
+    return out
+
+
+def _runs(cited: list[tuple[int, ChunkHit]]) -> list[list[tuple[int, ChunkHit]]]:
+    """Groups of passages with consecutive chunk indexes (they overlap in the document)."""
+    runs: list[list[tuple[int, ChunkHit]]] = []
+    for item in cited:
+        if runs and item[1].chunk_index == runs[-1][-1][1].chunk_index + 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def merge_overlapping(first: str, second: str) -> str:
+    """`first` and `second` joined where the end of `first` repeats as the start of `second` (chunk overlap)."""
+    probe = second[: min(32, len(second))]
+    at = first.find(probe) if probe else -1
+    while at != -1:
+        if second.startswith(first[at:]):
+            return first[:at] + second
+        at = first.find(probe, at + 1)
+    return f"{first}\n\n{second}"  # no overlap found: keep both as separate paragraphs
+
+
+def is_whole(sentence: str) -> bool:
+    """A sentence that starts like one, ends like one, and carries no table cell or fence."""
+    return (
+        bool(_WHOLE_START.match(sentence))
+        and bool(_WHOLE_END.search(sentence))
+        and "|" not in sentence
+        and "```" not in sentence
+        and sentence.count("`") % 2 == 0  # else cut inside inline code
+        and sentence.count("(") == sentence.count(")")
+        and len(_WORD.findall(sentence)) >= 3
+        and _first_word(sentence) not in _CONTINUATIONS
+    )
+
+
+def _first_word(sentence: str) -> str:
+    match = _WORD.search(sentence)
+    return match.group() if match else ""
+
+
+def _starts_mid_paragraph(text: str) -> bool:
+    first = text.lstrip("\n").splitlines()[0] if text.strip() else ""
+    return bool(first.strip()) and not first.lstrip().startswith(("#", "-", "*", "|", "```", ">"))
+
+
+def _terms(text: str) -> set[str]:
+    return {w for w in (m.group().casefold() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
+
+
+def _words(text: str) -> set[str]:
+    return {m.group().casefold() for m in _WORD.finditer(text)}
+
+
+def _key(sentence: str) -> str:
+    return " ".join(m.group().casefold() for m in _WORD.finditer(sentence))
+
+
+def _same(words: set[str], other: set[str]) -> bool:
+    """Near duplicates: nine words in ten shared (a sentence quoted in two documents, or with a changed word)."""
+    return len(words & other) >= 0.9 * max(len(words), len(other))

@@ -7,6 +7,7 @@ import unicodedata
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from query_api.metadata_filter import MetadataFilters
+from ragbus.milvus.rows import ChunkHit
 
 
 class QueryRequest(BaseModel):
@@ -49,15 +50,38 @@ class QueryRequest(BaseModel):
 
 
 class Citation(BaseModel):
-    """A retrieved passage the answer relies on."""
+    """A retrieved passage the answer relies on; citations are listed in ranked order, [n] of an answer is the n-th."""
 
     doc_id: str
     chunk_id: str
     title: str
     text: str
-    score: float = Field(description="Cosine similarity to the query.")
+    rank: int = Field(description="Place in the retrieval's order, from 1 (the answer's [n] cites rank n).")
+    score: float = Field(
+        description="The figure the passages were ranked by, so it never grows down the list: the cosine similarity "
+        "to the question for dense retrieval, the reciprocal-rank-fusion score for hybrid retrieval."
+    )
+    similarity: float = Field(description="Cosine similarity to the question (with hybrid, not the ranking figure).")
     page: int | None = Field(None, description="1-based page of a PDF where the passage starts.", examples=[7])
     section: str | None = Field(None, description="Headings the passage sits under.", examples=["Setup > Kafka"])
+
+    @classmethod
+    def ranked(cls, hits: list[ChunkHit]) -> list[Citation]:
+        """Citations of search hits, in the order the search ranked them."""
+        return [
+            cls(
+                doc_id=h.doc_id,
+                chunk_id=h.chunk_id,
+                title=h.title,
+                text=h.text,
+                rank=rank,
+                score=h.ranking_score,
+                similarity=h.score,
+                page=h.page,
+                section=h.section,
+            )
+            for rank, h in enumerate(hits, 1)
+        ]
 
 
 class QueryResponse(BaseModel):

@@ -12,6 +12,7 @@ from ragbus.settings import (
     ApiSettings,
     ChunkingSettings,
     EmbeddingSettings,
+    EvalSettings,
     ExtractSettings,
     KafkaSettings,
     LLMSettings,
@@ -37,6 +38,7 @@ GROUPS: list[tuple[str, type[BaseSettings]]] = [
     ("Query API security (keys, tokens, rate limits)", ApiSecuritySettings),
     ("Change sources (`ragbus watch`, `ragbus source`)", SourceSettings),
     ("Embedded stack (`ragbus up`)", StackSettings),
+    ("Scheduled evaluation", EvalSettings),
 ]
 
 INTRO = """# Configuration

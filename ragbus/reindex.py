@@ -26,6 +26,7 @@ from ragbus.kafka_security import kafka_connection
 from ragbus.milvus.collections import MilvusCollectionAdmin
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext, PipelineRegistry, default_spec, with_spec
+from ragbus.quality_gate import GateVerdict, QualityGate, QualityGateRefused, judge
 from ragbus.redis_store import IndexGeneration, KeySpace, open_redis
 from ragbus.reindex_progress import PipelineProgress, eta_seconds, measure
 from ragbus.settings import Settings
@@ -153,10 +154,32 @@ class Reindexer:
         await self._bump_generation()
         await self._record_serving(spec)
 
+    async def check_gate(self, spec: PipelineSpec, gate: QualityGate) -> GateVerdict:
+        """The new collection's nDCG@10 on the gate's judged set against the served one's; QualityGateRefused (the
+        alias stays, the new pipeline keeps running for inspection) when it dropped by more than allowed."""
+        serving_name = await asyncio.to_thread(self._alias_target)
+        specs = await self.pipelines()
+        serving = specs.get(serving_name or "") or default_spec(self.settings)
+        verdict = await judge(self.settings, gate, serving, spec)
+        if not verdict.passed:
+            raise QualityGateRefused(
+                f"not switching: {verdict.render()}. {serving.collection} keeps serving; {spec.collection} is kept "
+                f"for inspection (`ragbus eval DIR --collection {spec.collection}`); `ragbus reindex --abandon` "
+                "drops it, `ragbus reindex` without --gate switches to it"
+            )
+        return verdict
+
     async def finish(
-        self, spec: PipelineSpec, *, timeout_s: float, verify_for_s: float = 60.0, on_progress: ProgressCallback | None
+        self,
+        spec: PipelineSpec,
+        *,
+        timeout_s: float,
+        verify_for_s: float = 60.0,
+        on_progress: ProgressCallback | None,
+        gate: QualityGate | None = None,
+        on_verdict: Callable[[GateVerdict], None] | None = None,
     ) -> PipelineProgress:
-        """Follow until caught up and verified (retrying while live updates land), then switch."""
+        """Follow until caught up and verified (retrying while live updates land), pass the gate if any, switch."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         verify_deadline: float | None = None
@@ -164,6 +187,10 @@ class Reindexer:
             progress = await self.follow(spec, timeout_s=max(1.0, deadline - loop.time()), on_progress=on_progress)
             problem = await self.verify(spec)
             if problem is None:
+                if gate is not None:
+                    verdict = await self.check_gate(spec, gate)
+                    if on_verdict:
+                        on_verdict(verdict)
                 await self.switch(spec)
                 return progress
             # Live updates reach the two collections at slightly different times: give them a moment to agree.
@@ -233,6 +260,10 @@ class Reindexer:
             await IndexGeneration(redis, keys, self.settings.milvus.alias).bump()
         finally:
             await redis.aclose()
+
+    def _alias_target(self) -> str | None:
+        with self._store() as store:
+            return store.alias_target()
 
     @contextmanager
     def _store(self) -> Iterator[MilvusChunkStore]:

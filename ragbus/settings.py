@@ -7,7 +7,7 @@ means "the embedded stack provides it": `ragbus up` starts the server and passes
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -441,6 +441,22 @@ class StackSettings(BaseSettings):
     )
 
 
+class EvalSettings(BaseSettings):
+    """Scheduled evaluation of retrieval quality by the query API (off unless a judged set is named)."""
+
+    model_config = _config("RAGBUS_EVAL_")
+
+    judged_dir: Path | None = Field(
+        None,
+        description="Judged set in the BEIR layout (queries.jsonl, qrels/test.tsv) the query API ranks on a schedule, "
+        "exporting ragbus_eval_ndcg_at_10{set}; unset: no scheduled evaluation.",
+    )
+    set_name: str = Field("", description="The `set` label of the exported figures (default: the directory's name).")
+    interval_s: float = Field(3600.0, ge=10, description="Seconds between two evaluations (the first runs at start).")
+    limit: int | None = Field(None, ge=1, description="Only the first N judged queries (unset: all).")
+    tenant: str = Field("default", min_length=1, description="Tenant whose documents the judged set refers to.")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every settings group, read once from the environment."""
@@ -458,6 +474,7 @@ class Settings:
     source: SourceSettings
     objects: ObjectSettings = dataclasses.field(default_factory=ObjectSettings)
     extract: ExtractSettings = dataclasses.field(default_factory=ExtractSettings)
+    evaluation: EvalSettings = field(default_factory=EvalSettings)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -508,4 +525,5 @@ def load_settings() -> Settings:
         source=_load(SourceSettings),
         objects=_load(ObjectSettings),
         extract=_load(ExtractSettings),
+        evaluation=_load(EvalSettings),
     )

@@ -87,9 +87,10 @@ function renderCitations(citations) {
     title.textContent = citation.title || citation.doc_id;
     const source = document.createElement("span");
     source.className = "citation-source";
+    // Listed in ranked order; the figure shown is the one that ranked them (the API's `score`), never another.
     // Where in the document: its section and, for a PDF, its page.
     const where = [citation.section, citation.page ? `page ${citation.page}` : null].filter(Boolean);
-    source.textContent = [citation.doc_id, ...where, `score ${Number(citation.score).toFixed(3)}`].join(" \u00b7 ");
+    source.textContent = [citation.doc_id, ...where, `rank ${citation.rank}`, `score ${Number(citation.score).toPrecision(3)}`].join(" \u00b7 ");
     summary.append(title, " ", source);
     const passage = document.createElement("blockquote");
     passage.className = "passage";

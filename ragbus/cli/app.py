@@ -193,7 +193,7 @@ def query(
     flags = [name for name in ("cached", "degraded") if body.get(name)]
     for n, citation in enumerate(body["citations"], 1):
         typer.echo(
-            f"[{n}] {citation['title'] or citation['doc_id']}  ({citation['doc_id']}, score {citation['score']:.3f})"
+            f"[{n}] {citation['title'] or citation['doc_id']}  ({citation['doc_id']}, score {citation['score']:.3g})"
         )
     if flags:
         typer.echo(f"({', '.join(flags)})")
@@ -295,8 +295,10 @@ def api() -> None:
 
 
 def _register_reindex_commands() -> None:
+    from ragbus.cli.eval import eval_command
     from ragbus.cli.reindex import reindex_command, replay_command
 
+    app.command("eval")(eval_command)
     app.command("reindex")(reindex_command)
     app.command("replay")(replay_command)
     from ragbus.cli.sources import source_app, watch_command

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +14,8 @@ from ragbus.cli.progress import CountedProgress, interactive_output
 from ragbus.cli.settings import command_settings
 from ragbus.cli.settings import fail as _fail
 from ragbus.errors import RagbusError
+from ragbus.judged_set import load_judged_set
+from ragbus.quality_gate import QualityGate
 from ragbus.reindex import Reindexer, ReindexOptions
 from ragbus.reindex_progress import PipelineProgress
 from ragbus.replay import ReplayFrom, parse_offsets, reset_group
@@ -60,7 +63,15 @@ async def _list(reindexer: Reindexer) -> None:
         )
 
 
-async def _reindex(settings: Settings, options: ReindexOptions, *, switch: bool, force: bool, timeout_s: float) -> None:
+async def _reindex(
+    settings: Settings,
+    options: ReindexOptions,
+    *,
+    switch: bool,
+    force: bool,
+    timeout_s: float,
+    gate: QualityGate | None = None,
+) -> None:
     reindexer = Reindexer(settings)
     building = await reindexer.in_state(PipelineState.BUILDING)
     if building and options == ReindexOptions():
@@ -78,9 +89,12 @@ async def _reindex(settings: Settings, options: ReindexOptions, *, switch: bool,
         return
     if force:
         await reindexer.follow(spec, timeout_s=timeout_s, on_progress=_Printer())
+        if gate:
+            typer.echo((await reindexer.check_gate(spec, gate)).render())
         await reindexer.switch(spec)
     else:
-        await reindexer.finish(spec, timeout_s=timeout_s, on_progress=_Printer())
+        show = (lambda verdict: typer.echo(verdict.render())) if gate else None
+        await reindexer.finish(spec, timeout_s=timeout_s, on_progress=_Printer(), gate=gate, on_verdict=show)
     typer.echo(f"switched: alias {settings.milvus.alias} -> {spec.collection}; `ragbus reindex --rollback` undoes it")
 
 
@@ -98,6 +112,10 @@ def reindex_command(
     prune: Annotated[bool, typer.Option("--prune", help="Drop the collections kept for rollback.")] = False,
     abandon: Annotated[bool, typer.Option("--abandon", help="Give up the reindex in progress.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="Show every pipeline and its state.")] = False,
+    gate: Annotated[
+        Path | None, typer.Option(help="Judged set (BEIR layout): switch only if nDCG@10 drops by at most --max-drop.")
+    ] = None,
+    max_drop: Annotated[float, typer.Option(min=0.0, help="nDCG@10 the new collection may lose (absolute).")] = 0.01,
 ) -> None:
     """Rebuild the index from the documents topic into a new collection, then switch to it with no downtime."""
     settings = command_settings()
@@ -118,7 +136,8 @@ def reindex_command(
             typer.echo(f"abandoned the reindex into {spec.collection}; nothing served changed")
         else:
             options = ReindexOptions(chunk_tokens, overlap, title_tokens, model, name)
-            asyncio.run(_reindex(settings, options, switch=switch, force=force, timeout_s=timeout))
+            quality = QualityGate(load_judged_set(gate), max_drop) if gate else None
+            asyncio.run(_reindex(settings, options, switch=switch, force=force, timeout_s=timeout, gate=quality))
     except RagbusError as exc:
         _fail(str(exc))
 

@@ -29,9 +29,15 @@ class ChunkHit:
     text: str
     chunk_index: int
     source: str
-    score: float
+    score: float  # cosine similarity to the query
     page: int | None = None
     section: str | None = None
+    fused: float | None = None  # hybrid retrieval: the reciprocal-rank-fusion score that ordered the hits
+
+    @property
+    def ranking_score(self) -> float:
+        """The figure the hits were ordered by: the fused score for hybrid retrieval, else the cosine."""
+        return self.score if self.fused is None else self.fused
 
 
 def chunk_row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str, Any]:

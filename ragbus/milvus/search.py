@@ -112,5 +112,10 @@ def _hybrid_search(  # noqa: PLR0917
         )
     )
     hits = result[0] if result else []
-    # Fused order; the score stays the cosine to the query (what citations and the extractive cut expect).
-    return [dataclasses.replace(to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"]))) for hit in hits]
+    # Fused order and score; `score` stays the cosine to the query (what the extractive cut expects).
+    return [
+        dataclasses.replace(
+            to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"])), fused=float(hit["distance"])
+        )
+        for hit in hits
+    ]

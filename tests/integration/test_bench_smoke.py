@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from bench import freshness, latency, quality
 from bench.api_process import start_api
 from bench.run import index
 from bench.scifact import DATASET, SciFact, load_scifact
+from query_api.app import create_app
+from ragbus.settings import EvalSettings
 from ragbus.stack.process import stop_all
 from schemas.documents import DocumentEvent
-from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline
+from tests.integration.test_reindex import ragbus_cli
+from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,6 +55,54 @@ def test_quality_is_scored_against_the_qrels(bench_api: tuple[Pipeline, str], sc
     assert 0.0 <= float(result["recall_at_100"]) <= 1.0  # type: ignore[arg-type]
     # Every indexed document is ranked: the API returned all 30 behind the best ones.
     assert result["min_distinct_documents_ranked"] == 30
+
+
+def write_judged_set(root: Path, data: SciFact) -> Path:
+    """The slice's queries and judgments in the BEIR layout `ragbus eval` reads."""
+    (root / "qrels").mkdir(parents=True)
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in data.queries.items())
+    )
+    rows = "".join(f"{q}\t{doc}\t{grade}\n" for q, judged in data.qrels.items() for doc, grade in judged.items())
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+def test_ragbus_eval_and_the_scheduled_evaluation_reproduce_the_bench_figure(
+    bench_api: tuple[Pipeline, str], scifact: SciFact, tmp_path: Path
+) -> None:
+    pipeline, url = bench_api
+    with httpx.Client(base_url=url) as client:
+        recorded = quality.evaluate(client, scifact)
+    judged = str(write_judged_set(tmp_path / "scifact-slice", scifact))
+
+    via_api = ragbus_cli(pipeline, "eval", judged, "--api-url", url, "--json")
+    assert via_api.returncode == 0, via_api.stderr
+    figures = json.loads(via_api.stdout)
+    assert figures["queries"] == 5
+    assert figures["ndcg_at_10"] == recorded["ndcg_at_10"]
+    assert figures["recall_at_100"] == recorded["recall_at_100"]
+    assert 0.0 <= figures["mrr_at_10"] <= 1.0 and 0.0 <= figures["recall_at_10"] <= 1.0
+    assert len(figures["worst"]) == 5
+
+    direct = ragbus_cli(pipeline, "eval", judged, "--direct")  # the served collection, searched as the API does
+    assert direct.returncode == 0, direct.stderr
+    assert f"nDCG@10 {recorded['ndcg_at_10']:.4f}" in direct.stdout, direct.stdout
+    assert "worst 5 queries by nDCG@10" in direct.stdout
+
+    # The query API's scheduled evaluation exports the same figure.
+    settings = pipeline.settings
+    scheduled = EvalSettings(judged_dir=Path(judged), set_name="scifact-slice", interval_s=3600)
+    with TestClient(create_app(type(settings)(**{**settings.__dict__, "evaluation": scheduled}))) as api:
+
+        def exported() -> float | None:
+            for line in api.get("/metrics/").text.splitlines():
+                if line.startswith('ragbus_eval_ndcg_at_10{set="scifact-slice"}'):
+                    return float(line.split()[-1])
+            return None
+
+        wait_for(lambda: exported() is not None, timeout_s=120, message="the scheduled evaluation's figure")
+        assert round(exported() or 0.0, 4) == recorded["ndcg_at_10"]
 
 
 def test_freshness_probes_are_returned_by_the_api(bench_api: tuple[Pipeline, str], scifact: SciFact) -> None:

@@ -132,7 +132,11 @@ def test_embedding_cache_on_a_three_master_cluster(redis_cluster: str) -> None:
 def _answer() -> QueryResponse:
     return QueryResponse(
         answer="Otters hold hands.",
-        citations=[Citation(doc_id="otter", chunk_id="otter:1:0", title="Otters", text="...", score=0.9)],
+        citations=[
+            Citation(
+                doc_id="otter", chunk_id="otter:1:0", title="Otters", text="...", rank=1, score=0.9, similarity=0.9
+            )
+        ],
         cached=False,
         degraded=False,
     )

@@ -1,14 +1,12 @@
-"""Settings fail fast with the variable's name; extractive answers cite what they quote; expressions are escaped."""
+"""Settings fail fast with the variable's name; bad queries are refused; expressions are escaped."""
 
 from __future__ import annotations
 
 import pytest
 
-from query_api.extractive import NO_MATCH, extractive_answer
 from query_api.models import QueryRequest
 from ragbus.errors import ConfigError
 from ragbus.milvus.filters import milvus_str
-from ragbus.milvus.rows import ChunkHit
 from ragbus.settings import load_settings
 
 
@@ -26,28 +24,6 @@ def test_missing_bootstrap_is_a_config_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("RAGBUS_KAFKA_BOOTSTRAP", raising=False)
     with pytest.raises(ConfigError, match="RAGBUS_KAFKA_BOOTSTRAP"):
         _ = load_settings().kafka_bootstrap
-
-
-def hit(n: int, text: str) -> ChunkHit:
-    return ChunkHit(f"c{n}", f"d{n}", 1, "default", f"T{n}", text, 0, "", 0.9 - n / 10)
-
-
-def test_extractive_answer_quotes_the_best_sentences_and_cites_them() -> None:
-    hits = [
-        hit(1, "Unrelated opening. Run the tests with make test. Another aside. And a fourth one."),
-        hit(2, "The indexer writes to Milvus."),
-    ]
-    answer = extractive_answer("How do I run the tests?", hits, passages=2, sentences_per_passage=1)
-    assert answer.splitlines()[0] == "Run the tests with make test. [1]"
-    assert answer.endswith("The indexer writes to Milvus. [2]")
-    assert extractive_answer("anything", [], passages=3) == NO_MATCH
-
-
-def test_extractive_answer_leaves_out_passages_far_below_the_best() -> None:
-    best, weak = hit(1, "The koala eats eucalyptus leaves."), hit(2, "The koi eats pellets.")
-    weak = ChunkHit(**{**weak.__dict__, "score": best.score * 0.6})
-    answer = extractive_answer("What does the koala eat?", [best, weak], passages=3)
-    assert answer == "The koala eats eucalyptus leaves. [1]"
 
 
 @pytest.mark.parametrize("value", ['a"b', "a\\b", 'x" or tenant != "', "end\\"])
@@ -69,21 +45,6 @@ def test_milvus_string_literals_cannot_break_out(value: str) -> None:
 def test_bad_queries_are_refused(query: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - pydantic's ValidationError is a ValueError
         QueryRequest(query=query)
-
-
-def test_markdown_is_split_into_prose_sentences() -> None:
-    from query_api.extractive import split_sentences
-
-    passage = (
-        "## Run the tests\n\n`make test` installs what the tests need, starts the servers\nthey need and runs the "
-        "suite. It takes minutes.\n\n```\nmake run   # comment\n```\n| a | b |\n|---|---|\n    ragbus query x\n"
-    )
-    assert split_sentences(passage) == [
-        "`make test` installs what the tests need, starts the servers they need and runs the suite.",
-        "It takes minutes.",
-        "| a | b |",
-        "ragbus query x",
-    ]
 
 
 def test_configuration_reference_is_generated_from_the_settings() -> None:
