@@ -64,7 +64,7 @@ def up(
         stack.start_apps(running)
         if demo:
             _publish_demo(running)
-        _print_ready(stack.api_url)
+        _print_ready(stack.api_url, stack.metrics_urls())
         ticks = 0
         while True:
             stack.check_alive()
@@ -106,14 +106,16 @@ def _publish_demo(settings: Settings) -> None:
     wait_for_documents(settings, report, timeout_s=600)
 
 
-def _print_ready(api_url: str) -> None:
+def _print_ready(api_url: str, metrics: dict[str, str]) -> None:
     body = '{"query": "' + DEMO_QUESTION + '", "top_k": 3}'
+    scrape = "".join(f"    {name:<18} {url}\n" for name, url in metrics.items())
     typer.echo(
         "\nragbus is up.\n"
         f"  Web:    {api_url}/   (ask in the browser)\n"
         f"  API:    {api_url}   (OpenAPI docs: {api_url}/docs)\n"
         f"  Query:  curl -s {api_url}/v1/query -H 'content-type: application/json' -d '{body}'\n"
         "  Stop:   Ctrl-C\n"
+        f"  Metrics (Prometheus: infra/prometheus/prometheus-embedded.yml):\n{scrape}"
     )
 
 
