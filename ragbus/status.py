@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ragbus.dead_letters import list_dead_letters
+from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError
 from ragbus.kafka_clients import consumer_lag, end_offsets, start_client
 from ragbus.kafka_security import kafka_connection
@@ -36,6 +36,7 @@ class PipelineStatus:
     embedding_cache: tuple[int, int] | str = (0, 0)
     pipelines: list[str] = field(default_factory=list)  # one line per live pipeline (reindexes included)
     sources: list[str] = field(default_factory=list)  # one line per announced change source
+    pending_letters: dict[str, list[DeadLetter]] = field(default_factory=dict)  # not replayed yet, per stage
 
     @property
     def embedding_cache_hit_ratio(self) -> float | None:
@@ -93,7 +94,8 @@ async def collect_status(settings: Settings) -> PipelineStatus:
             status.lag[stage] = f"unavailable: {exc}"
         try:
             letters = await list_dead_letters(settings, stage)
-            status.dead_letters[stage] = sum(not letter.replayed for letter in letters)
+            status.pending_letters[stage] = [letter for letter in letters if not letter.replayed]
+            status.dead_letters[stage] = len(status.pending_letters[stage])
         except (RagbusError, OSError) as exc:
             status.dead_letters[stage] = f"unavailable: {exc}"
     try:
