@@ -106,3 +106,27 @@ async def tenant_status(settings: Settings, tenant: str) -> StatusReport:
         dead_letters_error={s: v for s, v in status.dead_letters.items() if isinstance(v, str)},
         pipelines=status.pipelines,
     )
+
+
+def render_report(report: StatusReport) -> str:
+    """Human-readable lines, as `ragbus status` prints them when it reads a running API."""
+    lines = [f"tenant {report.tenant}: {_shown(report.documents)} documents, {_shown(report.chunks)} chunks"]
+    if report.index_error:
+        lines[0] = f"tenant {report.tenant}: index {report.index_error}"
+    lines.append("")
+    lines.append("stage     lag (per partition)")
+    for stage, lag in report.lag.items():
+        lines.append(f"{stage:<9} {lag.error or f'{lag.total} {lag.partitions}'}")
+    lines.append(f"index     alias {report.alias} -> {report.serving_collection or '(not created yet)'}")
+    lines.append(f"dead letters ({len(report.dead_letters)} pending)")
+    lines.extend(f"  {d.stage} {d.doc_id or f'{d.partition}:{d.offset}'}: {d.error_code}: {d.error}"
+                 for d in report.dead_letters)  # fmt: skip
+    lines.extend(f"  {stage}: {error}" for stage, error in report.dead_letters_error.items())
+    if report.pipelines:
+        lines.append("pipelines")
+        lines.extend(f"  {line}" for line in report.pipelines)
+    return "\n".join(lines)
+
+
+def _shown(value: int | None) -> str:
+    return "?" if value is None else str(value)

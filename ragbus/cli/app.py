@@ -17,6 +17,7 @@ import typer
 from ragbus.cli.api_keys import api_key_app
 from ragbus.cli.settings import command_settings as _settings
 from ragbus.cli.settings import fail as _fail
+from ragbus.cli.status import status_command
 from ragbus.errors import RagbusError
 from ragbus.logging_setup import configure_logging
 from ragbus.settings import Settings, load_settings
@@ -200,15 +201,7 @@ def query(
         typer.echo(f"({', '.join(flags)})")
 
 
-@app.command()
-def status() -> None:
-    """Show consumer lag per stage, pending dead letters, and the alias and size of the index."""
-    from ragbus.status import collect_status, render
-
-    settings = _settings()
-    typer.echo(render(asyncio.run(collect_status(settings))))
-
-
+app.command("status")(status_command)
 app.add_typer(api_key_app, name="api-key")
 dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from query_api.app import create_app
 from ragbus.settings import load_settings
+from ragbus.stack.endpoints import write_endpoints
+from ragbus.stack.process import free_port
 from schemas.documents import DocumentEvent
 from tests.pipeline_helpers import publish, wait_indexed
 from tests.security_keys import Credentials
@@ -66,3 +72,37 @@ def test_each_tenant_sees_only_its_own_documents_chunks_and_dead_letters(fresh: 
     for stage in lag.values():
         assert stage["error"] is None and stage["total"] == sum(stage["partitions"].values())
         assert stage["partitions"], "lag is per partition"
+
+
+def _ragbus_status(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAGBUS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ragbus", "status"],
+        check=False, cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_cli_status_from_another_directory_without_a_stack_says_so_in_one_line(tmp_path: Path) -> None:
+    nothing = f"http://127.0.0.1:{free_port()}"
+    result = _ragbus_status(tmp_path, RAGBUS_API_URL=nothing)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: no running ragbus stack found"), line
+    assert "RAGBUS_STACK_HOME" in line and "RAGBUS_API_URL" in line and nothing in line
+
+
+def test_cli_status_from_another_directory_finds_the_stack_of_ragbus_stack_home(
+    fresh: Pipeline, tmp_path: Path
+) -> None:
+    home = tmp_path / "stack"
+    home.mkdir()
+    write_endpoints(home, {k: v for k, v in fresh.env.items() if k.startswith("RAGBUS_")})  # as `ragbus up` does
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = _ragbus_status(elsewhere, RAGBUS_STACK_HOME=str(home), HF_HUB_OFFLINE="1")
+    assert result.returncode == 0, result.stderr
+    assert "unavailable" not in result.stdout, result.stdout
+    prefix = fresh.env["RAGBUS_KAFKA_TOPIC_PREFIX"]
+    assert f"{prefix}.documents" in result.stdout
+    assert re.search(r"^chunker\s+0 ", result.stdout, flags=re.MULTILINE), result.stdout
