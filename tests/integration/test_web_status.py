@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,12 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
+def _off_loop(work: Callable[[], object]) -> None:
+    """Run `work` (it calls asyncio.run) in a thread: Playwright's sync API keeps an event loop on this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(work).result()
+
+
 def _count(page: Page, selector: str) -> int | None:
     shown = page.locator(selector).inner_text().replace(",", "")
     return int(shown) if shown.isdigit() else None
@@ -80,12 +87,13 @@ def _watch(page: Page, until: float, done: object) -> list[tuple[int | None, int
 def test_status_view_follows_an_ingest_and_shows_a_dead_letter_reason(
     fresh: Pipeline, status_api: str, browser: Browser, tmp_path: Path
 ) -> None:
-    wait_indexed(fresh, publish(fresh, [DocumentEvent(doc_id="first.md", text="The first note, about lanterns.")]))
+    first = [DocumentEvent(doc_id="first.md", text="The first note, about lanterns.")]
+    _off_loop(lambda: wait_indexed(fresh, publish(fresh, first)))
     fresh.stop_workers()  # the ingest waits in Kafka, so the page sees the lag before the workers take it
     events = [DocumentEvent(doc_id=f"note-{n}.md", text=f"Note {n} mentions lantern number {n}.") for n in range(DOCS)]
     # Over RAGBUS_CHUNK_MAX_DOCUMENT_CHARS (100000 here): the chunker dead-letters it.
     events.append(DocumentEvent(doc_id="huge.md", text="lantern " * 15_000))
-    publish(fresh, events)
+    _off_loop(lambda: publish(fresh, events))
 
     page = browser.new_page(viewport={"width": 1000, "height": 1400})
     shots = tmp_path / "screenshots"
