@@ -32,7 +32,7 @@ class DeadLetterOut(BaseModel):
 
     stage: str
     doc_id: str | None = Field(None, examples=["docs/guide.md"])
-    error_code: str = Field(examples=["document_too_long"])
+    error_code: str = Field(examples=["document_too_large"])
     error: str = Field(description="Readable reason.")
     partition: int
     offset: int
