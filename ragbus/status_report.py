@@ -10,9 +10,9 @@ import time
 
 from pydantic import BaseModel, Field
 
-from ragbus.document_states import MilvusDocumentStates
 from ragbus.errors import RagbusError
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from ragbus.status import PipelineStatus, collect_status
 from schemas.documents import parse_document_key

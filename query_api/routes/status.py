@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from query_api.deps import StateDep
-from query_api.security.deps import Reader
+from query_api.deps import Reader, SettingsDep
 from ragbus.status_report import StatusReport, tenant_status
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
 
 @router.get("/status")
-async def status(caller: Reader, state: StateDep) -> StatusReport:
+async def status(caller: Reader, settings: SettingsDep) -> StatusReport:
     """Documents and chunks indexed for the caller's tenant, lag per stage and partition, its dead letters."""
-    return await tenant_status(state.settings, caller.tenant)
+    return await tenant_status(settings, caller.tenant)

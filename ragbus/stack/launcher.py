@@ -21,8 +21,8 @@ from ragbus.stack import servers
 from ragbus.stack.endpoints import clear_endpoints, write_endpoints
 from ragbus.stack.pipeline_supervisor import PipelineSupervisor
 from ragbus.stack.process import ManagedProcess, require_free_port, stop_all
-from ragbus.stack.supervisor import ProcessSupervisor, RestartPolicy
 from ragbus.stack.scrape_targets import write_scrape_targets
+from ragbus.stack.supervisor import ProcessSupervisor, RestartPolicy
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
