@@ -16,7 +16,7 @@ from query_api.feedback import FeedbackStore
 from query_api.question_encoder import load_question_encoder, question_embedding
 from query_api.rate_limit import RedisRateLimiter
 from query_api.request_ids import install_request_ids
-from query_api.routes import document_uploads, documents, feedback, health, query
+from query_api.routes import document_uploads, documents, feedback, health, query, status
 from query_api.routes.metrics import install_metrics
 from query_api.routes.web import install_web_page
 from query_api.security.authenticator import Authenticator
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(document_uploads.router)  # before the JSON route of the same path
     app.include_router(documents.router)
     app.include_router(feedback.router)
+    app.include_router(status.router)
     install_metrics(app)
     install_web_page(app)
     return app

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ragbus.dead_letters import list_dead_letters
+from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError
 from ragbus.kafka_clients import consumer_lag, end_offsets, start_client
 from ragbus.kafka_security import kafka_connection
@@ -36,6 +37,7 @@ class PipelineStatus:
     embedding_cache: tuple[int, int] | str = (0, 0)
     pipelines: list[str] = field(default_factory=list)  # one line per live pipeline (reindexes included)
     sources: list[str] = field(default_factory=list)  # one line per announced change source
+    pending_letters: dict[str, list[DeadLetter]] = field(default_factory=dict)  # not replayed yet, per stage
 
     @property
     def embedding_cache_hit_ratio(self) -> float | None:
@@ -93,7 +95,8 @@ async def collect_status(settings: Settings) -> PipelineStatus:
             status.lag[stage] = f"unavailable: {exc}"
         try:
             letters = await list_dead_letters(settings, stage)
-            status.dead_letters[stage] = sum(not letter.replayed for letter in letters)
+            status.pending_letters[stage] = [letter for letter in letters if not letter.replayed]
+            status.dead_letters[stage] = len(status.pending_letters[stage])
         except (RagbusError, OSError) as exc:
             status.dead_letters[stage] = f"unavailable: {exc}"
     try:
@@ -129,32 +132,49 @@ async def _pipelines(settings: Settings) -> list[str]:
         return [f"unavailable: {exc}"]
 
 
+def _once() -> Callable[[object], str]:
+    """A cell: an error already printed in an earlier cell reads "(same error as above)" instead of repeating."""
+    shown: set[str] = set()
+
+    def cell(value: object) -> str:
+        text = str(value)
+        if not text.startswith("unavailable"):
+            return text
+        if text in shown:
+            return "(same error as above)"
+        shown.add(text)
+        return text
+
+    return cell
+
+
 def render(status: PipelineStatus) -> str:
     """Human-readable lines."""
+    cell = _once()
     lines = ["topic                                    partitions  records written (end offsets)"]
     for name, ends in status.topics.items():
-        shown = f"{len(ends):<11} {sum(ends.values())}" if isinstance(ends, dict) else ends
+        shown = f"{len(ends):<11} {sum(ends.values())}" if isinstance(ends, dict) else cell(ends)
         lines.append(f"{name:<40} {shown}")
     lines.append("")
     lines.append("stage     lag (per partition)            pending dead letters")
     for stage in STAGES:
         lag = status.lag.get(stage)
-        shown = f"{sum(lag.values())} {dict(sorted(lag.items()))}" if isinstance(lag, dict) else str(lag)
-        lines.append(f"{stage:<9} {shown:<30} {status.dead_letters.get(stage)}")
+        shown = f"{sum(lag.values())} {dict(sorted(lag.items()))}" if isinstance(lag, dict) else cell(lag)
+        lines.append(f"{stage:<9} {shown:<30} {cell(status.dead_letters.get(stage))}")
     ratio = status.embedding_cache_hit_ratio
     if isinstance(status.embedding_cache, str):
-        cache = status.embedding_cache
+        cache = cell(status.embedding_cache)
     elif ratio is None:
         cache = "no lookups yet"
     else:
         cache = f"hit ratio {ratio:.2f} ({status.embedding_cache[0]} of {sum(status.embedding_cache)} lookups)"
     lines.append(f"embedding cache  {cache}")
     lines.append(
-        f"index     alias {status.alias} -> {status.alias_target or '(not created yet)'}, {status.chunks} chunks"
+        f"index     alias {status.alias} -> {status.alias_target or '(not created yet)'}, {cell(status.chunks)} chunks"
     )
     if status.pipelines:
         lines.append("pipelines")
-        lines.extend(f"  {line}" for line in status.pipelines)
+        lines.extend(f"  {cell(line)}" for line in status.pipelines)
     lines.append("sources" if status.sources else "sources   none running (ragbus watch, ragbus source ...)")
-    lines.extend(f"  {line}" for line in status.sources)
+    lines.extend(f"  {cell(line)}" for line in status.sources)
     return "\n".join(lines)

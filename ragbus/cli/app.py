@@ -17,6 +17,7 @@ import typer
 from ragbus.cli.api_keys import api_key_app
 from ragbus.cli.settings import command_settings as _settings
 from ragbus.cli.settings import fail as _fail
+from ragbus.cli.status import status_command
 from ragbus.errors import RagbusError
 from ragbus.logging_setup import configure_logging
 from ragbus.settings import Settings, load_settings
@@ -65,7 +66,7 @@ def up(
         stack.start_apps(running)
         if demo:
             _publish_demo(running)
-        _print_ready(stack.api_url)
+        _print_ready(stack.api_url, stack.metrics_urls())
         ticks = 0
         while True:
             stack.check_alive()
@@ -107,14 +108,16 @@ def _publish_demo(settings: Settings) -> None:
     wait_for_documents(settings, report, timeout_s=600)
 
 
-def _print_ready(api_url: str) -> None:
+def _print_ready(api_url: str, metrics: dict[str, str]) -> None:
     body = '{"query": "' + DEMO_QUESTION + '", "top_k": 3}'
+    scrape = "".join(f"    {name:<18} {url}\n" for name, url in metrics.items())
     typer.echo(
         "\nragbus is up.\n"
         f"  Web:    {api_url}/   (ask in the browser)\n"
         f"  API:    {api_url}   (OpenAPI docs: {api_url}/docs)\n"
         f"  Query:  curl -s {api_url}/v1/query -H 'content-type: application/json' -d '{body}'\n"
         "  Stop:   Ctrl-C\n"
+        f"  Metrics (Prometheus: infra/prometheus/prometheus-embedded.yml):\n{scrape}"
     )
 
 
@@ -199,15 +202,7 @@ def query(
         typer.echo(f"({', '.join(flags)})")
 
 
-@app.command()
-def status() -> None:
-    """Show consumer lag per stage, pending dead letters, and the alias and size of the index."""
-    from ragbus.status import collect_status, render
-
-    settings = _settings()
-    typer.echo(render(asyncio.run(collect_status(settings))))
-
-
+app.command("status")(status_command)
 app.add_typer(api_key_app, name="api-key")
 dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")

@@ -108,6 +108,19 @@ class MilvusDocumentStates:
                 found[(state.tenant, state.doc_id)] = state
         return found
 
+    def count_live(self, chunks_collection: str, tenant: str) -> int:
+        """Documents of `tenant` the collection holds (not deleted)."""
+        expr = f"tenant == {milvus_str(tenant)} and deleted == false"
+        rows = self.store.call(
+            partial(
+                self.store.client.query,
+                self.collection_for(chunks_collection),
+                filter=expr,
+                output_fields=["count(*)"],
+            )
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
     def put(self, chunks_collection: str, states: list[DocumentState]) -> None:
         """Record states (upsert: idempotent); their chunk sets too where the collection records them."""
         tracked = self.tracks_chunks(chunks_collection)

@@ -20,13 +20,16 @@ def clear_endpoints(home: Path) -> None:
     (home / FILE).unlink(missing_ok=True)
 
 
-def apply_endpoints(home: Path) -> None:
-    """Fill unset RAGBUS_* URL variables from a running stack's record, so `ragbus publish` just works."""
+def apply_endpoints(home: Path) -> bool:
+    """Fill unset RAGBUS_* URL variables from a running stack's record, so `ragbus publish` just works.
+
+    True when a running stack's record was found there."""
     path = home / FILE
     try:
         record = orjson.loads(path.read_bytes())
         os.kill(int(record["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        return  # no stack running
+        return False  # no stack running
     for name, value in record["env"].items():
         os.environ.setdefault(name, value)
+    return True

@@ -21,6 +21,7 @@ from ragbus.stack import servers
 from ragbus.stack.endpoints import clear_endpoints, write_endpoints
 from ragbus.stack.pipeline_supervisor import PipelineSupervisor
 from ragbus.stack.process import ManagedProcess, require_free_port, stop_all
+from ragbus.stack.scrape_targets import write_scrape_targets
 from ragbus.stack.supervisor import ProcessSupervisor, RestartPolicy
 from schemas.topics import Topics
 
@@ -160,6 +161,17 @@ class EmbeddedStack:
             self.apps.append(api)
             api.wait_ready(self._api_ready, timeout_s=self.settings.stack.start_timeout_s)
         write_endpoints(self.home, self.env)
+        self.write_scrape_targets()
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Where each running process serves Prometheus metrics: the API and every worker."""
+        api = {"api": f"{self.api_url}/metrics/"} if self.api else {}
+        return {**api, **(self.pipelines.metrics_urls() if self.pipelines else {})}
+
+    def write_scrape_targets(self) -> None:
+        """Refresh the file_sd targets Prometheus reads (infra/prometheus/prometheus-embedded.yml)."""
+        workers = self.pipelines.metrics_urls() if self.pipelines else {}
+        write_scrape_targets(self.home, self.api_url if self.api else None, workers)
 
     def _api_ready(self) -> bool:
         self.check_alive()
@@ -171,6 +183,7 @@ class EmbeddedStack:
         if self.pipelines:
             try:
                 self.pipelines.sync()
+                self.write_scrape_targets()
             except Exception as exc:  # the registry is unreadable for a moment: keep what runs, retry later
                 log.warning("could not read the pipelines registry: %s", exc)
 
@@ -187,3 +200,5 @@ class EmbeddedStack:
         stop_all([*workers, *self.apps], timeout_s=timeout_s * 0.6)
         stop_all(self.servers, timeout_s=max(1.0, timeout_s - (time.monotonic() - started)))
         clear_endpoints(self.home)
+        if self.home.exists():
+            write_scrape_targets(self.home, None, {})  # Prometheus stops scraping what is gone

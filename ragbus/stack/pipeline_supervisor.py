@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ragbus.pipelines import PipelineRegistry
 from ragbus.settings import Settings
-from ragbus.stack.process import ManagedProcess, stop_all
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from schemas.pipelines import PipelineSpec, PipelineState
 from schemas.topics import STAGES
 
@@ -26,6 +26,13 @@ class PipelineSupervisor:
     def __init__(self, settings: Settings, env: dict[str, str], logs: Path) -> None:
         self.settings, self.env, self.logs = settings, env, logs
         self.trios: dict[str, list[ManagedProcess]] = {}
+        self.metrics_ports: dict[str, int] = {}  # worker name -> port of its /metrics
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Where each running worker serves /metrics."""
+        running = {p.name for p in self.processes()}
+        ports = self.metrics_ports
+        return {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items() if name in running}
 
     def processes(self) -> list[ManagedProcess]:
         """Every worker it started."""
@@ -50,11 +57,17 @@ class PipelineSupervisor:
         trio = []
         for stage in STAGES:
             suffix = f"@{name}" if named else ""
-            env = {**self.env, **({"RAGBUS_WORKER_PIPELINE": name} if named else {})}
+            process_name = f"worker-{stage}{suffix}"
+            port = self.metrics_ports.setdefault(process_name, free_port())  # kept across a restart
+            env = {
+                **self.env,
+                "RAGBUS_WORKER_METRICS_PORT": str(port),
+                **({"RAGBUS_WORKER_PIPELINE": name} if named else {}),
+            }
             argv = [sys.executable, "-m", "ragbus", "worker", stage]
             log_path = self.logs / (f"{name}-{stage}.log" if named else f"{stage}.log")
-            print(f"starting worker {stage}{suffix} ...", flush=True)
-            trio.append(ManagedProcess(f"worker-{stage}{suffix}", argv, log_path, env).start())
+            print(f"starting worker {stage}{suffix} (metrics on http://127.0.0.1:{port}/metrics) ...", flush=True)
+            trio.append(ManagedProcess(process_name, argv, log_path, env).start())
         self.trios[name] = trio
 
     def stop(self, timeout_s: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from ragbus.stack.process import free_port, port_in_use
@@ -57,6 +59,7 @@ def test_up_demo_answers_about_ragbus_and_stops_within_10s(tmp_path: Path) -> No
         assert cited & {"README.md", "docs/quickstart.md"}
         assert "make test" in response.json()["answer"]
         assert (tmp_path / "state" / "endpoints.json").exists()
+        _assert_every_worker_serves_freshness_and_lag(output, tmp_path / "state")
         # Another terminal: `ragbus query` finds the running stack through its endpoints record.
         asked = subprocess.run(
             [sys.executable, "-m", "ragbus", "query", "How is a deleted document removed?"],
@@ -170,6 +173,29 @@ def test_a_killed_worker_is_restarted_while_the_api_keeps_answering(tmp_path: Pa
         up.send_signal(signal.SIGTERM)
         code = up.wait(timeout=30)
     assert code == 0, log_path.read_text()[-2000:]
+
+
+def _assert_every_worker_serves_freshness_and_lag(output: str, home: Path) -> None:
+    """Each worker's /metrics (printed by `ragbus up`, listed for Prometheus) has the lag gauge and freshness."""
+    printed = dict(re.findall(r"^\s+worker-(\w+)\s+(http://127\.0\.0\.1:\d+/metrics)$", output, flags=re.MULTILINE))
+    assert set(printed) == {"chunker", "embedder", "indexer"}, output
+    groups = orjson.loads((home / "prometheus-targets.json").read_bytes())
+    listed = {g["labels"]["service"]: g["targets"][0] for g in groups if g["labels"]["job"] == "ragbus-workers"}
+    assert {stage: f"http://{target}/metrics" for stage, target in listed.items()} == printed
+
+    def scrape(url: str) -> str:
+        return httpx.get(url, timeout=10).text
+
+    for stage, url in printed.items():
+        # Either name family: the prefix is being unified on `ragbus_`.
+        wait_for(
+            lambda url=url: re.search(r"^(ragbus_|rag_)?consumer_lag_messages\{", scrape(url), flags=re.MULTILINE),
+            timeout_s=60,
+            message=f"{stage} lag gauge",
+        )
+        assert re.search(r"^(ragbus_|rag_)?freshness_seconds_count ", scrape(url), flags=re.MULTILINE), stage
+    indexed = re.search(r"^(?:ragbus_|rag_)?freshness_seconds_count (\S+)$", scrape(printed["indexer"]), re.MULTILINE)
+    assert indexed and float(indexed.group(1)) >= 1  # the demo documents were indexed by this worker
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

@@ -86,6 +86,11 @@ def test_prometheus_config_is_valid_with_the_rules_it_loads() -> None:
     assert "SUCCESS: 1 rule files found" in out or "SUCCESS" in out
 
 
+def test_embedded_stack_prometheus_config_is_valid() -> None:
+    out = _run(_tool("promtool"), "check", "config", str(INFRA / "prometheus" / "prometheus-embedded.yml"))
+    assert "SUCCESS" in out
+
+
 def test_each_alert_has_severity_summary_and_an_existing_runbook_section() -> None:
     alerts = _alerts()
     assert {rule["alert"] for rule in alerts} >= REQUIRED_ALERTS

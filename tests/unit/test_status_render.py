@@ -38,3 +38,18 @@ def test_render_lists_running_sources_or_says_there_are_none() -> None:
     assert "sources   none running (ragbus watch, ragbus source ...)" in render(PipelineStatus())
     shown = render(PipelineStatus(sources=["watch     running    3 events ..."])).splitlines()
     assert shown[-2:] == ["sources", "  watch     running    3 events ..."]
+
+
+def test_an_error_shared_by_every_cell_is_printed_once() -> None:
+    """Kafka unreachable: every topic, lag and DLQ cell has the same reason; it is read once, not sixteen times."""
+    error = "unavailable: RAGBUS_KAFKA_BOOTSTRAP is not set"
+    status = PipelineStatus(
+        topics={f"t.{n}": error for n in range(10)},
+        lag=dict.fromkeys(("chunker", "embedder", "indexer"), error),
+        dead_letters=dict.fromkeys(("chunker", "embedder", "indexer"), error),
+        chunks="unavailable: RAGBUS_MILVUS_URI is not set",
+    )
+    text = render(status)
+    assert text.count(error) == 1, text
+    assert text.count("RAGBUS_MILVUS_URI is not set") == 1
+    assert "(same error as above)" in text
