@@ -306,6 +306,9 @@ def _register_reindex_commands() -> None:
 
     app.add_typer(source_app, name="source")
     app.command("watch")(watch_command)
+    from ragbus.cli.doc import doc_command
+
+    app.command("doc")(doc_command)
 
 
 _register_reindex_commands()
