@@ -11,7 +11,7 @@ class VersionInFlight(BaseModel):
     """A version published but not yet searchable."""
 
     version: int
-    stage: str = Field(description="The stage that has not finished it: chunker, embedder or indexer.")
+    stage: str = Field(description="The stage that has not finished it: extractor, chunker, embedder or indexer.")
     deleted: bool = Field(description="The version is a delete.")
 
 

@@ -62,7 +62,7 @@ def test_an_unknown_document_is_a_404(api: TestClient, pipeline: Pipeline, tmp_p
     assert shown.returncode == 1 and "not indexed" in shown.stdout
 
 
-def test_a_version_no_worker_took_yet_is_in_flight_at_the_chunker(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_a_version_no_worker_took_yet_is_in_flight_at_the_extractor(pipeline: Pipeline, tmp_path: Path) -> None:
     # A deployment (topic prefix) whose workers are not running: the event waits on the documents topic.
     env = {**pipeline.env, "RAGBUS_KAFKA_TOPIC_PREFIX": f"idle{uuid.uuid4().hex[:6]}"}
     with environment(env):
@@ -71,7 +71,7 @@ def test_a_version_no_worker_took_yet_is_in_flight_at_the_chunker(pipeline: Pipe
     version = asyncio.run(publish_documents(idle, [note(doc_id)])).versions[("default", doc_id)]
     shown = ragbus_doc(env, doc_id, tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert f"in flight: version {version} waiting for the chunker" in shown.stdout
+    assert f"in flight: version {version} waiting for the extractor" in shown.stdout
 
 
 def test_a_rejected_event_shows_its_dead_letter_reason(pipeline: Pipeline, api: TestClient) -> None:
@@ -88,9 +88,9 @@ def test_a_rejected_event_shows_its_dead_letter_reason(pipeline: Pipeline, api: 
         response = api.get(f"/v1/documents/{doc_id}")
         return response.status_code == 200 and response.json()["dead_letter"] is not None
 
-    wait_for(rejected, timeout_s=120, interval_s=1, message="the chunker to dead-letter the message")
+    wait_for(rejected, timeout_s=120, interval_s=1, message="the extractor to dead-letter the message")
     letter = api.get(f"/v1/documents/{doc_id}").json()["dead_letter"]
-    assert letter["stage"] == "chunker" and letter["version"] is None and "JSON" in letter["error"], letter
+    assert letter["stage"] == "extractor" and letter["version"] is None and "JSON" in letter["error"], letter
 
 
 @pytest.fixture(scope="module")
