@@ -16,7 +16,11 @@ _DESCRIPTIONS: dict[int, tuple[str, dict[str, Any]]] = {
     ),
     403: ("The credential lacks the scope this route needs (`forbidden`).", {}),
     404: ("Nothing of the caller's tenant by that name (`not_found`).", {}),
-    409: ("Already done once (`conflict`).", {}),
+    409: (
+        "Already done once (`conflict`); for a query, its min_versions not indexed within the wait "
+        "(`versions_pending`, with Retry-After and the pending documents).",
+        {},
+    ),
     413: ("The body is over RAGBUS_API_MAX_BODY_BYTES, or a document over its size limit.", {}),
     422: ("The request breaks the schema (`invalid_request`); the message names the fields.", {}),
     429: ("Over the credential's rate limit (`rate_limited`).", _RETRY_AFTER),

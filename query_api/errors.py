@@ -32,6 +32,11 @@ class ClientError(RagbusError):
         """Extra response headers."""
         return {}
 
+    @property
+    def details(self) -> dict[str, object]:
+        """Extra fields of the error object, beside code and message."""
+        return {}
+
 
 class InvalidRequest(ClientError):
     """A request that fails a check the body's schema cannot express."""
@@ -90,8 +95,15 @@ class RateLimited(ClientError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, object] | None = None,
+) -> JSONResponse:
+    body = {"code": code, "message": message, **(details or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -123,7 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
         metrics.ERRORS.labels(exc.metric_type).inc()
         if exc.status in (401, 403, 429):
             log.info("refused (%s): %s", exc.code, exc)
-        return _error(exc.status, exc.code, str(exc), exc.headers)
+        return _error(exc.status, exc.code, str(exc), exc.headers, exc.details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

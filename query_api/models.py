@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from query_api.metadata_filter import MetadataFilters
 from ragbus.milvus.rows import ChunkHit
+from schemas.fields import DocId
 
 
 class QueryRequest(BaseModel):
@@ -30,6 +31,27 @@ class QueryRequest(BaseModel):
         description="Retrieval only: the ranked passages as citations and an empty answer (no LLM, no extractive "
         "answer). Cached and tenant-scoped like answers.",
     )
+
+    min_versions: dict[DocId, int] | None = Field(
+        None,
+        max_length=100,
+        description="Read-your-writes: answer only once the index holds at least these versions of the caller's "
+        "documents (doc_id -> version, as publishing returned it; a later delete also counts). Never from the cache.",
+        examples=[{"docs/setup.md": 1733450000000000}],
+    )
+    min_versions_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Longest wait for min_versions (default RAGBUS_API_MIN_VERSIONS_TIMEOUT_S, at most "
+        "RAGBUS_API_MAX_MIN_VERSIONS_TIMEOUT_S); past it: 409 versions_pending.",
+    )
+
+    @field_validator("min_versions")
+    @classmethod
+    def _versions(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is not None and any(v < 0 for v in value.values()):
+            raise ValueError("versions are non-negative integers")
+        return value
 
     @field_validator("query")
     @classmethod
@@ -99,6 +121,9 @@ class ErrorBody(BaseModel):
 
     code: str
     message: str
+    pending: dict[str, dict[str, int | None]] | None = Field(
+        None, description="versions_pending only: per document, the version wanted and the one indexed (null: none)."
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -65,36 +65,47 @@ class QueryService:
         where: MetadataWhere | None = None,
         *,
         compose: bool = True,
+        fresh: bool = False,
     ) -> QueryResponse:
         """A grounded answer with citations; from the cache while no change of the tenant's documents stales it.
 
         `where`: metadata filter (query_api.metadata_filter), part of the cache key.
         `compose`: False for retrieval only: the passages as citations and an empty answer.
+        `fresh`: computed now (read-your-writes, see `_answer_parts`).
         """
         started = time.perf_counter()
-        parts = await self._answer_parts(Question(query, top_k, tenant, where, compose), live=False)
+        parts = await self._answer_parts(Question(query, top_k, tenant, where, compose), live=False, fresh=fresh)
         return self._finished(await whole_answer(parts), started)
 
     async def open_stream(
-        self, query: str, top_k: int, tenant: str = "default", where: MetadataWhere | None = None
+        self,
+        query: str,
+        top_k: int,
+        tenant: str = "default",
+        where: MetadataWhere | None = None,
+        *,
+        fresh: bool = False,
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events. Retrieval happens here, so a failure is an HTTP error, not a broken stream."""
         started = time.perf_counter()
-        parts = await self._answer_parts(Question(query, top_k, tenant, where, compose=True), live=True)
+        parts = await self._answer_parts(Question(query, top_k, tenant, where, compose=True), live=True, fresh=fresh)
         return answer_events(parts, lambda response: self._finished(response, started))
 
-    async def _answer_parts(self, question: Question, *, live: bool) -> AsyncIterator[AnswerPart]:
+    async def _answer_parts(self, question: Question, *, live: bool, fresh: bool = False) -> AsyncIterator[AnswerPart]:
         """The answer pipeline: the cached answer, else one computed now. Retrieval is over when this returns.
 
         `live` (a streamed answer): the LLM's text comes as the model writes it, and the answer does not wait for
         another caller computing the same one (single flight hands over whole answers only).
+        `fresh` (a query with min_versions, once the index holds them): never the cached answer, another caller's
+        in flight, or the last good one, since the cache may apply a change a moment after the index shows it;
+        the answer is still cached for later queries.
         """
         collection = await self.retriever.serving_collection()
         slot, hit = await self._lookup(question, collection)
-        if hit:
+        if hit and not fresh:
             return finished(hit.model_copy(update={"cached": True}))
-        if live or slot is None:
-            return await self._computed(question, collection, slot, live=live)
+        if live or slot is None or fresh:
+            return await self._computed(question, collection, slot, live=live, stale_ok=not fresh)
 
         async def compute() -> QueryResponse:
             return await whole_answer(await self._computed(question, collection, slot, live=False))
@@ -105,14 +116,14 @@ class QueryService:
         return finished(response.model_copy(update={"cached": True}) if shared else response)
 
     async def _computed(
-        self, question: Question, collection: str, slot: CacheSlot | None, *, live: bool
+        self, question: Question, collection: str, slot: CacheSlot | None, *, live: bool, stale_ok: bool = True
     ) -> AsyncIterator[AnswerPart]:
         """Retrieval now, then the answer's parts, cached as the answer is done; the last good answer while search
-        is down."""
+        is down (if `stale_ok`)."""
         try:
             found = await self.retrieve(question.query, question.top_k, question.tenant, question.where, collection)
         except SearchUnavailable:
-            if stale := await self._last_good(slot):
+            if stale_ok and (stale := await self._last_good(slot)):
                 return finished(stale)
             raise
         if not question.compose:

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError, TransientError
+from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from schemas.documents import parse_document_key
@@ -118,3 +119,27 @@ async def follow_documents(
         if not remaining or outcome.seconds >= timeout_s:
             return outcome
         await asyncio.sleep(poll_s)
+
+
+def versions_behind(store: MilvusChunkStore, tenant: str, wanted: Mapping[str, int]) -> dict[str, int | None]:
+    """Documents of `tenant` whose index does not hold at least the wanted version yet, with the version it holds
+    (None: nothing). Searchable chunks of that version or a newer one count; so does a delete at or after it, once
+    its chunks are gone (the state of a version is recorded before its chunks are written, so a state alone does
+    not make a version searchable)."""
+    behind: dict[str, int | None] = {}
+    doc_ids = list(wanted)
+    for start in range(0, len(doc_ids), LOOKUP_BATCH):
+        part = doc_ids[start : start + LOOKUP_BATCH]
+        indexed = store.indexed_versions(tenant, part)
+        for doc_id in part:
+            have = max(indexed[doc_id]) if indexed.get(doc_id) else None
+            if have is None or have < wanted[doc_id]:
+                behind[doc_id] = have
+    gone = [d for d, have in behind.items() if have is None]
+    collection = store.alias_target() if gone else None
+    if collection is not None:
+        states = MilvusDocumentStates(store).get(collection, [(tenant, d) for d in gone])
+        for (_, doc_id), state in states.items():
+            if state.deleted and state.version >= wanted[doc_id]:
+                del behind[doc_id]
+    return behind

@@ -320,6 +320,12 @@ class ApiSettings(BaseSettings):
     single_flight_lock_s: float = Field(
         15.0, gt=0, description="Redis lock that lets one API process compute an answer others wait for."
     )
+    min_versions_timeout_s: float = Field(
+        5.0, gt=0, description="How long a query with min_versions waits for them by default (read-your-writes)."
+    )
+    max_min_versions_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait a query's min_versions_timeout_s may ask for (larger is clamped)."
+    )
 
 
 class ApiSecuritySettings(BaseSettings):

@@ -1,4 +1,5 @@
-"""POST /v1/documents and DELETE /v1/documents/{doc_id}: publish document events for the caller's tenant."""
+"""POST /v1/documents and DELETE /v1/documents/{doc_id}: publish document events for the caller's tenant;
+GET /v1/documents/{doc_id}: where one of its documents stands."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, status
 from pydantic import Field, TypeAdapter, ValidationError
 
-from query_api.deps import PublisherDep, SettingsDep, Writer
+from query_api.deps import PublisherDep, Reader, SettingsDep, StoreDep, Writer
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
+from query_api.document_status import DocumentStatusOut
 from query_api.error_responses import AUTHENTICATED, error_responses
-from query_api.errors import DocumentTooLong, InvalidRequest
+from query_api.errors import DocumentTooLong, InvalidRequest, NotFound
 from query_api.validation import line_problem
 from ragbus.document_publisher import delete_events
+from ragbus.document_status import document_status
 from schemas.documents import DocumentEvent
 from schemas.fields import DocId
 
@@ -22,6 +25,15 @@ _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
 # What DocId and line_problem accept, as a pattern, so the OpenAPI document says which ids a DELETE takes: no
 # control character (C0 or C1), no leading or trailing whitespace.
 _DOC_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+
+
+def _valid_id(doc_id: str) -> None:
+    try:
+        _DOC_ID.validate_python(doc_id)
+    except ValidationError as exc:
+        raise InvalidRequest(f"doc_id: {exc.errors()[0]['msg']}") from None
+    if problem := line_problem(doc_id):
+        raise InvalidRequest(f"doc_id: {problem}")
 
 
 def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
@@ -64,12 +76,24 @@ async def delete_document(
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Delete a document of the caller's tenant (a delete of an unknown id is accepted and does nothing)."""
-    try:
-        _DOC_ID.validate_python(doc_id)
-    except ValidationError as exc:
-        raise InvalidRequest(f"doc_id: {exc.errors()[0]['msg']}") from None
-    if problem := line_problem(doc_id):
-        raise InvalidRequest(f"doc_id: {problem}")
+    _valid_id(doc_id)
     events = delete_events(caller.tenant, [doc_id])
     await publisher.publish(events)
     return _accepted(events)
+
+
+@router.get("/documents/{doc_id:path}", responses=error_responses(*AUTHENTICATED, 404))
+async def get_document(
+    doc_id: Annotated[
+        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document.")
+    ],
+    caller: Reader,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> DocumentStatusOut:
+    """Indexed version, chunk count, versions in flight (by stage) and the last dead letter of a document."""
+    _valid_id(doc_id)
+    status = await document_status(settings, store, caller.tenant, doc_id)
+    if not status.known:
+        raise NotFound(f"no document {doc_id!r} in this tenant (indexed, in flight or dead-lettered)")
+    return DocumentStatusOut.of(status)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
-from query_api.deps import FeedbackDep, Reader, ServiceDep, SettingsDep
+from query_api.deps import FeedbackDep, Reader, ServiceDep, SettingsDep, StoreDep
 from query_api.error_responses import AUTHENTICATED, error_responses
 from query_api.metadata_filter import metadata_filter
+from query_api.min_versions import wait_for_versions
 from query_api.models import QueryRequest, QueryResponse
 from query_api.streaming import MEDIA_TYPE, encode_events
 from query_api.validation import flag_prompt_injection
@@ -21,21 +22,33 @@ router = APIRouter(prefix="/v1", tags=["query"])
     response_model=QueryResponse,
     responses={
         200: {"content": {MEDIA_TYPE: {}}, "description": "With stream=true: Server-Sent Events."},
-        **error_responses(*AUTHENTICATED),
+        **error_responses(*AUTHENTICATED, 409),
     },
 )
 async def query(
-    body: QueryRequest, caller: Reader, settings: SettingsDep, service: ServiceDep, feedback: FeedbackDep
+    body: QueryRequest,
+    caller: Reader,
+    *,
+    settings: SettingsDep,
+    service: ServiceDep,
+    feedback: FeedbackDep,
+    store: StoreDep,
 ) -> Response:
     """Answer a question from the caller's tenant's documents, with citations (or only retrieve, with retrieve_only)."""
     api = settings.api
     top_k = min(body.top_k or api.default_top_k, api.max_top_k)
     flag_prompt_injection(body.query, caller.tenant)
     where = metadata_filter(body.filters)
+    fresh = bool(body.min_versions)
+    if body.min_versions:
+        timeout_s = min(body.min_versions_timeout_s or api.min_versions_timeout_s, api.max_min_versions_timeout_s)
+        await wait_for_versions(store, caller.tenant, body.min_versions, timeout_s)
     if body.stream:
-        events = await service.open_stream(body.query, top_k, caller.tenant, where)
+        events = await service.open_stream(body.query, top_k, caller.tenant, where, fresh=fresh)
         return StreamingResponse(encode_events(events), media_type=MEDIA_TYPE)
-    response = await service.answer(body.query, top_k, caller.tenant, where, compose=not body.retrieve_only)
+    response = await service.answer(
+        body.query, top_k, caller.tenant, where, compose=not body.retrieve_only, fresh=fresh
+    )
     if request_id := correlation_id.get():
         await feedback.remember(request_id, caller.tenant, [c.doc_id for c in response.citations])
     # Serialized here: given the model, FastAPI would validate it against response_model once more first.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -127,6 +128,9 @@ def publish(
     tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
     wait: Annotated[bool, typer.Option(help="Wait until every document is searchable.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 600.0,
+    versions: Annotated[
+        bool, typer.Option(help="Print each document's version as JSON (a query's min_versions).")
+    ] = False,
 ) -> None:
     """Publish documents (create or update) to the documents topic, keyed by document id.
 
@@ -145,6 +149,8 @@ def publish(
     except RagbusError as exc:
         _fail(f"{exc}\nnothing was published" if exc.code == "invalid_input" else str(exc))
     typer.echo(f"published {report.events} documents ({report.bytes} bytes) to {report.topic}")
+    if versions:
+        typer.echo(json.dumps({doc_id: v for (_, doc_id), v in report.versions.items()}))
     if wait:
         wait_for_documents(settings, report, timeout_s=timeout)
 
@@ -300,6 +306,9 @@ def _register_reindex_commands() -> None:
 
     app.add_typer(source_app, name="source")
     app.command("watch")(watch_command)
+    from ragbus.cli.doc import doc_command
+
+    app.command("doc")(doc_command)
 
 
 _register_reindex_commands()

@@ -61,6 +61,13 @@ def indexed_versions(connection: MilvusConnection, tenant: str, doc_ids: Iterabl
     return found
 
 
+def count_document_chunks(connection: MilvusConnection, tenant: str, doc_id: str, version: int) -> int:
+    """Searchable chunks of one version of a document."""
+    expr = f"tenant == {milvus_str(tenant)} and doc_id == {milvus_str(doc_id)} and version == {int(version)}"
+    rows = connection.call(lambda: connection.client.query(connection.alias, filter=expr, output_fields=["count(*)"]))
+    return int(rows[0]["count(*)"]) if rows else 0
+
+
 def count_chunks(connection: MilvusConnection, tenant: str | None = None) -> int:
     """Chunks in the aliased collection (optionally of one tenant)."""
     expr = f"tenant == {milvus_str(tenant)}" if tenant else 'chunk_id != ""'

@@ -59,6 +59,10 @@ class MilvusChunkStore(MilvusConnection):
         """Versions currently indexed for each of `doc_ids` (a doc absent from the result is not indexed)."""
         return search.indexed_versions(self, tenant, doc_ids)
 
+    def count_document_chunks(self, tenant: str, doc_id: str, version: int) -> int:
+        """Searchable chunks of one version of a document."""
+        return search.count_document_chunks(self, tenant, doc_id, version)
+
     def count_chunks(self, tenant: str | None = None) -> int:
         """Chunks in the aliased collection (optionally of one tenant)."""
         return search.count_chunks(self, tenant)

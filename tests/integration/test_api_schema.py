@@ -42,7 +42,11 @@ def creds() -> Credentials:
 def live_api(pipeline: Pipeline, creds: Credentials, stack_home: Path) -> Iterator[str]:
     """`ragbus api` as production runs it, with authentication on and a rate limit no fuzzing run reaches."""
     port = free_port()
-    env = {**pipeline.env, **creds.env(), "RAGBUS_API_PORT": str(port), "RAGBUS_API_RATE_LIMIT": "100000"}
+    # A generated min_versions names documents that never come: each such query waits out the longest wait allowed.
+    env = {
+        **pipeline.env, **creds.env(), "RAGBUS_API_PORT": str(port), "RAGBUS_API_RATE_LIMIT": "100000",
+        "RAGBUS_API_MAX_MIN_VERSIONS_TIMEOUT_S": "0.5",
+    }  # fmt: skip
     argv = [sys.executable, "-m", "ragbus", "api"]
     api = ManagedProcess("api", argv, stack_home / f"schema-api-{port}.log", env).start()
     url = f"http://127.0.0.1:{port}"

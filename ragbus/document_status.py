@@ -1,0 +1,166 @@
+"""document_status: where one document stands: what the index holds, versions still in flight, the last rejection.
+
+In flight is read from Kafka without joining any group: for each stage, the records of the document's partition of
+the stage's input topic past the stage's committed offset (work the stage has not finished). That reads the backlog
+of one partition per stage, so it is capped (`scan_limit` records per stage; `scan_capped` says when the cap cut a
+scan short). A version a worker is processing right now still counts as in flight at that stage until committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+from ragbus.dead_letters import list_dead_letters
+from ragbus.errors import TransientError
+from ragbus.kafka_clients import group_offsets, start_client
+from ragbus.kafka_security import kafka_connection
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
+from ragbus.settings import Settings
+from schemas.documents import document_key
+from schemas.topics import STAGES, PipelineTopics, Topics
+
+SCAN_LIMIT = 20_000
+EMPTY_FETCHES = 5
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A version published but not yet through `stage` (the stage whose input topic holds it unconsumed)."""
+
+    version: int
+    stage: str
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The dead letter of the document's latest event, when a stage rejected it."""
+
+    stage: str
+    version: int | None
+    error_code: str
+    error: str
+
+
+@dataclass
+class DocumentStatus:
+    """One document of one tenant; `searchable_since` is not recorded by the index (None)."""
+
+    tenant: str
+    doc_id: str
+    indexed_version: int | None = None
+    deleted: bool = False
+    chunks: int = 0
+    in_flight: list[InFlight] = field(default_factory=list)
+    dead_letter: Rejection | None = None
+    scan_capped: bool = False
+
+    @property
+    def known(self) -> bool:
+        """Whether anything of the document was found (indexed, deleted, in flight or rejected)."""
+        return self.indexed_version is not None or bool(self.in_flight) or self.dead_letter is not None
+
+
+def _version(value: bytes | None) -> tuple[int | None, bool]:
+    try:
+        raw = orjson.loads(value) if value else None
+    except orjson.JSONDecodeError:
+        return None, False
+    if not isinstance(raw, dict) or not isinstance(raw.get("version"), int):
+        return None, False
+    return raw["version"], raw.get("op") == "delete"
+
+
+def indexed_state(store: MilvusChunkStore, status: DocumentStatus) -> None:
+    """Fill the indexed version, whether it is a delete, and its searchable chunk count (blocking)."""
+    collection = store.alias_target()
+    if collection is None:
+        return
+    state = (
+        MilvusDocumentStates(store)
+        .get(collection, [(status.tenant, status.doc_id)])
+        .get((status.tenant, status.doc_id))
+    )
+    if state is None:
+        return
+    status.indexed_version, status.deleted = state.version, state.deleted
+    versions = store.indexed_versions(status.tenant, [status.doc_id]).get(status.doc_id, set())
+    if state.version in versions:
+        status.chunks = store.count_document_chunks(status.tenant, status.doc_id, state.version)
+
+
+async def _unconsumed(settings: Settings, topic: str, group: str, key: bytes, limit: int) -> tuple[list[bytes], bool]:
+    offsets = await group_offsets(settings, group, topic)
+    if not offsets:
+        return [], False
+    partition = DefaultPartitioner()(key, sorted(offsets), sorted(offsets))
+    committed, end = offsets[partition]
+    start = max(committed, end - limit)
+    if start >= end:  # the stage is done with this partition
+        return [], False
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(**kafka_connection(settings), group_id=None, enable_auto_commit=False)
+    await start_client(settings, consumer)
+    values: list[bytes] = []
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        empty = 0
+        while await consumer.position(tp) < end and empty < EMPTY_FETCHES:
+            records = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
+            empty = 0 if records else empty + 1  # a broker that returns nothing for long: stop, do not hang
+            values += [r.value for r in records if r.offset < end and r.key == key and r.value is not None]
+        return values, start > committed
+    finally:
+        # Let the consumer's own start-up task run once: stopping it before then raises CancelledError (aiokafka).
+        await asyncio.sleep(0)
+        await consumer.stop()
+
+
+async def in_flight(settings: Settings, status: DocumentStatus, limit: int = SCAN_LIMIT) -> None:
+    """Fill the versions newer than the indexed one that a stage has not committed yet, by stage."""
+    pipeline = PipelineTopics(Topics(settings.kafka.topic_prefix))
+    key = document_key(status.tenant, status.doc_id)
+    seen: set[int] = set()
+    for stage in STAGES:
+        values, capped = await _unconsumed(settings, pipeline.input_topic(stage), pipeline.group(stage), key, limit)
+        status.scan_capped |= capped
+        for value in values:
+            version, deleted = _version(value)
+            newer = version is not None and (status.indexed_version is None or version > status.indexed_version)
+            if version is not None and newer and version not in seen:
+                seen.add(version)
+                status.in_flight.append(InFlight(version, stage, deleted))
+
+
+async def last_rejection(settings: Settings, status: DocumentStatus) -> None:
+    """Fill the newest unreplayed dead letter of the document, if no newer version was indexed since."""
+    key = document_key(status.tenant, status.doc_id)
+    for stage in STAGES:
+        for letter in await list_dead_letters(settings, stage):
+            if letter.key != key or letter.replayed:
+                continue
+            version, _ = _version(letter.value)
+            if status.indexed_version is not None and (version is None or version <= status.indexed_version):
+                continue
+            if status.dead_letter is None or (version or 0) >= (status.dead_letter.version or 0):
+                status.dead_letter = Rejection(stage, version, letter.reason.error_code, letter.reason.error)
+
+
+async def document_status(settings: Settings, store: MilvusChunkStore, tenant: str, doc_id: str) -> DocumentStatus:
+    """Everything known of `tenant`'s document `doc_id`: indexed state, in-flight versions, last rejection."""
+    status = DocumentStatus(tenant, doc_id)
+    await asyncio.to_thread(indexed_state, store, status)
+    try:
+        await in_flight(settings, status)
+        await last_rejection(settings, status)
+    except (KafkaError, OSError) as exc:
+        raise TransientError(f"Kafka unavailable: {exc}") from exc
+    return status
