@@ -71,13 +71,13 @@ def _from_jsonl(path: Path, tenant: str) -> Iterator[DocumentEvent]:
             raise InputError(f"{where}: not JSON ({exc})") from None
         if not isinstance(row, dict) or "_id" not in row or "text" not in row:
             raise InputError(f'{where}: expected an object with "_id" and "text" (BEIR corpus format)')
-        metadata = row.get("metadata") or {}
+        # Strict like every boundary (schemas.bounds): text, title and metadata are taken as they are, not coerced.
         yield _event(
             where,
             doc_id=str(row["_id"]),
-            title=str(row.get("title") or ""),
-            text=str(row["text"]),
-            metadata=metadata if isinstance(metadata, dict) else {},
+            title=row.get("title") or "",
+            text=row["text"],
+            metadata=row.get("metadata") or {},
             source=where,
             tenant=tenant,
         )

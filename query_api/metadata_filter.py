@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from query_api.validation import line_problem
 from ragbus.milvus_filters import FILTER_KEY, MetadataWhere, Scalar, milvus_str
@@ -44,8 +44,10 @@ def _checked(filters: dict[str, Scalar | list[Scalar]]) -> dict[str, Scalar | li
     return filters
 
 
+# Strict: `true` is a boolean and `1` an integer, never one for the other (and "5" is a string).
+_StrictScalar = StrictStr | StrictBool | StrictInt | StrictFloat
 MetadataFilters = Annotated[
-    dict[str, Scalar | list[Scalar]],
+    dict[str, _StrictScalar | list[_StrictScalar]],
     Field(
         max_length=MAX_KEYS,
         description="Equality (or any-of, with a list) on document metadata fields, all ANDed.",

@@ -10,7 +10,7 @@ from ragbus.errors import InvalidMessage, PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from schemas.chunks import ChunkedDocument
 from schemas.codec import decode, encode
-from schemas.documents import DocumentEvent, document_key, tombstone_event
+from schemas.documents import DocumentEvent, document_key, key_problem, tombstone_event
 from workers.chunker.chunking import TokenChunker
 from workers.runtime import Inbound, Rejected
 
@@ -21,7 +21,12 @@ def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEven
         if not record.key:
             raise InvalidMessage("tombstone without a key")
         return tombstone_event(record.key, record.timestamp)
-    return decode(record.value, DocumentEvent)
+    event = decode(record.value, DocumentEvent)
+    # The key orders a document's events on one partition: an event under another key could overtake or be
+    # overtaken by the document's own events, and its delete would remove nothing.
+    if problem := key_problem(record.key, event):
+        raise InvalidMessage(problem, code="key_mismatch")
+    return event
 
 
 class ChunkerHandler:
