@@ -15,6 +15,7 @@ import httpx
 import typer
 
 from ragbus.api_key_cli import api_key_app
+from ragbus.cli_quarantine import dlq_quarantine
 from ragbus.errors import RagbusError
 from ragbus.logging_setup import configure_logging
 from ragbus.settings import Settings, load_settings
@@ -229,8 +230,11 @@ def status() -> None:
 
 
 app.add_typer(api_key_app, name="api-key")
-dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead-lettered messages: list them, replay them after a fix, quarantine a stuck one.", no_args_is_help=True
+)
 app.add_typer(dlq_app, name="dlq")
+dlq_app.command("quarantine")(dlq_quarantine)
 StageOption = Annotated[list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")]
 
 

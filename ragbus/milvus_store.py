@@ -13,6 +13,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 from pymilvus import AnnSearchRequest, CollectionSchema, DataType, MilvusClient, MilvusException, RRFRanker
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    DataTypeNotSupportException,
+    FieldTypeException,
+    ParamError,
+    PrimaryKeyException,
+)
 
 from ragbus.errors import ConfigError, PermanentError, RagbusError, TransientError
 from ragbus.milvus_bm25 import SPARSE_FIELD, add_bm25, supports_bm25, text_field_options
@@ -38,7 +46,31 @@ _GRPC_OPTIONS = {
 # Milvus error texts that mean the request's data is wrong (retrying cannot help).
 _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
 _MISSING_COLLECTION = re.compile(r"collection not found|can ?not find collection|can't find collection|not exist", re.I)
-_DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
+_DATA_ERRORS = (
+    "exceeds max length",
+    "length exceeds",
+    "exceeds the max length",
+    "dimension mismatch",
+    "dim mismatch",
+    "cannot parse expression",
+    "out of range",
+    "type mismatch",
+    "invalid parameter",
+    "invalid input",
+    "data type",
+    "json field",
+    "exceeds max size",
+)
+# pymilvus refuses rows against the collection's schema before sending them (an int64 field given 2**63, a string
+# where a number belongs): the data is wrong, whatever the server's state.
+_CLIENT_DATA_ERRORS = (
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    DataTypeNotSupportException,
+    ParamError,
+    PrimaryKeyException,
+    FieldTypeException,
+)
 _OUTPUT_FIELDS = ["chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source"]
 
 
@@ -110,6 +142,8 @@ class MilvusChunkStore:
             raise mapped from exc
 
     def _mapped(self, exc: Exception) -> Exception:
+        if isinstance(exc, (*_CLIENT_DATA_ERRORS, ValueError, TypeError, OverflowError)):
+            return PermanentError(f"Milvus refused the data: {exc}", code="milvus_rejected")
         if isinstance(exc, MilvusException):
             text = str(exc).lower()
             if any(marker in text for marker in _DATA_ERRORS):
@@ -256,6 +290,10 @@ class MilvusChunkStore:
                     f"{dim}: reindex into a new collection (ragbus reindex)",
                     code="dimension_mismatch",
                 )
+
+    def answers(self, collection: str) -> None:
+        """A cheap request that succeeds while the server serves `collection` (TransientError if it does not)."""
+        self.call(lambda: self.client.has_collection(collection))
 
     def alias_target(self) -> str | None:
         """Collection the alias points at, or None when the alias does not exist yet."""

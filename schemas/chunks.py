@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.documents import DocumentOp
 from schemas.bounds import Metadata, Version
+from schemas.documents import DocumentOp
 from schemas.fields import DocId, Tenant
 
 

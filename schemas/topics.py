@@ -38,13 +38,18 @@ class Topics:
         """Registry of indexing pipelines (PipelineSpec), compacted, keyed by collection."""
         return f"{self.prefix}.pipelines.v1"
 
+    @property
+    def quarantine(self) -> str:
+        """Records an operator quarantined (QuarantineRequest), compacted, keyed by stage/topic/partition/offset."""
+        return f"{self.prefix}.quarantine.v1"
+
     def dead_letter(self, stage: str) -> str:
         """Messages a stage could not process, with the reason in headers."""
         return f"{self.prefix}.dlq.{stage}.v1"
 
     def compacted(self) -> list[str]:
         """Topics that keep the latest record per key (the sources of truth)."""
-        return [self.documents, self.pipelines]
+        return [self.documents, self.pipelines, self.quarantine]
 
     def all(self) -> list[str]:
         """Every topic a deployment needs, created at start-up if missing."""
@@ -54,6 +59,7 @@ class Topics:
             self.embedded,
             self.cache_invalidation,
             self.pipelines,
+            self.quarantine,
             *(self.dead_letter(stage) for stage in STAGES),
         ]
 
