@@ -39,7 +39,7 @@ async def quarantine_record(
     elif not 0 <= offset < end:
         raise InputError(f"{topic} partition {partition} has no offset {offset} (end offset {end})")
     request = QuarantineRequest(
-        stage=stage,  # type: ignore[arg-type]  # checked by the contract
+        stage=stage,
         topic=topic,
         partition=partition,
         offset=offset,

@@ -12,14 +12,16 @@ from query_api.document_publisher import PublisherDep
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
 from query_api.models import ErrorResponse
 from query_api.security.deps import Writer
-from query_api.security.errors import ClientError, InvalidRequest
+from query_api.security.errors import ClientError, Conflict, InvalidRequest
+from query_api.superseding import superseding_versions
 from query_api.validation import line_problem
+from schemas.bounds import version_problem
 from schemas.documents import DocumentEvent, DocumentOp
 from schemas.fields import DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 409, 413, 422, 429, 503)
 }
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
 
@@ -56,25 +58,48 @@ async def publish_documents(
                 f"document {document.doc_id!r} has {len(document.text)} characters, over {limit} "
                 "(RAGBUS_CHUNK_MAX_DOCUMENT_CHARS): split it"
             )
-    # exclude_none: an unset version takes the event's default (now, in microseconds).
-    events = [DocumentEvent(tenant=caller.tenant, **d.model_dump(exclude_none=True)) for d in documents]
+    # A document without a version supersedes whatever version is indexed (query_api.superseding).
+    unversioned = [d.doc_id for d in documents if d.version is None]
+    versions = await superseding_versions(state.store, caller.tenant, unversioned) if unversioned else {}
+    events = [
+        DocumentEvent(tenant=caller.tenant, **(d.model_dump(exclude_none=True) | _version_of(d, versions)))
+        for d in documents
+    ]
     await publisher.publish(events)
     return _accepted(events)
+
+
+def _version_of(document: DocumentIn, versions: dict[str, int]) -> dict[str, int]:
+    return {} if document.version is not None else {"version": _bounded(document.doc_id, versions)}
+
+
+def _bounded(doc_id: str, versions: dict[str, int]) -> int:
+    version = versions[doc_id]
+    if problem := version_problem(version):
+        raise Conflict(
+            f"document {doc_id!r} is indexed with version {version}, beyond the bounds of today's versions "
+            f"({problem}); an earlier build accepted it. A reindex (`ragbus reindex`) drops it: today's chunker "
+            "dead-letters an event with such a version"
+        )
+    return version
 
 
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def delete_document(
     doc_id: Annotated[str, Path(description="Id of the document to delete.")],
     caller: Writer,
+    state: StateDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
-    """Delete a document of the caller's tenant (a delete of an unknown id is accepted and does nothing)."""
+    """Delete a document of the caller's tenant, whatever version is indexed (an unknown id is accepted and does
+    nothing)."""
     try:
         _DOC_ID.validate_python(doc_id)
     except ValidationError as exc:
         raise InvalidRequest(f"doc_id: {exc.errors()[0]['msg']}") from None
     if problem := line_problem(doc_id):
         raise InvalidRequest(f"doc_id: {problem}")
-    event = DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=caller.tenant)
+    versions = await superseding_versions(state.store, caller.tenant, [doc_id])
+    event = DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=caller.tenant, version=_bounded(doc_id, versions))
     await publisher.publish([event])
     return _accepted([event])
