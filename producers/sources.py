@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import orjson
 from pydantic import ValidationError
 
 from ragbus.errors import InputError
+from schemas.codec import loads_exact
 from schemas.documents import DocumentEvent
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -66,8 +66,8 @@ def _from_jsonl(path: Path, tenant: str) -> Iterator[DocumentEvent]:
             continue
         where = f"{path}:{number}"
         try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            row = loads_exact(line)
+        except ValueError as exc:
             raise InputError(f"{where}: not JSON ({exc})") from None
         if not isinstance(row, dict) or "_id" not in row or "text" not in row:
             raise InputError(f'{where}: expected an object with "_id" and "text" (BEIR corpus format)')

@@ -48,6 +48,7 @@ _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
 _MISSING_COLLECTION = re.compile(r"collection not found|can ?not find collection|can't find collection|not exist", re.I)
 _DATA_ERRORS = (
     "exceeds max length",
+    "exceeds max_length",
     "length exceeds",
     "exceeds the max length",
     "dimension mismatch",

@@ -21,7 +21,7 @@ def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEven
         if not record.key:
             raise InvalidMessage("tombstone without a key")
         return tombstone_event(record.key, record.timestamp)
-    event = decode(record.value, DocumentEvent)
+    event = decode(record.value, DocumentEvent, exact_integers=True)
     # The key orders a document's events on one partition: an event under another key could overtake or be
     # overtaken by the document's own events, and its delete would remove nothing.
     if problem := key_problem(record.key, event):
