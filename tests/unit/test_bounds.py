@@ -47,8 +47,8 @@ def test_the_contract_and_the_rest_body_refuse_the_same_values(field: str, value
 
 def test_values_at_the_bounds_are_accepted_everywhere() -> None:
     near_future = version_clock_now() + DAY_US // 2
-    body = {"doc_id": "a", "text": "tabs\tand\nlines", "version": near_future,
-            "metadata": {"big": INT64_MAX, "small": -(2**63), "flag": True, "tags": ["x", "y"], "ratio": 0.5}}  # fmt: skip
+    metadata = {"big": INT64_MAX, "small": -(2**63), "flag": True, "tags": ["x", "y"], "ratio": 0.5}
+    body = {"doc_id": "a", "text": "tabs\tand\nlines", "version": near_future, "metadata": metadata}
     event = DocumentEvent.model_validate(body)
     assert event.version == near_future and event.metadata["big"] == INT64_MAX
     assert DocumentIn.model_validate(body).metadata == event.metadata

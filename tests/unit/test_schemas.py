@@ -105,4 +105,4 @@ def test_topic_names_share_the_prefix() -> None:
     topics = Topics("acme")
     assert topics.documents == "acme.documents.v1"
     assert all(name.startswith("acme.") for name in topics.all())
-    assert len(set(topics.all())) == len(topics.all()) == 8
+    assert len(set(topics.all())) == len(topics.all()) == 9
