@@ -49,5 +49,8 @@ def test_filters_match_the_same_documents_on_either_layout(
     assert found({"team": 'lab" or tenant != "x'}) == set()
     assert found({"absent": "x"}) == set()
     assert found({"team": "docs"}) == {"odd.md"}
-    assert found({"tags": "a"}) == set()  # equality on a list-valued key matches nothing, on either layout
+    # A string matches list metadata that holds it, on either layout; a list filter is any-of as ever.
+    assert found({"tags": "a"}) == {"lab.md"}
+    assert found({"tags": ["c", "b"]}) == {"lab.md"}
+    assert found({"tags": "c"}) == set()
     assert store.search(vector, 10, "other", metadata_filter({"team": "lab"}), collection=collection) == []

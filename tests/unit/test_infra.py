@@ -24,6 +24,7 @@ INFRA = ROOT / "infra"
 STAGES = ("chunker", "embedder", "indexer")
 INPUT_TOPICS = {"chunker": "ragbus.documents.v1", "embedder": "ragbus.chunks.v1", "indexer": "ragbus.embedded.v1"}
 REQUIRED_ALERTS = {
+    "EventGivenUpAfterRetries",
     "HighErrorRate",
     "HighLatency",
     "LowPrecision",
