@@ -45,6 +45,14 @@ def _match(field: str, value: Scalar) -> str:
     return f"{field} == {literal}"
 
 
+def _same(stored: object, wanted: Scalar) -> bool:
+    if isinstance(wanted, str):
+        return stored == wanted or (isinstance(stored, list) and wanted in stored)
+    if isinstance(wanted, bool) or isinstance(stored, bool):
+        return type(stored) is type(wanted) and stored == wanted
+    return isinstance(stored, int | float) and stored == wanted
+
+
 @dataclass(frozen=True)
 class MetadataWhere:
     """Validated filters: each key equals its value, or any of its values (a list); all keys ANDed. A string value
@@ -71,6 +79,10 @@ class MetadataWhere:
             equalities = [_match(field, v) for v in values]
             clauses.append(equalities[0] if len(equalities) == 1 else "(" + " or ".join(equalities) + ")")
         return "(" + " and ".join(clauses) + ")"
+
+    def matches(self, metadata: Mapping[str, object]) -> bool:
+        """Whether a document's metadata matches, with strict types: `true` is not `1`, nor `1` a `true`."""
+        return all(any(_same(metadata.get(key), v) for v in values) for key, values in self.filters)
 
     def __str__(self) -> str:
         """One rendering whatever the layout: what the query cache keys on."""

@@ -409,14 +409,17 @@ class MilvusChunkStore:
         """
         if collection:
             try:
-                return self._search(collection, vector, top_k, self._filter(collection, tenant, where), text, rrf_k)
+                expr = self._filter(collection, tenant, where)
+                return self._search(collection, vector, top_k, expr, text, rrf_k, where=where)
             except TransientError as exc:
                 if not _MISSING_COLLECTION.search(str(exc)):
                     raise
                 log.warning("collection %s is gone (pruned?): searching through alias %s", collection, self.alias)
         if self.alias_target() is None:
             return []
-        return self._search(self.alias, vector, top_k, self._filter(self.alias, tenant, where), text, rrf_k)
+        return self._search(
+            self.alias, vector, top_k, self._filter(self.alias, tenant, where), text, rrf_k, where=where
+        )
 
     def _filter(self, target: str, tenant: str, where: MetadataWhere | None) -> str:
         own = f"tenant == {milvus_str(tenant)}"
@@ -440,25 +443,41 @@ class MilvusChunkStore:
         return bool(self._description(collection).get("enable_dynamic_field"))
 
     def _search(  # noqa: PLR0917 - the one place a search is assembled
-        self, target: str, vector: list[float], top_k: int, expr: str, text: str | None, rrf_k: int
+        self,
+        target: str,
+        vector: list[float],
+        top_k: int,
+        expr: str,
+        text: str | None,
+        rrf_k: int,
+        *,
+        where: MetadataWhere | None = None,
     ) -> list[ChunkHit]:
         if text and text.strip() and self.has_bm25(target):
-            return self._hybrid_search(target, vector, top_k, expr, text, rrf_k)
+            return self._hybrid_search(target, vector, top_k, expr, text, rrf_k, where=where)
         result = self.call(
             lambda: self.client.search(
                 target,
                 data=[vector],
                 limit=top_k,
                 filter=expr,
-                output_fields=_OUTPUT_FIELDS,
+                output_fields=_fields(_OUTPUT_FIELDS, where),
                 search_params={"metric_type": "COSINE"},
                 consistency_level=self.settings.consistency_level,
             )
         )
-        return [_to_hit(hit) for hit in result[0]] if result else []
+        return [_to_hit(hit) for hit in _typed(result[0] if result else [], where)]
 
     def _hybrid_search(  # noqa: PLR0917
-        self, target: str, vector: list[float], top_k: int, expr: str, text: str, rrf_k: int
+        self,
+        target: str,
+        vector: list[float],
+        top_k: int,
+        expr: str,
+        text: str,
+        rrf_k: int,
+        *,
+        where: MetadataWhere | None = None,
     ) -> list[ChunkHit]:
         requests = [
             AnnSearchRequest(
@@ -474,15 +493,25 @@ class MilvusChunkStore:
                 requests,
                 RRFRanker(rrf_k),
                 limit=top_k,
-                output_fields=[*_OUTPUT_FIELDS, "embedding"],
+                output_fields=_fields([*_OUTPUT_FIELDS, "embedding"], where),
                 consistency_level=self.settings.consistency_level,
             )
         )
-        hits = result[0] if result else []
+        hits = _typed(result[0] if result else [], where)
         # Fused order; the score stays the cosine to the query (what citations and the extractive cut expect).
         return [
             dataclasses.replace(_to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"]))) for hit in hits
         ]
+
+
+def _fields(fields: list[str], where: MetadataWhere | None) -> list[str]:
+    return [*fields, "metadata"] if where else fields
+
+
+def _typed(hits: Iterable[dict[str, Any]], where: MetadataWhere | None) -> list[dict[str, Any]]:
+    # Milvus (lite) compares JSON values loosely (`== true` also matches 1): the hits are checked again with strict
+    # types, so a boolean filter never returns a number and a number filter never a boolean.
+    return [hit for hit in hits if where is None or where.matches(hit["entity"].get("metadata") or {})]
 
 
 def _row(doc: EmbeddedDocument, chunk: EmbeddedChunk, dynamic: bool) -> dict[str, Any]:

@@ -66,3 +66,13 @@ def test_quotes_and_backslashes_in_values_stay_inside_the_string_literal() -> No
 def test_bad_filters_are_refused(filters: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         FILTERS.validate_python(filters)
+
+
+def test_hits_are_checked_again_with_strict_types_and_lists_hold_strings() -> None:
+    where = metadata_filter(FILTERS.validate_python({"public": True}))
+    assert where is not None and where.matches({"public": True}) and not where.matches({"public": 1})
+    where = metadata_filter(FILTERS.validate_python({"level": 1}))
+    assert where is not None and where.matches({"level": 1}) and not where.matches({"level": True})
+    where = metadata_filter(FILTERS.validate_python({"tags": ["x", "b"], "lang": "en"}))
+    assert where is not None and where.matches({"tags": ["a", "b"], "lang": "en"})
+    assert not where.matches({"tags": ["a"], "lang": "en"}) and not where.matches({"tags": ["b"]})
