@@ -82,7 +82,8 @@ class IndexerHandler:
     async def stores_answer(self) -> bool:
         """Milvus, Redis and Kafka answer."""
         try:
-            await asyncio.to_thread(self.store.answers, self.collection)
+            if not await asyncio.to_thread(self.store.serves, self.collection):
+                return False
         except RagbusError:
             return False
         return await self.generation.answers() and await self.producer.answers()
