@@ -25,7 +25,7 @@ from bench.scifact import load_scifact
 from bench.scoring import summary_ms
 from bench.stack import ROOT, bench_stack, save_result
 from bench.stale_removal import fill
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, stop_all
 
 

@@ -22,10 +22,12 @@ from datetime import UTC, datetime
 import httpx
 
 from bench.scoring import percentile
-from producers.publisher import to_message
+from ragbus.document_publisher import to_message
 from ragbus.embedding import SentenceEmbedder
 from ragbus.kafka_clients import KafkaEventProducer
-from ragbus.milvus_store import ChunkHit, MilvusChunkStore, milvus_str
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.rows import ChunkHit
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
 from schemas.topics import Topics

@@ -27,9 +27,9 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from bench.stack import ROOT, SCIFACT, bench_stack, ingest, process_cpu, start_workers
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from ragbus.embedding import ModelTokenizer, SentenceEmbedder
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import EmbeddingSettings
 from ragbus.stack.process import stop_all
 from workers.chunker.chunking import TokenChunker

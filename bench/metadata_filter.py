@@ -24,8 +24,8 @@ from bench.scoring import summary_ms
 from bench.stack import ENGINES, ROOT, save_result, start_milvus
 from bench.stale_removal import DIM, fill
 from query_api.metadata_filter import metadata_filter
-from ragbus.milvus_filters import MetadataWhere
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.filters import MetadataWhere
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import MilvusSettings
 from ragbus.stack.process import free_port
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stack import ROOT, SCIFACT, save_result
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from ragbus.embedding import ModelTokenizer, SentenceEmbedder
 from ragbus.settings import load_settings
 from workers.chunker.chunking import TokenChunker

@@ -25,10 +25,10 @@ from pathlib import Path
 import redis
 
 from bench.stack import ROOT, SCIFACT, bench_stack, start_workers
-from producers.publisher import publish_documents
-from producers.sources import read_documents
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from producers.sources.files import read_documents
+from ragbus.document_publisher import publish_documents
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.reindex import Reindexer, ReindexOptions
 from ragbus.settings import Settings
 from ragbus.stack.process import ManagedProcess, stop_all

@@ -27,7 +27,7 @@ from bench import freshness, latency, quality
 from bench.api_process import start_api
 from bench.scifact import SciFact, load_scifact
 from bench.stack import ENGINES, ROOT, bench_stack, cpu_reference, index, settle, start_workers
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from ragbus.stack.process import ManagedProcess, stop_all
 from schemas.documents import DocumentEvent

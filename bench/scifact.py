@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from schemas.documents import DocumentEvent
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"

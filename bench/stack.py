@@ -17,12 +17,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from producers.publisher import publish_documents
-from producers.sources import read_documents
-from producers.wait import wait_until_indexed
+from producers.sources.files import read_documents
+from ragbus.document_follower import follow_documents
+from ragbus.document_publisher import publish_documents
 from ragbus.kafka_clients import consumer_lag, start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings, load_settings
 from ragbus.stack.launcher import redis_reachable
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
@@ -171,7 +171,7 @@ async def index(settings: Settings, events: list[DocumentEvent], timeout_s: floa
         await watcher.stop()
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
     try:
-        pending = await wait_until_indexed(store, dict(report.versions), timeout_s=60, poll_s=1.0)
+        pending = (await follow_documents(settings, store, report.versions, timeout_s=60, poll_s=1.0)).pending
     finally:
         store.close()
     if pending:

@@ -23,8 +23,9 @@ import numpy as np
 from bench.scifact import load_scifact
 from bench.scoring import summary_ms
 from bench.stack import ENGINES, ROOT, save_result, start_milvus
-from ragbus.document_states import MilvusDocumentStates
-from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import MilvusSettings
 from ragbus.stack.process import free_port
 from schemas.chunks import chunk_id_for

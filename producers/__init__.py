@@ -1,6 +1,8 @@
-"""Publish document events to Kafka, keyed by document id so each document stays ordered."""
+"""Sources: read documents (files, JSONL) into validated document events.
 
-from producers.publisher import PublishReport, publish_documents
-from producers.sources import read_documents
+Publishing them is the core's job (`ragbus.document_publisher`), so every entry point publishes the same way.
+"""
 
-__all__ = ["PublishReport", "publish_documents", "read_documents"]
+from producers.sources.files import read_documents
+
+__all__ = ["read_documents"]

@@ -7,24 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import make_asgi_app
 
 from query_api.answering import open_answering
 from query_api.body_limit import BodyLimitMiddleware
 from query_api.deps import ApiState
-from query_api.document_publisher import RestDocumentPublisher
 from query_api.errors import install_error_handlers
 from query_api.feedback import FeedbackStore
 from query_api.question_encoder import load_question_encoder, question_embedding
 from query_api.rate_limit import RedisRateLimiter
 from query_api.request_ids import install_request_ids
 from query_api.routes import documents, feedback, health, query
+from query_api.routes.metrics import install_metrics
 from query_api.routes.web import install_web_page
 from query_api.security.authenticator import Authenticator
-from query_api.security.deps import SecurityState
 from ragbus import __version__
+from ragbus.document_publisher import DocumentPublisher
 from ragbus.heap import freeze_startup_objects
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.redis_store import open_redis
 from ragbus.settings import Settings, load_settings
 
@@ -46,15 +45,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis = open_redis(settings.redis)
             opened.push_async_callback(redis.aclose)
             service = await opened.enter_async_context(open_answering(settings, embedder, redis))
-            app.state.ragbus = ApiState(settings=settings, store=store, redis=redis, service=service)
-            security = settings.api_security
-            app.state.security = SecurityState(
-                authenticator,
-                RedisRateLimiter(redis, settings.redis.namespace, security.rate_limit, security.rate_window_s),
+            publisher = DocumentPublisher(settings)
+            opened.push_async_callback(publisher.close)
+            security, namespace = settings.api_security, settings.redis.namespace
+            app.state.ragbus = ApiState(
+                settings=settings,
+                store=store,
+                redis=redis,
+                service=service,
+                authenticator=authenticator,
+                limiter=RedisRateLimiter(redis, namespace, security.rate_limit, security.rate_window_s),
+                feedback=FeedbackStore(redis, namespace, security.feedback_ttl_s),
+                publisher=publisher,
             )
-            app.state.feedback = FeedbackStore(redis, settings.redis.namespace, security.feedback_ttl_s)
-            app.state.documents = RestDocumentPublisher(settings)
-            opened.push_async_callback(app.state.documents.close)
             freeze_startup_objects()
             yield
 
@@ -71,6 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(query.router)
     app.include_router(documents.router)
     app.include_router(feedback.router)
-    app.mount("/metrics", make_asgi_app())
+    install_metrics(app)
     install_web_page(app)
     return app

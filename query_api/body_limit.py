@@ -6,7 +6,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from query_api import metrics
-from query_api.security.errors import BodyTooLarge
+from query_api.errors import BodyTooLarge
 
 
 class BodyLimitMiddleware:

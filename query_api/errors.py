@@ -1,4 +1,8 @@
-"""Every error leaves the API as JSON with a stable code: never a stack trace."""
+"""The API's errors: a request refused because of the caller (a ClientError, with its HTTP status and a stable
+code), and how every error leaves the API: as JSON with a stable code, never a stack trace.
+
+Errors about credentials and scopes are in query_api.security.errors (ClientErrors too).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,80 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from query_api import metrics
-from query_api.security.errors import ClientError
 from ragbus.errors import InputError, RagbusError, TransientError
 
 log = logging.getLogger(__name__)
 _HTTP_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+class ClientError(RagbusError):
+    """A request refused because of the caller; `status` is the HTTP status, `headers` go with it."""
+
+    code = "client_error"
+    status = 400
+    metric_type = "client"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers."""
+        return {}
+
+
+class InvalidRequest(ClientError):
+    """A request that fails a check the body's schema cannot express."""
+
+    code = "invalid_request"
+    status = 422
+    metric_type = "validation"
+
+
+class BodyTooLarge(ClientError):
+    """A request body over RAGBUS_API_MAX_BODY_BYTES, refused before it is parsed."""
+
+    code = "body_too_large"
+    status = 413
+    metric_type = "too_large"
+
+
+class DocumentTooLong(ClientError):
+    """A document over RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
+
+    code = "document_too_long"
+    status = 413
+    metric_type = "too_large"
+
+
+class NotFound(ClientError):
+    """Something the caller's tenant does not have (another tenant's things are 'not found' too)."""
+
+    code = "not_found"
+    status = 404
+    metric_type = "not_found"
+
+
+class Conflict(ClientError):
+    """The request repeats something that may happen only once."""
+
+    code = "conflict"
+    status = 409
+    metric_type = "conflict"
+
+
+class RateLimited(ClientError):
+    """Too many requests with one credential in the current window."""
+
+    code = "rate_limited"
+    status = 429
+    metric_type = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """When the caller may try again."""
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

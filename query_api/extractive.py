@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ragbus.milvus_store import ChunkHit
+from ragbus.milvus.rows import ChunkHit
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Literal
 
 import orjson
-from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from query_api import metrics
-from query_api.security.errors import Conflict, NotFound
+from query_api.errors import Conflict, NotFound
 from ragbus.errors import TransientError
 from ragbus.redis_store import REDIS_DOWN
 from schemas.fields import DocId
@@ -49,11 +48,15 @@ def precision_at_k(cited: list[str], relevant: set[str], k: int = PRECISION_K) -
 
 
 class FeedbackStore:
-    """What each answered query cited (so feedback can score it), and the totals shared by every API process."""
+    """What each answered query cited (so feedback can score it), and each tenant's totals, shared by every API
+    process. Every key names its tenant: one tenant can neither read nor move another's figures."""
 
     def __init__(self, redis: Redis, namespace: str, ttl_s: int) -> None:
         self.redis, self.ns, self.ttl_s = redis, namespace, ttl_s
-        self.totals_key = f"{namespace}:feedback:totals"
+
+    def totals_key(self, tenant: str) -> str:
+        """The tenant's running totals (a hash: up, down, precision_sum, precision_n)."""
+        return f"{self.ns}:feedback:totals:{tenant}"
 
     def _query_key(self, tenant: str, request_id: str) -> str:
         # Per tenant: callers may choose their X-Request-ID, and one tenant's id must never reach another's record.
@@ -79,36 +82,28 @@ class FeedbackStore:
             if not await self.redis.set(f"{key}:vote", feedback.vote, nx=True, ex=self.ttl_s):
                 raise Conflict(f"query {feedback.request_id!r} already has feedback")
             precision = None
+            totals_key = self.totals_key(tenant)
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(self.totals_key, feedback.vote, 1)
+                pipe.hincrby(totals_key, feedback.vote, 1)
                 if feedback.relevant_doc_ids is not None:
                     precision = precision_at_k(stored["cited"], set(feedback.relevant_doc_ids))
-                    pipe.hincrbyfloat(self.totals_key, "precision_sum", precision)
-                    pipe.hincrby(self.totals_key, "precision_n", 1)
-                pipe.hgetall(self.totals_key)
+                    pipe.hincrbyfloat(totals_key, "precision_sum", precision)
+                    pipe.hincrby(totals_key, "precision_n", 1)
+                pipe.hgetall(totals_key)
                 results = await pipe.execute()
         except REDIS_DOWN as exc:
             raise TransientError(f"Redis unavailable: {exc}") from exc
         totals = {k.decode(): float(v) for k, v in results[-1].items()}
-        return self._publish(totals, precision, feedback.vote)
+        return self._publish(tenant, totals, precision, feedback.vote)
 
     @staticmethod
-    def _publish(totals: dict[str, float], precision: float | None, vote: str) -> FeedbackTotals:
+    def _publish(tenant: str, totals: dict[str, float], precision: float | None, vote: str) -> FeedbackTotals:
         votes = totals.get("up", 0.0) + totals.get("down", 0.0)
         up_rate = totals.get("up", 0.0) / votes if votes else 0.0
         n = totals.get("precision_n", 0.0)
         mean = totals.get("precision_sum", 0.0) / n if n else None
         metrics.FEEDBACK.labels(vote).inc()
-        metrics.THUMBS_UP_RATE.set(up_rate)
+        metrics.THUMBS_UP_RATE.labels(tenant).set(up_rate)
         if mean is not None:
-            metrics.PRECISION_AT_5.set(mean)
+            metrics.PRECISION_AT_5.labels(tenant).set(mean)
         return FeedbackTotals(thumbs_up_rate=up_rate, precision_at_5=mean, precision=precision)
-
-
-async def get_feedback_store(request: Request) -> FeedbackStore:
-    """The lifespan's store."""
-    store: FeedbackStore = request.app.state.feedback
-    return store
-
-
-FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback_store)]

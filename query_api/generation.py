@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from query_api.providers import ChatProvider, Messages, ProviderChain
+from query_api.providers import Messages, ProviderChain
 from ragbus.embedding import ModelTokenizer
-from ragbus.milvus_store import ChunkHit
+from ragbus.milvus.rows import ChunkHit
 from ragbus.settings import LLMSettings
 
 SYSTEM_PROMPT = (
@@ -47,6 +47,14 @@ class Prompt:
     cited: list[ChunkHit]
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An answer on its way: its text in pieces, and the provider writing it."""
+
+    deltas: AsyncIterator[str]
+    provider: str
+
+
 class LLMAnswerer:
     """Answers from the provider chain, grounded in retrieved passages quoted as data."""
 
@@ -65,11 +73,15 @@ class LLMAnswerer:
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
         return Prompt(messages, hits[: len(sources)])
 
-    async def answer(self, prompt: Prompt) -> str:
-        """The whole answer with only valid citation markers; ProvidersFailed when every provider failed."""
-        text, _ = await self.chain.complete(prompt.messages)
-        return keep_valid_citations(text, len(prompt.cited))
+    async def reply(self, prompt: Prompt, *, stream: bool) -> Reply:
+        """The answer from the first provider that gives one: in deltas as the model writes them (`stream`), or
+        whole as one piece; ProvidersFailed when every provider failed. Markers are not checked here."""
+        if stream:
+            deltas, provider = await self.chain.stream(prompt.messages)
+            return Reply(deltas, provider)
+        text, provider = await self.chain.complete(prompt.messages)
+        return Reply(_one_piece(text), provider)
 
-    async def stream(self, prompt: Prompt) -> tuple[AsyncIterator[str], ChatProvider]:
-        """The answer's deltas from the first provider whose stream starts."""
-        return await self.chain.stream(prompt.messages)
+
+async def _one_piece(text: str) -> AsyncIterator[str]:
+    yield text

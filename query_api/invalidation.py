@@ -16,12 +16,13 @@ from aiokafka.errors import KafkaError
 
 from query_api import metrics
 from query_api.cache import QueryCache
-from ragbus.errors import InvalidMessage, TransientError
+from ragbus.errors import TransientError
 from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.codec import decode
 from schemas.documents import DocumentOp
+from schemas.errors import ContractError
 from schemas.invalidation import CacheInvalidation
 from schemas.topics import Topics
 
@@ -94,7 +95,7 @@ class CacheInvalidationConsumer:
     async def _apply(self, value: bytes | None) -> None:
         try:
             event = decode(value, CacheInvalidation)
-        except InvalidMessage as exc:
+        except ContractError as exc:
             log.error("cache invalidation: skipping an undecodable event: %s", exc)
             return
         delay = 0.2

@@ -1,5 +1,5 @@
 """Metadata filters of a search: strictly validated here, then rendered by the store for the searched collection
-(ragbus.milvus_filters: every key checked and every value escaped), always ANDed after the caller's tenant clause."""
+(ragbus.milvus.filters: every key checked and every value escaped), always ANDed after the caller's tenant clause."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from query_api.validation import line_problem
-from ragbus.milvus_filters import FILTER_KEY, MetadataWhere, Scalar, milvus_str
+from ragbus.milvus.filters import FILTER_KEY, MetadataWhere, Scalar, milvus_str
 
 MAX_KEYS = 8
 MAX_VALUES = 20

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncOpenAI
@@ -19,11 +19,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from query_api import metrics
 from query_api.breaker import CircuitBreaker
+from query_api.failover import AllFailed, first_answer
 from ragbus.errors import TransientError
 from ragbus.settings import LLMProvider, LLMSettings
 
 log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
+T = TypeVar("T")
 
 
 class ProvidersFailed(TransientError):
@@ -77,13 +79,17 @@ class ChatProvider:
 
     async def complete(self, messages: Messages) -> str:
         """The whole answer (retried on transient errors)."""
-        async for attempt in self._retrying():
-            with attempt:
-                completion = await self.client.chat.completions.create(**self._request(messages))
-                content = completion.choices[0].message.content if completion.choices else None
-                if not content:
-                    raise EmptyAnswer(f"{self.name} returned an empty answer")
-                return content
+        started = time.perf_counter()
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    completion = await self.client.chat.completions.create(**self._request(messages))
+                    content = completion.choices[0].message.content if completion.choices else None
+                    if not content:
+                        raise EmptyAnswer(f"{self.name} returned an empty answer")
+                    return content
+        finally:
+            metrics.LLM_SECONDS.observe(time.perf_counter() - started)
         raise AssertionError("unreachable")  # pragma: no cover - reraise=True re-raises the last error
 
     async def open_stream(self, messages: Messages) -> AsyncIterator[str]:
@@ -132,39 +138,42 @@ class ProviderChain:
 
     async def complete(self, messages: Messages) -> tuple[str, str]:
         """(answer, provider name) from the first provider that answers."""
-        failures: list[str] = []
-        for provider in self.providers:
-            if not provider.breaker.allow():
-                failures.append(f"{provider.name}: breaker open")
-                continue
-            started = time.perf_counter()
-            try:
-                answer = await provider.complete(messages)
-            except Exception as exc:  # any provider failure moves on to the next provider
-                self._failed(provider, exc, failures)
-                continue
-            finally:
-                metrics.LLM_SECONDS.observe(time.perf_counter() - started)
-            provider.breaker.record_success()
-            return answer, provider.name
-        raise ProvidersFailed("every LLM provider failed: " + "; ".join(failures))
+        answer, provider = await self._first(lambda provider: provider.complete(messages))
+        return answer, provider.name
 
-    async def stream(self, messages: Messages) -> tuple[AsyncIterator[str], ChatProvider]:
-        """Deltas from the first provider whose stream starts; the caller reports the outcome to its breaker."""
-        failures: list[str] = []
-        for provider in self.providers:
-            if not provider.breaker.allow():
-                failures.append(f"{provider.name}: breaker open")
-                continue
-            try:
-                return await provider.open_stream(messages), provider
-            except Exception as exc:  # any provider failure moves on to the next provider
-                self._failed(provider, exc, failures)
-        raise ProvidersFailed("every LLM provider failed: " + "; ".join(failures))
+    async def stream(self, messages: Messages) -> tuple[AsyncIterator[str], str]:
+        """(deltas, provider name) from the first provider whose stream starts.
 
-    @staticmethod
-    def _failed(provider: ChatProvider, exc: Exception, failures: list[str]) -> None:
-        provider.breaker.record_failure()
-        metrics.LLM_FAILURES.labels(provider.name).inc()
-        failures.append(f"{provider.name}: {type(exc).__name__}: {exc}"[:300])
-        log.warning("LLM provider %s failed: %s", provider.name, exc)
+        The provider's breaker hears the stream's outcome when it ends: a stream that breaks off is a failure.
+        """
+        deltas, provider = await self._first(lambda provider: provider.open_stream(messages), close_on_return=False)
+        return _reported(deltas, provider.breaker), provider.name
+
+    async def _first(
+        self, call: Callable[[ChatProvider], Awaitable[T]], *, close_on_return: bool = True
+    ) -> tuple[T, ChatProvider]:
+        try:
+            return await first_answer(
+                self.providers,
+                call,
+                failures=(Exception,),  # any provider failure moves on to the next provider
+                on_failure=_failed,
+                close_on_return=close_on_return,
+            )
+        except AllFailed as exc:
+            raise ProvidersFailed(f"every LLM provider failed: {exc}") from None
+
+
+def _failed(provider: ChatProvider, exc: Exception) -> None:
+    metrics.LLM_FAILURES.labels(provider.name).inc()
+    log.warning("LLM provider %s failed: %s", provider.name, exc)
+
+
+async def _reported(deltas: AsyncIterator[str], breaker: CircuitBreaker) -> AsyncIterator[str]:
+    try:
+        async for piece in deltas:
+            yield piece
+    except Exception:
+        breaker.record_failure()
+        raise
+    breaker.record_success()

@@ -11,7 +11,7 @@ import time
 from redis.asyncio import Redis
 
 from query_api import metrics
-from query_api.security.errors import RateLimited
+from query_api.errors import RateLimited
 from ragbus.redis_store import REDIS_DOWN
 
 log = logging.getLogger(__name__)
@@ -31,19 +31,21 @@ class RedisRateLimiter:
         self.redis, self.namespace, self.limit, self.window_s = redis, namespace, limit, window_s
         self._script = redis.register_script(_COUNT)
 
-    def window(self, subject: str) -> tuple[str, int]:
-        """Redis key of the subject's current clock-aligned window, and the milliseconds until it ends."""
+    def window(self, tenant: str, subject: str) -> tuple[str, int]:
+        """Redis key of the subject's current clock-aligned window, and the milliseconds until it ends.
+
+        The key names the tenant: two tenants' tokens with the same subject never share a counter."""
         now_ms = int(time.time() * 1000)
         length_ms = self.window_s * 1000
         digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
-        return f"{self.namespace}:rl:{digest}:{now_ms // length_ms}", length_ms - now_ms % length_ms
+        return f"{self.namespace}:rl:{tenant}:{digest}:{now_ms // length_ms}", length_ms - now_ms % length_ms
 
-    async def check(self, subject: str) -> None:
+    async def check(self, tenant: str, subject: str) -> None:
         """Count one request; RateLimited (with the seconds until the window ends) when over the limit."""
         if self.limit == 0:
             return
         try:
-            key, left_ms = self.window(subject)
+            key, left_ms = self.window(tenant, subject)
             count = await self._script(keys=[key], args=[left_ms + 1000])
         except REDIS_DOWN as exc:
             # Fail open: a Redis outage must not take queries down; it is logged and counted.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -10,15 +11,16 @@ from redis.asyncio import Redis
 
 from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 
+log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 3.0
 
 
 @dataclass
 class Readiness:
-    """Per-dependency readiness."""
+    """Per-dependency readiness: "ok", "failed" (the reason is logged) or, for the model, "loading"."""
 
     checks: dict[str, str]
 
@@ -41,8 +43,10 @@ async def _check(name: str, coro: object, checks: dict[str, str]) -> None:
     try:
         await asyncio.wait_for(coro, CHECK_TIMEOUT_S)  # type: ignore[arg-type]
         checks[name] = "ok"
-    except Exception as exc:  # any failure means not ready; the reason is reported, not raised
-        checks[name] = f"unavailable: {type(exc).__name__}: {exc}"[:300]
+    except Exception as exc:  # any failure means not ready; the reason goes to the log, not the caller
+        # The probe answers anyone: it names the dependency, never its address or the exception text.
+        checks[name] = "failed"
+        log.warning("readiness: %s failed: %s: %s", name, type(exc).__name__, str(exc)[:300])
 
 
 async def check_readiness(settings: Settings, store: MilvusChunkStore, redis: Redis, model_loaded: bool) -> Readiness:

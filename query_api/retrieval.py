@@ -8,17 +8,24 @@ import itertools
 import logging
 import math
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from query_api import metrics
 from query_api.breaker import CircuitBreaker
+from query_api.failover import AllFailed, first_answer
 from ragbus.errors import PermanentError, RagbusError, TransientError
-from ragbus.milvus_filters import MetadataWhere
-from ragbus.milvus_store import ChunkHit, MilvusChunkStore
+from ragbus.milvus.filters import MetadataWhere
+from ragbus.milvus.rows import ChunkHit
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import ApiSettings, MilvusSettings
 
 log = logging.getLogger(__name__)
 ALIAS_REFRESH_S = 1.0
+# A replica that times out, fails in ragbus's code or loses its connection is skipped for the next one.
+_REPLICA_FAILURES = (TimeoutError, RagbusError, OSError)
 
 
 def _retrieve_exception(lookup: asyncio.Future[str]) -> None:
@@ -47,6 +54,14 @@ class SearchQuery:
     rrf_k: int = 60
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """A query's vector and its passages, best first."""
+
+    vector: np.ndarray
+    hits: list[ChunkHit]
+
+
 class MilvusReplica:
     """One Milvus endpoint the API reads from, connected on first use (a replica down at start-up is fine)."""
 
@@ -55,6 +70,11 @@ class MilvusReplica:
         self.breaker = CircuitBreaker(f"milvus:{uri}", api.replica_breaker_failures, api.replica_breaker_cooldown_s)
         self._store: MilvusChunkStore | None = None
         self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The replica's URI."""
+        return self.uri
 
     def search(self, vector: list[float], top_k: int, tenant: str, query: SearchQuery) -> list[ChunkHit]:
         """Blocking search on this replica (MilvusChunkStore.search)."""
@@ -139,19 +159,16 @@ class ReplicatedRetriever:
                 log.exception("alias lookup failed")
 
     async def _look_up_alias(self) -> str:
-        for replica in self.replicas:
-            if not replica.breaker.allow():
-                continue
-            try:
-                target = await asyncio.wait_for(asyncio.to_thread(replica.alias_target), timeout=self.timeout_s)
-            except (TimeoutError, RagbusError, OSError) as exc:
-                replica.breaker.record_failure()
-                metrics.REPLICA_FAILOVERS.labels(replica.uri).inc()
-                log.warning("alias lookup on %s failed, trying the next replica: %s", replica.uri, exc)
-                continue
-            replica.breaker.record_success()
-            self._serving = target or ""
-            break
+        def look_up(replica: MilvusReplica) -> Awaitable[str | None]:
+            return asyncio.wait_for(asyncio.to_thread(replica.alias_target), timeout=self.timeout_s)
+
+        try:
+            target, _ = await first_answer(
+                self.replicas, look_up, failures=_REPLICA_FAILURES, on_failure=_failed("alias lookup")
+            )
+        except AllFailed:
+            return self._serving  # keep the last known target until a replica answers again
+        self._serving = target or ""
         return self._serving
 
     async def search(
@@ -163,30 +180,33 @@ class ReplicatedRetriever:
         searching it rather than the alias keeps key and data in step while a server still resolves the alias the
         old way.
         """
-        query = query or SearchQuery()
+        shape = query or SearchQuery()
         start = next(self._next)
-        order = self.replicas[start:] + self.replicas[:start]
-        failures: list[str] = []
-        for replica in order:
-            if not replica.breaker.allow():
-                continue
-            try:
-                hits = await asyncio.wait_for(
-                    asyncio.to_thread(replica.search, vector, top_k, tenant, query), timeout=self.timeout_s
-                )
-            except PermanentError:
-                replica.breaker.record_success()  # the replica answered: the request itself was refused
-                raise
-            except (TimeoutError, RagbusError, OSError) as exc:
-                replica.breaker.record_failure()
-                metrics.REPLICA_FAILOVERS.labels(replica.uri).inc()
-                failures.append(f"{replica.uri}: {type(exc).__name__}: {exc}"[:300])
-                log.warning("search on %s failed, trying the next replica: %s", replica.uri, exc)
-                continue
-            replica.breaker.record_success()
-            return hits
-        retry_after = min((r.breaker.retry_after_s() for r in self.replicas), default=1.0)
-        raise SearchUnavailable(
-            "vector search unavailable on every replica: " + ("; ".join(failures) or "all breakers open"),
-            retry_after_s=max(1.0, math.ceil(retry_after)),
-        )
+
+        def search(replica: MilvusReplica) -> Awaitable[list[ChunkHit]]:
+            return asyncio.wait_for(
+                asyncio.to_thread(replica.search, vector, top_k, tenant, shape), timeout=self.timeout_s
+            )
+
+        try:
+            hits, _ = await first_answer(
+                self.replicas[start:] + self.replicas[:start],
+                search,
+                failures=_REPLICA_FAILURES,
+                on_failure=_failed("search"),
+                refusals=(PermanentError,),  # the replica answered: the request itself was refused
+            )
+        except AllFailed as exc:
+            retry_after = min((r.breaker.retry_after_s() for r in self.replicas), default=1.0)
+            raise SearchUnavailable(
+                f"vector search unavailable on every replica: {exc}", retry_after_s=max(1.0, math.ceil(retry_after))
+            ) from None
+        return hits
+
+
+def _failed(what: str) -> Callable[[MilvusReplica, Exception], None]:
+    def failed(replica: MilvusReplica, exc: Exception) -> None:
+        metrics.REPLICA_FAILOVERS.labels(replica.uri).inc()
+        log.warning("%s on %s failed, trying the next replica: %s", what, replica.uri, exc)
+
+    return failed

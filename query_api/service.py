@@ -1,38 +1,43 @@
-"""QueryService: cache → single flight → embed → search replicas → answer (LLM chain or extractive) → cache."""
+"""QueryService: one answer pipeline, for whole and streamed answers alike.
+
+cache → single flight (whole answers) → embed → search replicas (or the last good answer while search is down)
+→ compose (LLM, or extractive) → cache. The pipeline yields the answer in parts (query_api.answer_parts): a whole
+answer keeps the last part, a streamed one sends every part as it comes.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import numpy as np
-
 from query_api import metrics
+from query_api.answer_parts import Answered, AnswerPart, finished, whole_answer
 from query_api.cache import CacheSlot, QueryCache
-from query_api.extractive import extractive_answer
-from query_api.generation import LLMAnswerer, Prompt, keep_valid_citations
-from query_api.models import Citation, QueryResponse
-from query_api.providers import ChatProvider, ProvidersFailed
-from query_api.retrieval import ReplicatedRetriever, SearchQuery, SearchUnavailable
+from query_api.composer import AnswerComposer
+from query_api.generation import LLMAnswerer
+from query_api.models import QueryResponse
+from query_api.retrieval import ReplicatedRetriever, Retrieved, SearchQuery, SearchUnavailable
 from query_api.single_flight import SingleFlight
-from query_api.streaming import StreamEvent, citations_event, delta_event, deltas_of, done_event
+from query_api.streaming import StreamEvent, answer_events
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import TransientError
-from ragbus.milvus_filters import MetadataWhere
-from ragbus.milvus_store import ChunkHit
+from ragbus.milvus.filters import MetadataWhere
 from ragbus.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Retrieved:
-    """A query's vector and its passages."""
+class Question:
+    """A question and everything that shapes its answer (all of it is part of the cache key)."""
 
-    vector: np.ndarray
-    hits: list[ChunkHit]
+    query: str
+    top_k: int
+    tenant: str
+    where: MetadataWhere | None
+    compose: bool  # False: retrieval only, the passages without an answer
 
 
 class QueryService:
@@ -50,8 +55,7 @@ class QueryService:
     ) -> None:
         self.settings, self.embedder, self.retriever = settings, embedder, retriever
         self.cache, self.flights, self.llm = cache, flights, llm
-
-    # --- whole answers ----------------------------------------------------------------------------------------
+        self.composer = AnswerComposer(settings, embedder, llm)
 
     async def answer(
         self,
@@ -68,148 +72,59 @@ class QueryService:
         `compose`: False for retrieval only: the passages as citations and an empty answer.
         """
         started = time.perf_counter()
-        collection = await self.retriever.serving_collection()
-        slot, hit = await self._lookup(tenant, query, top_k, collection, where, compose=compose)
-
-        def compute() -> Awaitable[QueryResponse]:
-            return self._compute(query, top_k, tenant, collection=collection, slot=slot, where=where, compose=compose)
-
-        if hit:
-            return self._served(hit, started, cached=True)
-        if slot is None:
-            return self._served(await compute(), started, cached=False)
-        response, shared = await self.flights.run(
-            slot.key,
-            self.cache.keys.flight_lock(slot.key) if self.cache.enabled else None,
-            compute,
-            lambda: self.cache.get(slot),
-        )
-        return self._served(response, started, cached=shared or response.cached)
-
-    async def _compute(
-        self,
-        query: str,
-        top_k: int,
-        tenant: str,
-        *,
-        collection: str,
-        slot: CacheSlot | None,
-        where: MetadataWhere | None = None,
-        compose: bool = True,
-    ) -> QueryResponse:
-        try:
-            found = await self.retrieve(query, top_k, tenant, where, collection)
-        except SearchUnavailable:
-            if stale := await self._last_good(slot):
-                return stale
-            raise
-        answer, cited, degraded = await self._compose(query, found) if compose else ("", found.hits, False)
-        response = QueryResponse(answer=answer, citations=_citations(cited), cached=False, degraded=degraded)
-        if slot and not degraded:
-            await self.cache.put(slot, response)
-        return response
-
-    async def _compose(self, query: str, found: Retrieved) -> tuple[str, list[ChunkHit], bool]:
-        prompt = self.llm.prompt(query, found.hits) if self.llm and found.hits else None
-        if self.llm and prompt and prompt.cited:
-            try:
-                return await self.llm.answer(prompt), prompt.cited, False
-            except ProvidersFailed as exc:
-                metrics.ERRORS.labels("llm").inc()
-                log.warning("LLM failed, answering extractively: %s", exc)
-                return await self._extractive(query, found), found.hits, True
-        return await self._extractive(query, found), found.hits, False
-
-    # --- streamed answers -------------------------------------------------------------------------------------
+        parts = await self._answer_parts(Question(query, top_k, tenant, where, compose), live=False)
+        return self._finished(await whole_answer(parts), started)
 
     async def open_stream(
         self, query: str, top_k: int, tenant: str = "default", where: MetadataWhere | None = None
     ) -> AsyncIterator[StreamEvent]:
         """The answer as events. Retrieval happens here, so a failure is an HTTP error, not a broken stream."""
         started = time.perf_counter()
+        parts = await self._answer_parts(Question(query, top_k, tenant, where, compose=True), live=True)
+        return answer_events(parts, lambda response: self._finished(response, started))
+
+    async def _answer_parts(self, question: Question, *, live: bool) -> AsyncIterator[AnswerPart]:
+        """The answer pipeline: the cached answer, else one computed now. Retrieval is over when this returns.
+
+        `live` (a streamed answer): the LLM's text comes as the model writes it, and the answer does not wait for
+        another caller computing the same one (single flight hands over whole answers only).
+        """
         collection = await self.retriever.serving_collection()
-        slot, hit = await self._lookup(tenant, query, top_k, collection, where)
+        slot, hit = await self._lookup(question, collection)
         if hit:
-            return self._replay(hit, started, cached=True)
+            return finished(hit.model_copy(update={"cached": True}))
+        if live or slot is None:
+            return await self._computed(question, collection, slot, live=live)
+
+        async def compute() -> QueryResponse:
+            return await whole_answer(await self._computed(question, collection, slot, live=False))
+
+        response, shared = await self.flights.run(
+            slot.key, self.cache.keys.flight_lock(slot.key), compute, lambda: self.cache.get(slot)
+        )
+        return finished(response.model_copy(update={"cached": True}) if shared else response)
+
+    async def _computed(
+        self, question: Question, collection: str, slot: CacheSlot | None, *, live: bool
+    ) -> AsyncIterator[AnswerPart]:
+        """Retrieval now, then the answer's parts, cached as the answer is done; the last good answer while search
+        is down."""
         try:
-            found = await self.retrieve(query, top_k, tenant, where, collection)
+            found = await self.retrieve(question.query, question.top_k, question.tenant, question.where, collection)
         except SearchUnavailable:
             if stale := await self._last_good(slot):
-                return self._replay(stale, started, cached=True)
+                return finished(stale)
             raise
-        prompt = self.llm.prompt(query, found.hits) if self.llm and found.hits else None
-        if self.llm and prompt and prompt.cited:
-            try:
-                deltas, provider = await self.llm.stream(prompt)
-            except ProvidersFailed as exc:
-                metrics.ERRORS.labels("llm").inc()
-                log.warning("LLM failed, answering extractively: %s", exc)
-                return self._extractive_stream(query, found, started, degraded=True)
-            return self._llm_stream(
-                query=query, found=found, prompt=prompt, deltas=deltas, provider=provider, slot=slot, started=started
-            )
-        return self._extractive_stream(query, found, started, degraded=False, slot=slot)
+        if not question.compose:
+            return self._cached(finished(self.composer.passages(found)), slot)
+        return self._cached(self.composer.compose(question.query, found, live=live), slot)
 
-    async def _llm_stream(
-        self,
-        *,
-        query: str,
-        found: Retrieved,
-        prompt: Prompt,
-        deltas: AsyncIterator[str],
-        provider: ChatProvider,
-        slot: CacheSlot | None,
-        started: float,
-    ) -> AsyncIterator[StreamEvent]:
-        yield citations_event(_citations(prompt.cited))
-        parts: list[str] = []
-        try:
-            async for piece in deltas:
-                parts.append(piece)
-                yield delta_event(piece)
-        except Exception as exc:  # the provider died mid-answer: void what was sent, answer extractively
-            provider.breaker.record_failure()
-            metrics.ERRORS.labels("llm").inc()
-            log.warning("LLM stream from %s broke off, answering extractively: %s", provider.name, exc)
-            yield StreamEvent("reset", {"reason": "llm_failed"})
-            for event in deltas_of(await self._extractive(query, found)):
-                yield event
-            yield self._done(started, cached=False, degraded=True)
-            return
-        provider.breaker.record_success()
-        if slot:
-            answer = keep_valid_citations("".join(parts), len(prompt.cited))
-            await self.cache.put(
-                slot, QueryResponse(answer=answer, citations=_citations(prompt.cited), cached=False, degraded=False)
-            )
-        yield self._done(started, cached=False, degraded=False)
-
-    async def _extractive_stream(
-        self, query: str, found: Retrieved, started: float, *, degraded: bool, slot: CacheSlot | None = None
-    ) -> AsyncIterator[StreamEvent]:
-        response = QueryResponse(
-            answer=await self._extractive(query, found),
-            citations=_citations(found.hits),
-            cached=False,
-            degraded=degraded,
-        )
-        if slot and not degraded:
-            await self.cache.put(slot, response)
-        async for event in self._replay(response, started, cached=False):
-            yield event
-
-    async def _replay(self, response: QueryResponse, started: float, *, cached: bool) -> AsyncIterator[StreamEvent]:
-        yield citations_event(response.citations)
-        for event in deltas_of(response.answer):
-            yield event
-        yield self._done(started, cached=cached, degraded=response.degraded)
-
-    def _done(self, started: float, *, cached: bool, degraded: bool) -> StreamEvent:
-        metrics.QUERIES.labels(str(cached).lower(), str(degraded).lower()).inc()
-        metrics.QUERY_SECONDS.observe(time.perf_counter() - started)
-        return done_event(cached=cached, degraded=degraded, took_ms=_ms(started))
-
-    # --- shared steps -----------------------------------------------------------------------------------------
+    async def _cached(self, parts: AsyncIterator[AnswerPart], slot: CacheSlot | None) -> AsyncIterator[AnswerPart]:
+        """The parts; the answer is cached before it is handed on (unless degraded: the next query tries again)."""
+        async for part in parts:
+            if slot and isinstance(part, Answered) and not part.response.degraded:
+                await self.cache.put(slot, part.response)
+            yield part
 
     async def retrieve(
         self, query: str, top_k: int, tenant: str, where: MetadataWhere | None = None, collection: str | None = None
@@ -226,24 +141,15 @@ class QueryService:
         metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
         return Retrieved(vector, hits)
 
-    async def _lookup(
-        self,
-        tenant: str,
-        query: str,
-        top_k: int,
-        collection: str,
-        where: MetadataWhere | None = None,
-        *,
-        compose: bool = True,
-    ) -> tuple[CacheSlot | None, QueryResponse | None]:
-        """The query's cache slot and cached answer; (None, None) with the cache off or Redis down."""
+    async def _lookup(self, question: Question, collection: str) -> tuple[CacheSlot | None, QueryResponse | None]:
+        """The question's cache slot and cached answer; (None, None) with the cache off or Redis down."""
         if not self.cache.enabled:
             return None, None
-        mode = ("llm" if self.llm else "extractive") if compose else "retrieve"
+        mode = ("llm" if self.llm else "extractive") if question.compose else "retrieve"
         try:
-            shape = f"top_k={top_k}\x00mode={mode}\x00retrieval={self.settings.retrieval}"
-            params = f"{shape}\x00collection={collection}\x00where={where or ''}"
-            return await self.cache.lookup(tenant, query, params)
+            shape = f"top_k={question.top_k}\x00mode={mode}\x00retrieval={self.settings.retrieval}"
+            params = f"{shape}\x00collection={collection}\x00where={question.where or ''}"
+            return await self.cache.lookup(question.tenant, question.query, params)
         except TransientError as exc:
             log.warning("query cache skipped: %s", exc)
             return None, None
@@ -256,23 +162,8 @@ class QueryService:
         log.warning("vector search down: serving the last cached answer")
         return stale.model_copy(update={"cached": True, "degraded": True})
 
-    async def _extractive(self, query: str, found: Retrieved) -> str:
-        def semantic(sentences: list[str]) -> list[float]:
-            # Cosine similarity of each sentence to the question (vectors are unit length).
-            return (self.embedder.encode(sentences, check_length=False) @ found.vector).tolist()
-
-        passages = self.settings.answer_passages
-        return await self.embedder.on_model_thread(lambda: extractive_answer(query, found.hits, passages, 2, semantic))
-
-    def _served(self, response: QueryResponse, started: float, *, cached: bool) -> QueryResponse:
-        metrics.QUERIES.labels(str(cached).lower(), str(response.degraded).lower()).inc()
+    def _finished(self, response: QueryResponse, started: float) -> QueryResponse:
+        """The answer as served: counted, and stamped with its time."""
+        metrics.QUERIES.labels(str(response.cached).lower(), str(response.degraded).lower()).inc()
         metrics.QUERY_SECONDS.observe(time.perf_counter() - started)
-        return response.model_copy(update={"cached": cached, "took_ms": _ms(started)})
-
-
-def _citations(hits: list[ChunkHit]) -> list[Citation]:
-    return [Citation(doc_id=h.doc_id, chunk_id=h.chunk_id, title=h.title, text=h.text, score=h.score) for h in hits]
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
+        return response.model_copy(update={"took_ms": round((time.perf_counter() - started) * 1000, 2)})

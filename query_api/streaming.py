@@ -7,12 +7,13 @@ follows; `done` then says degraded=true.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
 
-from query_api.models import Citation
+from query_api.answer_parts import AnswerPart, Citations, Delta, Reset
+from query_api.models import Citation, QueryResponse
 
 MEDIA_TYPE = "text/event-stream"
 _PIECES = re.compile(r"\S+\s*|\s+")
@@ -53,6 +54,32 @@ def word_deltas(text: str) -> list[str]:
 def deltas_of(text: str) -> Iterable[StreamEvent]:
     """A finished answer (extractive or cached) as delta events."""
     return (delta_event(piece) for piece in word_deltas(text))
+
+
+async def answer_events(
+    parts: AsyncIterator[AnswerPart], finish: Callable[[QueryResponse], QueryResponse]
+) -> AsyncIterator[StreamEvent]:
+    """The events of an answer's parts; `finish` counts the answer and stamps its time, for the `done` event.
+
+    An answer that was finished before anything was sent (no `Citations` part before it) is sent as its citations
+    and word-sized deltas.
+    """
+    sent = False
+    async for part in parts:
+        if isinstance(part, Citations):
+            sent = True
+            yield citations_event(part.citations)
+        elif isinstance(part, Delta):
+            yield delta_event(part.text)
+        elif isinstance(part, Reset):
+            yield StreamEvent("reset", {"reason": part.reason})
+        else:
+            if not sent:
+                yield citations_event(part.response.citations)
+                for event in deltas_of(part.response.answer):
+                    yield event
+            done = finish(part.response)
+            yield done_event(cached=done.cached, degraded=done.degraded, took_ms=done.took_ms)
 
 
 async def encode_events(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ragbus.document_states import MilvusDocumentStates
 from ragbus.errors import RagbusError
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.bounds import version_clock_now
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """`python -m ragbus` is the `ragbus` command."""
 
-from ragbus.cli import main
+from ragbus.cli.app import main
 
 main()

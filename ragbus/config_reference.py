@@ -16,6 +16,7 @@ from ragbus.settings import (
     LLMSettings,
     MilvusSettings,
     RedisSettings,
+    SourceSettings,
     StackSettings,
     WorkerSettings,
 )
@@ -30,6 +31,7 @@ GROUPS: list[tuple[str, type[BaseSettings]]] = [
     ("LLM", LLMSettings),
     ("Query API", ApiSettings),
     ("Query API security (keys, tokens, rate limits)", ApiSecuritySettings),
+    ("Change sources (`ragbus watch`, `ragbus source`)", SourceSettings),
     ("Embedded stack (`ragbus up`)", StackSettings),
 ]
 

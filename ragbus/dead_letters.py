@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets, start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
-from schemas.dead_letter import DeadLetterHeaders
+from schemas.dead_letter import DeadLetterHeaders, original_event_id
 from schemas.topics import Topics
 
 REPLAYED_HEADER = "ragbus.replayed_from"
@@ -26,6 +26,11 @@ class DeadLetter:
     value: bytes | None
     reason: DeadLetterHeaders
     replayed: bool
+
+    @property
+    def event_id(self) -> str | None:
+        """The event id of the message that was dead-lettered (None for a payload that is not a message)."""
+        return original_event_id(self.value)
 
 
 def replay_group(settings: Settings, stage: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.errors import ContractError, UnsupportedSchemaVersion
+
 
 class RagbusError(Exception):
     """Root of every error ragbus raises on purpose; `code` is stable and safe to show to users."""
@@ -36,6 +38,12 @@ class InvalidMessage(PermanentError):
     """A message that cannot be decoded or fails its contract (poison message)."""
 
     code = "invalid_message"
+
+    @staticmethod
+    def from_contract(exc: ContractError) -> InvalidMessage:
+        """The core's error for a contract's ContractError, with the same message and code."""
+        error = UnknownSchemaVersion if isinstance(exc, UnsupportedSchemaVersion) else InvalidMessage
+        return error(str(exc))
 
 
 class UnknownSchemaVersion(InvalidMessage):

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the pipeline stages (the API's own metrics live in query_api.metrics)."""
+"""Prometheus metrics of the pipeline stages and change sources (the API's own metrics live in query_api.metrics)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,28 @@ def register_stage(stage: str) -> None:
     STAGE_DEFERRED.labels(stage)
     STAGE_BATCH_SECONDS.labels(stage)
     STAGE_BATCH_SIZE.labels(stage)
+
+
+SOURCE_EVENTS = Counter(
+    "ragbus_source_events_total", "Document events a change source published (broker-confirmed).", ["source", "op"]
+)
+SOURCE_LAG_SECONDS = Gauge(
+    "ragbus_source_lag_seconds", "From the last published change at the source to its publish confirmation.", ["source"]
+)
+SOURCE_LAG_RECORDS = Gauge(
+    "ragbus_source_lag_records",
+    "Changes seen at the source and not yet published (Debezium: records behind).",
+    ["source"],
+)
+SOURCE_LAST_CHANGE = Gauge(
+    "ragbus_source_last_change_timestamp_seconds", "When the source last saw a change (Unix time).", ["source"]
+)
+
+
+def register_source(source: str) -> None:
+    """Export a source's series at 0 from the start."""
+    for op in ("upsert", "delete"):
+        SOURCE_EVENTS.labels(source, op)
+    SOURCE_LAG_SECONDS.labels(source)
+    SOURCE_LAG_RECORDS.labels(source)
+    SOURCE_LAST_CHANGE.labels(source)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ragbus.errors import ConfigError, InvalidMessage, TransientError
+from ragbus.errors import ConfigError, TransientError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets, ensure_topics, start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.codec import decode, encode
+from schemas.errors import ContractError
 from schemas.pipelines import PipelineSpec, PipelineState
 from schemas.topics import PipelineTopics, Topics
 
@@ -68,7 +69,7 @@ class PipelineRegistry:
 def _decode_spec(raw: bytes) -> PipelineSpec:
     try:
         return decode(raw, PipelineSpec)
-    except InvalidMessage as exc:
+    except ContractError as exc:
         raise ConfigError(f"the pipelines topic holds an unreadable record: {exc}") from exc
 
 

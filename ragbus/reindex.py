@@ -23,8 +23,8 @@ from ragbus.embedding import model_dimension
 from ragbus.errors import InputError, TransientError
 from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext, PipelineRegistry, default_spec, with_spec
 from ragbus.redis_store import IndexGeneration, KeySpace, open_redis
 from ragbus.reindex_progress import PipelineProgress, eta_seconds, measure

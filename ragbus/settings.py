@@ -372,6 +372,27 @@ class ApiSecuritySettings(BaseSettings):
         return self
 
 
+class SourceSettings(BaseSettings):
+    """Long-running change sources (`ragbus watch`, `ragbus source postgres|debezium`)."""
+
+    model_config = _config("RAGBUS_SOURCE_")
+
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of the source's /metrics and health (0 = none).")
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the source's /metrics (0.0.0.0 in containers).")
+    state_dir: Path = Field(
+        Path(".ragbus/sources"), description="Where `ragbus watch` keeps its manifest (path, content hash, version)."
+    )
+    debounce_ms: int = Field(
+        100, ge=0, le=60_000, description="`ragbus watch`: quiet time after a file's last change before it is read."
+    )
+    postgres_dsn: SecretStr | None = Field(
+        None, description="libpq connection string of the followed database (`ragbus source postgres --dsn`)."
+    )
+    retry_budget_s: float = Field(
+        60.0, gt=0, description="How long a source retries an unconfirmed publish before it exits (nothing acked)."
+    )
+
+
 class StackSettings(BaseSettings):
     """The embedded stack that `ragbus up` starts."""
 
@@ -385,6 +406,15 @@ class StackSettings(BaseSettings):
     s3_port: int = Field(8333, ge=1, le=65535, description="S3 port of the embedded SeaweedFS.")
     milvus_port: int = Field(19530, ge=1, le=65535, description="Port of the embedded milvus-lite server.")
     start_timeout_s: float = Field(120.0, gt=0, description="How long each server may take to become ready.")
+    restart_limit: int = Field(
+        5, ge=0, description="Crashes in a row of a worker or the API that are restarted; one more stops the stack."
+    )
+    restart_backoff_max_s: float = Field(
+        30.0, ge=1, description="Longest wait before restarting a crashed process (1 s, doubled per crash in a row)."
+    )
+    restart_healthy_after_s: float = Field(
+        60.0, gt=0, description="A process that ran this long counts as healthy: its crash streak starts over."
+    )
 
 
 @dataclass(frozen=True)
@@ -401,6 +431,7 @@ class Settings:
     api: ApiSettings
     stack: StackSettings
     api_security: ApiSecuritySettings
+    source: SourceSettings
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -448,4 +479,5 @@ def load_settings() -> Settings:
         api=_load(ApiSettings),
         stack=_load(StackSettings),
         api_security=_load(ApiSecuritySettings),
+        source=_load(SourceSettings),
     )

@@ -1,4 +1,4 @@
-"""`ragbus status`: what the pipeline holds and owes — topics, lag per stage, DLQ depth, cache, index."""
+"""`ragbus status`: what the pipeline holds and owes — topics, lag per stage, DLQ depth, cache, index, sources."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from ragbus.dead_letters import list_dead_letters
 from ragbus.errors import RagbusError
 from ragbus.kafka_clients import consumer_lag, end_offsets, start_client
 from ragbus.kafka_security import kafka_connection
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext, PipelineRegistry
 from ragbus.redis_store import REDIS_DOWN, KeySpace, open_redis
 from ragbus.reindex_progress import measure
 from ragbus.settings import Settings
+from ragbus.source_registry import announced_sources
+from schemas.fields import utc_now
 from schemas.pipelines import PipelineState
 from schemas.topics import STAGES, PipelineTopics, Topics
 
@@ -33,6 +35,7 @@ class PipelineStatus:
     chunks: int | str = 0
     embedding_cache: tuple[int, int] | str = (0, 0)
     pipelines: list[str] = field(default_factory=list)  # one line per live pipeline (reindexes included)
+    sources: list[str] = field(default_factory=list)  # one line per announced change source
 
     @property
     def embedding_cache_hit_ratio(self) -> float | None:
@@ -48,16 +51,16 @@ async def topic_end_offsets(settings: Settings, names: list[str]) -> dict[str, d
     consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
     await start_client(settings, consumer)
     try:
+        # Every topic's partitions, read before any assignment: a consumer tracking no topic fetches the metadata
+        # of all of them, while an assigned one narrows its metadata to what it was assigned.
         await consumer._client.force_metadata_update()
-        result: dict[str, dict[int, int] | str] = {}
-        for name in names:
-            partitions = sorted(consumer.partitions_for_topic(name) or set())
-            if not partitions:
-                result[name] = "missing"
-                continue
-            ends = await end_offsets(consumer, [TopicPartition(name, p) for p in partitions])
-            result[name] = {tp.partition: offset for tp, offset in ends.items()}
-        return result
+        present = {name: sorted(consumer.partitions_for_topic(name) or set()) for name in names}
+        # One assignment for every partition of every topic (assigning topic after topic would narrow it again).
+        ends = await end_offsets(consumer, [TopicPartition(n, p) for n, parts in present.items() for p in parts])
+        return {
+            name: {p: ends[TopicPartition(name, p)] for p in parts} if parts else "missing"
+            for name, parts in present.items()
+        }
     finally:
         await consumer.stop()
 
@@ -103,6 +106,10 @@ async def collect_status(settings: Settings) -> PipelineStatus:
     except RagbusError as exc:
         status.chunks = f"unavailable: {exc}"
     status.pipelines = await _pipelines(settings)
+    try:
+        status.sources = [s.render(utc_now()) for s in await announced_sources(settings)]
+    except (RagbusError, KafkaError, OSError) as exc:
+        status.sources = [f"unavailable: {exc}"]
     return status
 
 
@@ -148,4 +155,6 @@ def render(status: PipelineStatus) -> str:
     if status.pipelines:
         lines.append("pipelines")
         lines.extend(f"  {line}" for line in status.pipelines)
+    lines.append("sources" if status.sources else "sources   none running (ragbus watch, ragbus source ...)")
+    lines.extend(f"  {line}" for line in status.sources)
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from schemas.codec import decode, encode
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.documents import DocumentEvent, DocumentOp
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument
+from schemas.errors import ContractError, UnsupportedSchemaVersion
 from schemas.invalidation import CacheInvalidation
 from schemas.topics import Topics
 
@@ -12,12 +13,14 @@ __all__ = [
     "CacheInvalidation",
     "Chunk",
     "ChunkedDocument",
+    "ContractError",
     "DeadLetterHeaders",
     "DocumentEvent",
     "DocumentOp",
     "EmbeddedChunk",
     "EmbeddedDocument",
     "Topics",
+    "UnsupportedSchemaVersion",
     "decode",
     "encode",
 ]

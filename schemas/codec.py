@@ -8,7 +8,7 @@ from typing import TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from ragbus.errors import InvalidMessage, UnknownSchemaVersion
+from schemas.errors import ContractError, UnsupportedSchemaVersion
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,25 +29,25 @@ def loads_exact(data: bytes | str) -> object:
 
 
 def decode(data: bytes | None, model: type[M], *, exact_integers: bool = False) -> M:
-    """Parse bytes into `model`; anything wrong is an InvalidMessage (permanent: dead-letter it).
+    """Parse bytes into `model`; anything wrong is a ContractError (a poison message: dead-letter it).
 
     `exact_integers`: parse with loads_exact (what enters from outside: the documents topic).
     """
     if data is None:
-        raise InvalidMessage(f"empty value where a {model.__name__} was expected")
+        raise ContractError(f"empty value where a {model.__name__} was expected")
     try:
         raw = loads_exact(data) if exact_integers else orjson.loads(data)
     except (orjson.JSONDecodeError, ValueError) as exc:
-        raise InvalidMessage(f"not JSON: {exc}") from None
+        raise ContractError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise InvalidMessage(f"expected a JSON object, got {type(raw).__name__}")
+        raise ContractError(f"expected a JSON object, got {type(raw).__name__}")
     expected = model.model_fields["schema_version"].default if "schema_version" in model.model_fields else None
     if expected is not None and raw.get("schema_version", expected) != expected:
-        raise UnknownSchemaVersion(
+        raise UnsupportedSchemaVersion(
             f"{model.__name__} schema_version {raw.get('schema_version')!r} is not supported (expected {expected})"
         )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise InvalidMessage(f"{model.__name__} contract violated: {details}") from None
+        raise ContractError(f"{model.__name__} contract violated: {details}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -26,3 +27,16 @@ class DeadLetterHeaders(BaseModel):
         """Read back what to_kafka wrote."""
         fields = {k.removeprefix("dlq."): v.decode() for k, v in headers if k.startswith("dlq.")}
         return cls.model_validate(fields)
+
+
+def original_event_id(value: bytes | None) -> str | None:
+    """The `event_id` field of a dead letter's original payload (every stage's message carries its document event's
+    id at the top level); None when the payload is not a JSON object with one (a malformed message)."""
+    if value is None:
+        return None
+    try:
+        original = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    event_id = original.get("event_id") if isinstance(original, dict) else None
+    return event_id if isinstance(event_id, str) else None

@@ -43,6 +43,11 @@ class Topics:
         """Records an operator quarantined (QuarantineRequest), compacted, keyed by stage/topic/partition/offset."""
         return f"{self.prefix}.quarantine.v1"
 
+    @property
+    def sources(self) -> str:
+        """Heartbeats of the running change sources (SourceHeartbeat), compacted, keyed by instance."""
+        return f"{self.prefix}.sources.v1"
+
     def dead_letter(self, stage: str) -> str:
         """Messages a stage could not process, with the reason in headers."""
         return f"{self.prefix}.dlq.{stage}.v1"

@@ -6,10 +6,11 @@ import asyncio
 
 from fastapi.testclient import TestClient
 
-from producers.publisher import publish_documents
-from producers.wait import wait_until_indexed
-from ragbus.milvus_bm25 import SPARSE_FIELD
-from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from ragbus.document_follower import follow_documents
+from ragbus.document_publisher import publish_documents
+from ragbus.milvus.bm25 import SPARSE_FIELD
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.documents import DocumentEvent
 from tests.stack_fixtures import Pipeline
 
@@ -27,7 +28,7 @@ def wait_indexed(
     settings = pipeline.settings
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
     try:
-        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=timeout_s))
+        pending = asyncio.run(follow_documents(settings, store, expected, timeout_s=timeout_s)).pending
     finally:
         store.close()
     assert not pending, f"not indexed in time: {sorted(pending)[:5]}"

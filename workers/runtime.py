@@ -34,6 +34,7 @@ from ragbus.logging_setup import correlated, correlation_of
 from ragbus.pipelines import PipelineContext
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
+from schemas.errors import ContractError
 from schemas.quarantine import QuarantineRequest
 from schemas.topics import Topics
 from workers.lag_monitor import lag_exporter
@@ -67,7 +68,7 @@ class StageHandler(Protocol[T]):
     stage: str
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> T:
-        """The record's payload; PermanentError for a poison message."""
+        """The record's payload; PermanentError or ContractError for a poison message."""
         ...
 
     def chunks_in(self, value: T) -> int:
@@ -121,6 +122,9 @@ class StageRunner(Generic[T]):
                 value = self.handler.decode(record)
             except PermanentError as exc:
                 rejected.append(Rejected(record, exc))
+                continue
+            except ContractError as exc:
+                rejected.append(Rejected(record, InvalidMessage.from_contract(exc)))
                 continue
             except Exception as exc:  # anything a record makes decode raise is that record's fault
                 rejected.append(Rejected(record, InvalidMessage(f"undecodable record: {type(exc).__name__}: {exc}")))

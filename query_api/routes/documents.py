@@ -5,33 +5,25 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, status
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from query_api.deps import StateDep
-from query_api.document_publisher import PublisherDep
+from query_api.deps import PublisherDep, SettingsDep, StoreDep, Writer
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
-from query_api.models import ErrorResponse
-from query_api.security.deps import Writer
-from query_api.security.errors import ClientError, Conflict, InvalidRequest
+from query_api.error_responses import AUTHENTICATED, error_responses
+from query_api.errors import Conflict, DocumentTooLong, InvalidRequest
 from query_api.superseding import superseding_versions
 from query_api.validation import line_problem
+from ragbus.document_publisher import delete_events
 from schemas.bounds import version_problem
-from schemas.documents import DocumentEvent, DocumentOp
+from schemas.documents import DocumentEvent
 from schemas.fields import DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 409, 413, 422, 429, 503)
-}
+_ERRORS = error_responses(*AUTHENTICATED, 409)
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
-
-
-class DocumentTooLong(ClientError):
-    """A document over RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
-
-    code = "document_too_long"
-    status = 413
-    metric_type = "too_large"
+# What DocId and line_problem accept, as a pattern, so the OpenAPI document says which ids a DELETE takes: no
+# control character (C0 or C1), no leading or trailing whitespace.
+_DOC_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
@@ -42,16 +34,18 @@ def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
 
 @router.post("/documents", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def publish_documents(
-    body: Annotated[DocumentIn | list[DocumentIn], Body(description=f"One document or a list of at most {MAX_BATCH}.")],
+    body: Annotated[
+        DocumentIn | Annotated[list[DocumentIn], Field(min_length=1, max_length=MAX_BATCH)],
+        Body(description=f"One document or a list of 1 to {MAX_BATCH}."),
+    ],
     caller: Writer,
-    state: StateDep,
+    settings: SettingsDep,
+    store: StoreDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
     documents = body if isinstance(body, list) else [body]
-    if not 1 <= len(documents) <= MAX_BATCH:
-        raise InvalidRequest(f"send between 1 and {MAX_BATCH} documents per request")
-    limit = state.settings.chunking.max_document_chars
+    limit = settings.chunking.max_document_chars
     for document in documents:
         if len(document.text) > limit:
             raise DocumentTooLong(
@@ -60,7 +54,7 @@ async def publish_documents(
             )
     # A document without a version supersedes whatever version is indexed (query_api.superseding).
     unversioned = [d.doc_id for d in documents if d.version is None]
-    versions = await superseding_versions(state.store, caller.tenant, unversioned) if unversioned else {}
+    versions = await superseding_versions(store, caller.tenant, unversioned) if unversioned else {}
     events = [
         DocumentEvent(tenant=caller.tenant, **(d.model_dump(exclude_none=True) | _version_of(d, versions)))
         for d in documents
@@ -86,9 +80,11 @@ def _bounded(doc_id: str, versions: dict[str, int]) -> int:
 
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def delete_document(
-    doc_id: Annotated[str, Path(description="Id of the document to delete.")],
+    doc_id: Annotated[
+        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document to delete.")
+    ],
     caller: Writer,
-    state: StateDep,
+    store: StoreDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Delete a document of the caller's tenant, whatever version is indexed (an unknown id is accepted and does
@@ -99,7 +95,7 @@ async def delete_document(
         raise InvalidRequest(f"doc_id: {exc.errors()[0]['msg']}") from None
     if problem := line_problem(doc_id):
         raise InvalidRequest(f"doc_id: {problem}")
-    versions = await superseding_versions(state.store, caller.tenant, [doc_id])
-    event = DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=caller.tenant, version=_bounded(doc_id, versions))
-    await publisher.publish([event])
-    return _accepted([event])
+    versions = await superseding_versions(store, caller.tenant, [doc_id])
+    events = delete_events(caller.tenant, [doc_id], {doc_id: _bounded(doc_id, versions)})
+    await publisher.publish(events)
+    return _accepted(events)

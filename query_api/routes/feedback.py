@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from query_api.feedback import FeedbackDep, FeedbackRequest, FeedbackTotals
-from query_api.models import ErrorResponse
-from query_api.security.deps import Reader
+from query_api.deps import FeedbackDep, Reader
+from query_api.error_responses import AUTHENTICATED, error_responses
+from query_api.feedback import FeedbackRequest, FeedbackTotals
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
 @router.post(
     "/feedback",
-    responses={code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422, 429, 503)},
+    responses=error_responses(*AUTHENTICATED, 404, 409),
 )
 async def feedback(body: FeedbackRequest, caller: Reader, store: FeedbackDep) -> FeedbackTotals:
     """Record one vote per answered query of the caller's tenant; returns the running ratios."""

@@ -14,13 +14,14 @@ import redis
 from ragbus.embedding import model_dimension
 from ragbus.errors import ConfigError
 from ragbus.kafka_clients import ensure_topics
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.reindex import Reindexer
 from ragbus.settings import Settings
 from ragbus.stack import servers
 from ragbus.stack.endpoints import clear_endpoints, write_endpoints
 from ragbus.stack.pipeline_supervisor import PipelineSupervisor
-from ragbus.stack.process import ManagedProcess, ProcessFailed, require_free_port, stop_all
+from ragbus.stack.process import ManagedProcess, require_free_port, stop_all
+from ragbus.stack.supervisor import ProcessSupervisor, RestartPolicy
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ class EmbeddedStack:
         self.apps: list[ManagedProcess] = []
         self.env: dict[str, str] = {}
         self.pipelines: PipelineSupervisor | None = None
+        stack = settings.stack
+        policy = RestartPolicy(
+            max_backoff_s=stack.restart_backoff_max_s,
+            healthy_after_s=stack.restart_healthy_after_s,
+            max_restarts=stack.restart_limit,
+        )
+        self.supervisor = ProcessSupervisor(policy, say=self._say)
 
     @property
     def api_url(self) -> str:
@@ -150,14 +158,10 @@ class EmbeddedStack:
                 log.warning("could not read the pipelines registry: %s", exc)
 
     def check_alive(self) -> None:
-        """ProcessFailed naming the first process that exited."""
+        """Restart a worker or the API that exited (with backoff); ProcessFailed when a server exited or one of
+        them crash-loops."""
         workers = self.pipelines.processes() if self.pipelines else []
-        for process in [*self.servers, *workers, *self.apps]:
-            if not process.running:
-                raise ProcessFailed(
-                    f"{process.name} exited (code {process.proc.returncode if process.proc else '?'}); "
-                    f"log {process.log_path}:\n{process.log_tail()}"
-                )
+        self.supervisor.check(self.servers, [*workers, *self.apps])
 
     def stop(self, timeout_s: float = 9.0) -> None:
         """Stop the ragbus processes first (they commit on the way out), then the servers."""

@@ -43,6 +43,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, *, besides: Sequence[int] = ()) -> list[int]:
+    """`count` distinct ports nothing listens on right now, none of them in `besides`.
+
+    The sockets stay bound until all are chosen, so the kernel cannot hand the same port out twice.
+    """
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port not in besides:
+                ports.append(port)
+        return ports
+
+
 class ManagedProcess:
     """One child process, logging to `log_path`."""
 

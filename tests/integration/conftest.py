@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from query_api.app import create_app
-from ragbus.document_states import MilvusDocumentStates
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import MilvusServerSecurity, start_milvus_lite, start_milvus_server, start_tansu
 from schemas.documents import DocumentEvent

@@ -20,8 +20,8 @@ from query_api.cache import CacheKeys, normalize_query
 from query_api.invalidation import consumer_group
 from query_api.retrieval import ALIAS_REFRESH_S
 from ragbus.kafka_clients import consumer_lag
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import start_redis
 from schemas.documents import DocumentEvent, DocumentOp
@@ -86,7 +86,7 @@ def test_an_update_never_serves_the_stale_cached_answer(pipeline: Pipeline, api:
     assert after["cached"] is False
     assert "camera shutters" in str(after["answer"]) and "chainsaws" not in str(after["answer"])
     assert ask(api, question)["cached"] is True, "the fresh answer is cached again"
-    assert re.search(r"^rag_cache_invalidation_lag 0\.0$", api.get("/metrics/").text, re.MULTILINE)
+    assert re.search(r"^ragbus_cache_invalidation_lag 0\.0$", api.get("/metrics/").text, re.MULTILINE)
 
 
 def test_retrieval_only_returns_the_answers_passages_cached_apart_and_invalidated(
@@ -198,7 +198,7 @@ def test_changes_of_another_tenant_leave_the_cache_alone(pipeline: Pipeline, api
 
 def retrievals(api: TestClient) -> float:
     text = api.get("/metrics/").text
-    match = re.search(r"^rag_retrieval_latency_seconds_count (\S+)$", text, re.MULTILINE)
+    match = re.search(r"^ragbus_retrieval_latency_seconds_count (\S+)$", text, re.MULTILINE)
     assert match
     return float(match.group(1))
 

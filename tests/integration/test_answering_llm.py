@@ -150,7 +150,7 @@ def test_breaker_opens_then_half_opens_with_one_trial(
     body = ask(chain_api)
     assert body["answer"] == fallback.reply
     assert len(primary.requests) == 4, "an open breaker does not call the provider"
-    assert 'rag_breaker_state{name="llm:primary"} 2.0' in chain_api.get("/metrics/").text
+    assert 'ragbus_breaker_state{name="llm:primary"} 2.0' in chain_api.get("/metrics/").text
 
     time.sleep(1.1)  # cool-down over: half-open, and the trial fails -> open again at once
     ask(chain_api)
@@ -164,7 +164,7 @@ def test_breaker_opens_then_half_opens_with_one_trial(
     assert body["answer"] == primary.reply, "a successful trial closes the breaker"
     ask(chain_api)
     assert len(primary.requests) == 8
-    assert 'rag_breaker_state{name="llm:primary"} 0.0' in chain_api.get("/metrics/").text
+    assert 'ragbus_breaker_state{name="llm:primary"} 0.0' in chain_api.get("/metrics/").text
 
 
 def test_every_provider_failing_degrades_to_an_extractive_answer(
@@ -252,6 +252,45 @@ def test_extractive_and_cached_answers_stream_too(
         events = sse_events(client, {"query": "What does the wombat eat?", "top_k": 3, "stream": True})
     text = "".join(str(d["text"]) for n, d in events if n == "delta")
     assert "native grasses" in text and events[-1][0] == "done" and events[-1][1]["degraded"] is False
+
+
+def test_a_whole_and_a_streamed_answer_to_one_question_agree(
+    pipeline: Pipeline, providers: tuple[FakeLLM, FakeLLM], indexed_corpus: list[DocumentEvent]
+) -> None:
+    """One pipeline answers both ways: the stream's deltas spell the whole answer, with the same citations."""
+    primary, fallback = providers
+    primary.reset()
+    fallback.reset()
+    body = {"query": "What does the koala eat?", "top_k": 3}
+    no_cache = pipeline.settings.redis.model_copy(update={"query_cache_ttl_s": 0})  # each answer computed anew
+    no_llm = type(pipeline.settings)(**{**pipeline.settings.__dict__, "redis": no_cache})
+
+    def both(client: TestClient) -> tuple[dict[str, object], list[tuple[str, dict[str, object]]]]:
+        whole = client.post("/v1/query", json=body)
+        assert whole.status_code == 200, whole.text
+        return whole.json(), sse_events(client, body)
+
+    answered = []
+    with TestClient(create_app(llm_settings(pipeline.settings, primary, fallback))) as client:
+        answered.append(both(client))  # the LLM's answer
+        primary.status = fallback.status = 503
+        answered.append(both(client))  # every provider failing: extractive, degraded
+    with TestClient(create_app(no_llm)) as client:
+        answered.append(both(client))  # no LLM: extractive
+    for whole, events in answered:
+        assert [name for name, _ in events if name != "delta"] == ["citations", "done"]
+        assert "".join(str(d["text"]) for n, d in events if n == "delta") == whole["answer"]
+        streamed = events[0][1]["citations"]
+        assert isinstance(streamed, list) and isinstance(whole["citations"], list)
+        assert [(c["chunk_id"], c["text"]) for c in streamed] == [
+            (c["chunk_id"], c["text"]) for c in whole["citations"]
+        ]
+        assert [c["score"] for c in streamed] == pytest.approx([c["score"] for c in whole["citations"]])
+        done = events[-1][1]
+        assert done["cached"] is whole["cached"] is False and done["degraded"] is whole["degraded"]
+    assert answered[0][0]["answer"] == primary.reply
+    assert [whole["degraded"] for whole, _ in answered] == [False, True, False]
+    assert answered[1][0]["answer"] == answered[2][0]["answer"], "the same extractive answer, degraded or not"
 
 
 def test_the_context_is_cut_to_the_token_budget_and_citations_follow(

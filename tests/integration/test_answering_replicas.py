@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from query_api.app import create_app
 from query_api.breaker import BreakerState
 from query_api.cache import CacheKeys
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite
@@ -89,8 +89,8 @@ def test_replica_failover_search_down_everywhere_and_recovery(
             assert next(r.breaker for r in replicas if r.uri == replica_uri).state is BreakerState.OPEN
             # The gauge is published; its value is the last state either app set (both apps run in this process,
             # and `lone`'s background alias lookups probe the same replica, half-opening its own breaker).
-            assert f'rag_breaker_state{{name="milvus:{replica_uri}"}}' in metrics
-            assert f'rag_replica_failovers_total{{replica="{replica_uri}"}}' in metrics
+            assert f'ragbus_breaker_state{{name="milvus:{replica_uri}"}}' in metrics
+            assert f'ragbus_replica_failovers_total{{replica="{replica_uri}"}}' in metrics
 
             # Search is down everywhere for `lone`: cached answers are still served ...
             assert cites(lone, remembered, "koala")["cached"] is True
@@ -115,7 +115,7 @@ def test_replica_failover_search_down_everywhere_and_recovery(
             sloth = {"query": "What does the sloth eat?", "top_k": 3}
             wait_for(lambda: lone.post("/v1/query", json=sloth).status_code == 200, timeout_s=60, interval_s=0.5)
             cites(lone, "What does the sloth eat? (again)", "sloth")
-            assert f'rag_breaker_state{{name="milvus:{replica_uri}"}} 0.0' in lone.get("/metrics/").text
+            assert f'ragbus_breaker_state{{name="milvus:{replica_uri}"}} 0.0' in lone.get("/metrics/").text
     finally:
         stop_all([replica], timeout_s=10)
 

@@ -66,11 +66,14 @@ def test_failing_llm_degrades_to_an_extractive_answer(llm_api: TestClient, llm: 
     assert again["degraded"] is False
 
 
-def test_metrics_count_queries(api: TestClient, indexed_corpus: list[DocumentEvent]) -> None:
+def test_metrics_count_queries_at_metrics_itself(api: TestClient, indexed_corpus: list[DocumentEvent]) -> None:
     api.post("/v1/query", json={"query": "What does the wombat eat?"})
-    metrics = api.get("/metrics/").text
-    assert "rag_queries_total" in metrics
-    assert "rag_retrieval_latency_seconds_bucket" in metrics
+    for path in ("/metrics", "/metrics/"):  # curl asks the first, Prometheus configs of old the second
+        response = api.get(path, follow_redirects=False)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.headers}"
+        assert response.headers["content-type"].startswith("text/plain")
+        assert "ragbus_queries_total" in response.text
+        assert "ragbus_retrieval_latency_seconds_bucket" in response.text
 
 
 def test_embeddings_are_cached_in_redis_by_model_and_content(

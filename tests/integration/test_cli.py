@@ -87,3 +87,4 @@ def test_status_shows_lag_dead_letters_and_the_index(pipeline: Pipeline, tmp_pat
     alias = pipeline.settings.milvus.alias
     assert f"alias {alias} -> {alias}_v1" in result.stdout
     assert "chunks" in result.stdout
+    assert "missing" not in result.stdout  # every topic exists, and each shows its partitions and offsets

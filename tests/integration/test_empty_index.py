@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from query_api.app import create_app
 from query_api.extractive import NO_MATCH
 from ragbus.embedding import model_dimension
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from tests.stack_fixtures import Pipeline, pipeline_env
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from query_api.app import create_app
 from ragbus.embedding import SentenceEmbedder
-from ragbus.milvus_bm25 import SPARSE_FIELD, supports_bm25
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.bm25 import SPARSE_FIELD, supports_bm25
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.documents import DocumentEvent
 from tests.corpus import animal_doc_id
 from tests.pipeline_helpers import publish, wait_indexed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.documents import DocumentEvent
 from tests.stack_fixtures import Pipeline, wait_for
 

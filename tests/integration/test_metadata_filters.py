@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from query_api.metadata_filter import metadata_filter
-from ragbus.milvus_filters import Scalar
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.filters import Scalar
+from ragbus.milvus.store import MilvusChunkStore
 from tests.embedded_versions import DIM, apply, version
 from workers.indexer.applier import VersionApplier
 

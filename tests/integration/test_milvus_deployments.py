@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from producers.wait import wait_until_indexed
 from query_api.app import create_app
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.document_follower import follow_documents
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import MilvusSettings, Settings, load_settings
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite
@@ -43,7 +43,7 @@ def two_milvus(tmp_path: Path) -> Iterator[tuple[list[ManagedProcess], list[str]
 def _indexed_on(settings: Settings, uri: str, expected: dict[tuple[str, str], int | None]) -> None:
     store = MilvusChunkStore(settings.milvus, uri)
     try:
-        pending = asyncio.run(wait_until_indexed(store, expected, timeout_s=INDEX_TIMEOUT_S))
+        pending = asyncio.run(follow_documents(settings, store, expected, timeout_s=INDEX_TIMEOUT_S)).pending
     finally:
         store.close()
     assert not pending, f"not indexed on {uri} in time: {sorted(pending)[:5]}"
@@ -96,7 +96,7 @@ def test_replica_number_on_a_one_node_engine_falls_back_with_a_warning(
         settings = MilvusSettings()
     store = MilvusChunkStore(settings, real_milvus)
     try:
-        with caplog.at_level(logging.WARNING, logger="ragbus.milvus_store"):
+        with caplog.at_level(logging.WARNING, logger="ragbus.milvus.connection"):
             store.ensure_alias(settings.initial_collection, 8)
         state = store.client.get_load_state(settings.initial_collection)["state"]
         replicas = store.client.describe_replica(settings.initial_collection)

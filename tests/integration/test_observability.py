@@ -86,7 +86,7 @@ def prometheus(
             {"job_name": "ragbus-workers", "static_configs": [{"targets": workers}]},
             {
                 "job_name": "ragbus-api",
-                "metrics_path": "/metrics/",
+                "metrics_path": "/metrics",  # served as is, no redirect to /metrics/
                 "static_configs": [{"targets": [api_url.removeprefix("http://")]}],
             },
         ],
@@ -118,7 +118,7 @@ def test_prometheus_scrapes_every_stage_and_the_api(observed: Pipeline, api_url:
     def scraped_everything() -> bool:
         processed = _by(_promql(prometheus, 'sum by (stage) (ragbus_stage_messages_total{outcome="ok"})'), "stage")
         fresh = _promql(prometheus, "sum(ragbus_freshness_seconds_count)")
-        queries = _promql(prometheus, "sum(rag_queries_total)")
+        queries = _promql(prometheus, "sum(ragbus_queries_total)")
         return (
             all(processed.get(stage, 0) >= len(events) for stage in STAGES)
             and bool(fresh)
@@ -231,6 +231,8 @@ def test_status_shows_topics_dlq_depth_and_the_embedding_cache_hit_ratio(observe
     assert isinstance(documents, dict) and len(documents) == settings.kafka.partitions
     assert sum(documents.values()) >= 2 * len(events)
     assert set(status.topics) == set(topics.all())
+    # Every topic exists (the pipeline created them all): each shows its partitions, none reads "missing".
+    assert all(isinstance(ends, dict) and len(ends) >= 1 for ends in status.topics.values()), status.topics
     assert status.dead_letters == dict.fromkeys(STAGES, 0)
 
     shown = subprocess.run(
@@ -239,6 +241,7 @@ def test_status_shows_topics_dlq_depth_and_the_embedding_cache_hit_ratio(observe
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert topics.documents in shown.stdout
+    assert "missing" not in shown.stdout, shown.stdout
     ratio = status.embedding_cache[0] / sum(status.embedding_cache)
     assert f"embedding cache  hit ratio {ratio:.2f}" in shown.stdout
     for stage in STAGES:

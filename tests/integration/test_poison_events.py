@@ -19,9 +19,10 @@ from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 
 from ragbus.dead_letters import DeadLetter, list_dead_letters
-from ragbus.document_states import MilvusDocumentStates
 from ragbus.embedding import model_dimension
-from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.bounds import version_clock_now
 from schemas.codec import encode
 from schemas.documents import DocumentEvent, document_key

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from query_api.retrieval import ALIAS_REFRESH_S
-from ragbus.document_states import MilvusDocumentStates
-from ragbus.milvus_admin import MilvusCollectionAdmin
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.collections import MilvusCollectionAdmin
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineRegistry
 from ragbus.reindex import Reindexer, ReindexOptions
 from ragbus.stack.process import ManagedProcess, free_port, stop_all

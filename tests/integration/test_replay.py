@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ragbus.kafka_clients import group_offsets
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.topics import Topics
 from tests.corpus import ANIMALS, animal_document
 from tests.pipeline_helpers import publish, wait_indexed

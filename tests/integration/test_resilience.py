@@ -22,7 +22,7 @@ import pytest
 
 from ragbus.dead_letters import list_dead_letters
 from ragbus.embedding import ModelTokenizer
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import ChunkingSettings, EmbeddingSettings
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite, start_redis

@@ -18,7 +18,7 @@ from pymilvus import MilvusClient
 
 from query_api.app import create_app
 from ragbus.errors import ConfigError
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import MilvusSettings, load_settings
 from tests.stack_fixtures import SECURED_MILVUS, environment, pipeline_env
 from tests.tls_certs import make_tls_files

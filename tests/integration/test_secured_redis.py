@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 
 from query_api.app import create_app
 from query_api.cache import CacheKeys, QueryCache
+from query_api.errors import RateLimited
 from query_api.feedback import FeedbackRequest, FeedbackStore
 from query_api.models import Citation, QueryResponse
 from query_api.rate_limit import RedisRateLimiter
-from query_api.security.errors import RateLimited
 from ragbus.redis_store import KeySpace, RedisEmbeddingCache, open_redis
 from ragbus.settings import RedisSettings, load_settings
 from ragbus.stack.process import ManagedProcess, free_port, port_in_use, stop_all
@@ -246,7 +246,7 @@ def test_rate_limit_counters_and_feedback_on_a_cluster(redis_cluster: str) -> No
             refused = []
             for _ in range(4):
                 try:
-                    await limiter.check("key-of-a-caller")
+                    await limiter.check("tenant-a", "key-of-a-caller")
                     refused.append(False)
                 except RateLimited:
                     refused.append(True)

@@ -99,6 +99,79 @@ def test_up_demo_answers_about_ragbus_and_stops_within_10s(tmp_path: Path) -> No
     assert not (tmp_path / "state" / "endpoints.json").exists()
 
 
+def _children(pid: int) -> dict[int, str]:
+    """Command lines of a process's children, by pid."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(proc.name)] = (proc / "cmdline").read_text().replace("\0", " ")
+        except (OSError, IndexError, ValueError):
+            continue  # it exited meanwhile
+    return found
+
+
+def test_a_killed_worker_is_restarted_while_the_api_keeps_answering(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("kafka", "milvus", "api")}
+    env = {
+        **os.environ,
+        "RAGBUS_STACK_HOME": str(tmp_path / "state"),
+        "RAGBUS_STACK_KAFKA_PORT": str(ports["kafka"]),
+        "RAGBUS_STACK_KAFKA_STORAGE": "memory",
+        "RAGBUS_STACK_MILVUS_PORT": str(ports["milvus"]),
+        "RAGBUS_API_PORT": str(ports["api"]),
+        "RAGBUS_REDIS_URL": MACHINE_REDIS,
+        "RAGBUS_REDIS_NAMESPACE": f"up-kill-{ports['api']}",
+        "RAGBUS_KAFKA_TOPIC_PREFIX": f"upkill{ports['api']}",
+    }
+    env.pop("RAGBUS_KAFKA_BOOTSTRAP", None)
+    env.pop("RAGBUS_MILVUS_URI", None)
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "ragbus", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    api = f"http://127.0.0.1:{ports['api']}"
+
+    def ask(question: str) -> httpx.Response:
+        return httpx.post(f"{api}/v1/query", json={"query": question, "top_k": 3}, timeout=30)
+
+    try:
+        wait_for(lambda: "ragbus is up" in log_path.read_text() or up.poll() is not None, timeout_s=400, message="up")
+        assert up.poll() is None, log_path.read_text()
+        indexer = next(pid for pid, argv in _children(up.pid).items() if argv.endswith("ragbus worker indexer "))
+        os.kill(indexer, signal.SIGKILL)
+        # The API answers while the indexer is down, and a document published now is indexed once it is back.
+        assert ask("What does the quokka eat?").status_code == 200
+        sent = httpx.post(
+            f"{api}/v1/documents",
+            json={"doc_id": "after-kill.md", "text": "The restarted quokka eats ferns at dawn."},
+            timeout=30,
+        )
+        assert sent.status_code == 202, sent.text
+        wait_for(lambda: "restarted worker-indexer" in log_path.read_text(), timeout_s=60, message="restart")
+        output = log_path.read_text()
+        assert "worker-indexer exited (code -9); restarting in 1.0s" in output
+        assert up.poll() is None, output
+        answers = []
+
+        def indexed() -> bool:
+            response = ask("What does the restarted quokka eat?")
+            answers.append(response.status_code)
+            return any(c["doc_id"] == "after-kill.md" for c in response.json().get("citations", []))
+
+        wait_for(indexed, timeout_s=180, interval_s=1, message="the document published after the kill")
+        assert set(answers) == {200}, answers  # every query during the restart succeeded
+        restarted = [pid for pid, argv in _children(up.pid).items() if argv.endswith("ragbus worker indexer ")]
+        assert restarted and indexer not in restarted
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(timeout=30)
+    assert code == 0, log_path.read_text()[-2000:]
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     import socket
 
@@ -175,6 +248,11 @@ def test_s3_storage_keeps_topics_and_offsets_across_a_broker_restart(tmp_path: P
     weed = start_seaweedfs(tmp_path, s3_port)
     broker = start_tansu(tmp_path, kafka_port, "s3", s3_port)
     try:
+        # SeaweedFS listens on exactly the ports it was given (gRPC ones included), none derived as port + 10000.
+        assert weed.proc is not None
+        given = {int(a.split("=", 1)[1]) for a in weed.argv if ".port" in a and not a.endswith("=0")}
+        pid = weed.proc.pid
+        wait_for(lambda: _listening_ports(pid) == given, timeout_s=30, message=f"weed on {given}")
         asyncio.run(write_and_commit())
         stop_all([broker], timeout_s=10)
         broker = start_tansu(tmp_path, kafka_port, "s3", s3_port)
@@ -183,3 +261,19 @@ def test_s3_storage_keeps_topics_and_offsets_across_a_broker_restart(tmp_path: P
         assert values == [f"record-{i}".encode() for i in range(5)]
     finally:
         stop_all([broker, weed], timeout_s=10)
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on (its socket inodes matched against /proc/net/tcp in LISTEN state)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from ragbus.document_states import DocumentState, MilvusDocumentStates
 from ragbus.errors import TransientError
-from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from ragbus.milvus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.chunks import chunk_id_for
 from tests.embedded_versions import DIM, apply, deletion, version
 from workers.indexer.applier import VersionApplier

@@ -21,7 +21,7 @@ class SlowAliasReplica:
     """Answers alias lookups with `target` after `delay_s`, counting them."""
 
     def __init__(self, target: str, delay_s: float) -> None:
-        self.uri, self.target, self.delay_s = "stand-in", target, delay_s
+        self.uri, self.name, self.target, self.delay_s = "stand-in", "stand-in", target, delay_s
         self.failures: list[Exception] = []  # raised by the next lookups, in order
         self.breaker = CircuitBreaker("milvus:stand-in", 3, 10.0)
         self.lookups = 0

@@ -171,7 +171,7 @@ def test_blank_template_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> No
 def test_api_key_create_prints_a_key_and_the_entry_that_accepts_it() -> None:
     from typer.testing import CliRunner
 
-    from ragbus.cli import app
+    from ragbus.cli.app import app
 
     result = CliRunner().invoke(app, ["api-key", "create", "--tenant", "acme", "--scope", "write", "--scope", "read"])
     assert result.exit_code == 0, result.output

@@ -8,13 +8,14 @@ import pytest
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from query_api.document_requests import DocumentIn
 from query_api.models import QueryRequest
 from ragbus.errors import InputError, InvalidMessage
 from schemas.bounds import INT64_MAX, version_clock_now
 from schemas.codec import decode
 from schemas.documents import DocumentEvent, document_key
+from schemas.errors import ContractError
 from workers.chunker.handlers import decode_document_record
 
 DAY_US = 86_400_000_000
@@ -97,10 +98,10 @@ def test_a_raw_event_under_another_key_than_its_documents_is_refused() -> None:
 
 
 def test_raw_events_with_integers_past_64_bits_are_refused_not_read_as_floats() -> None:
-    with pytest.raises(InvalidMessage, match="version"):
+    with pytest.raises(ContractError, match="version"):
         decode(b'{"doc_id": "a", "text": "x", "version": 9223372036854775808}', DocumentEvent)
     key = document_key("default", "a")
-    with pytest.raises(InvalidMessage, match="metadata"):
+    with pytest.raises(ContractError, match="metadata"):
         decode_document_record(_record(key, b'{"doc_id": "a", "text": "x", "metadata": {"n": 18446744073709551616}}'))
-    with pytest.raises(InvalidMessage, match="not JSON"):
+    with pytest.raises(ContractError, match="not JSON"):
         decode_document_record(_record(key, b'{"doc_id": "a", "text": "x", "metadata": {"n": NaN}}'))

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ragbus.cli import app
+from ragbus.cli.app import app
 
 _BUILT_IN = {"help", "install_completion", "show_completion"}
 

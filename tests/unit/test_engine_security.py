@@ -10,7 +10,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from ragbus.errors import ConfigError
 from ragbus.kafka_security import faststream_security, kafka_auth_error, kafka_connection
-from ragbus.milvus_store import milvus_tls_options
+from ragbus.milvus.connection import milvus_tls_options
 from ragbus.redis_store import redis_options
 from ragbus.settings import Settings, load_settings
 from tests.stack_fixtures import environment

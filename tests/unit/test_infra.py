@@ -5,6 +5,7 @@ CI installs promtool, docker-compose and nginx (.ci/run); a check skips only whe
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -106,6 +107,30 @@ def test_grafana_dashboard_plots_only_metrics_the_code_defines() -> None:
                 assert f'"{base}"' in code or f"record: {name}" in rules, f"{panel['title']}: unknown {name}"
 
 
+def _defined_metrics() -> dict[str, str]:
+    """Name -> file of every Prometheus metric the services define (the first argument of Counter(...) etc.)."""
+    kinds = {"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"}
+    found: dict[str, str] = {}
+    for package in ("ragbus", "workers", "query_api", "producers"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in kinds):
+                    continue
+                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                    found[node.args[0].value] = str(path.relative_to(ROOT))
+    return found
+
+
+def test_every_metric_has_the_ragbus_prefix_and_no_file_names_the_old_one() -> None:
+    defined = _defined_metrics()
+    # Both the workers' and the API's metrics are found (the API's were rag_* before 6 Dec 2026).
+    assert {"ragbus_stage_messages_total", "ragbus_queries_total", "ragbus_breaker_state"} <= set(defined)
+    assert [f"{name} ({where})" for name, where in defined.items() if not name.startswith("ragbus_")] == []
+    readers = [*INFRA.rglob("*.yml"), *INFRA.rglob("*.json"), *(ROOT / "docs").glob("*.md"), *ROOT.glob("bench/*.py")]
+    old = [f"{p.relative_to(ROOT)}: {m}" for p in readers for m in re.findall(r"\brag_[a-z0-9_]+", p.read_text())]
+    assert old == [], "metrics were renamed to ragbus_*"
+
+
 def test_the_image_contains_every_package_the_project_ships() -> None:
     import tomllib
 
@@ -141,7 +166,8 @@ def _mount(mount: str | dict[str, Any]) -> tuple[str, str]:
 
 def test_compose_file_is_valid_and_every_service_has_a_health_check() -> None:
     services = _compose()["services"]
-    expected = {"kafka", "etcd", "minio", "milvus", "redis", "prometheus", "grafana", "api", *STAGES}
+    sources = {"source-postgres", "source-debezium", "source-watch"}
+    expected = {"kafka", "etcd", "minio", "milvus", "redis", "prometheus", "grafana", "api", *STAGES, *sources}
     assert expected <= set(services)
     for name in expected:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -152,6 +178,9 @@ def test_compose_runs_workers_and_api_from_one_image_and_compacts_the_documents_
     services = _compose()["services"]
     images = {services[name]["image"] for name in (*STAGES, "api")}
     assert images == {"ragbus:latest"}
+    for source in ("source-postgres", "source-debezium", "source-watch"):
+        assert services[source]["image"] == "ragbus:latest"
+        assert services[source]["environment"]["RAGBUS_SOURCE_METRICS_PORT"] == "9100"  # its health check's port
     for stage in STAGES:
         assert services[stage]["command"] == ["worker", stage]
         env = services[stage]["environment"]
@@ -261,9 +290,12 @@ def test_strict_validation_would_catch_a_misspelt_probe() -> None:
         kubernetes_validate.validate(deployment, "1.30", strict=True)
 
 
-def test_api_and_three_workers_have_probes_resources_and_settings() -> None:
+def test_api_three_workers_and_the_sources_have_probes_resources_and_settings() -> None:
     deployments = _by_kind("Deployment")
-    assert set(deployments) == {"ragbus-api", *(f"ragbus-{s}" for s in STAGES)}
+    sources = {f"ragbus-source-{s}" for s in ("postgres", "debezium", "watch")}
+    assert set(deployments) == {"ragbus-api", *(f"ragbus-{s}" for s in STAGES), *sources}
+    for name in sources:  # off until the user fills in their settings; never more than one reader
+        assert deployments[name]["spec"]["replicas"] == 0, name
     for name, deployment in deployments.items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["livenessProbe"] and container["readinessProbe"], name

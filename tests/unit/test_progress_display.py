@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ragbus import cli_reindex
-from ragbus.cli_progress import CountedProgress
+from ragbus.cli import reindex as cli_reindex
+from ragbus.cli.progress import CountedProgress
 from ragbus.reindex_progress import PipelineProgress
 
 

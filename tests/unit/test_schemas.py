@@ -8,9 +8,10 @@ from pydantic import ValidationError
 
 from ragbus.errors import InvalidMessage, UnknownSchemaVersion
 from schemas import ChunkedDocument, DocumentEvent, DocumentOp, EmbeddedDocument, decode, encode
-from schemas.dead_letter import DeadLetterHeaders
+from schemas.dead_letter import DeadLetterHeaders, original_event_id
 from schemas.documents import document_key, parse_document_key, tombstone_event
 from schemas.embeddings import pack_vector, unpack_vector
+from schemas.errors import ContractError, UnsupportedSchemaVersion
 from schemas.topics import Topics
 
 
@@ -30,32 +31,43 @@ def test_versions_default_to_increasing_numbers() -> None:
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
-        (b"{not json", InvalidMessage),
-        (b"[1, 2]", InvalidMessage),
-        (b'{"doc_id": "a"}', InvalidMessage),
-        (b'{"schema_version": 2, "doc_id": "a", "text": "x"}', UnknownSchemaVersion),
-        (b'{"doc_id": "a", "text": "   "}', InvalidMessage),
-        (b'{"doc_id": "a", "op": "delete", "text": "leftover"}', InvalidMessage),
-        (b'{"doc_id": "a\\u0000b", "text": "x"}', InvalidMessage),
-        (b'{"doc_id": "a", "text": "x", "surprise": 1}', InvalidMessage),
-        (None, InvalidMessage),
+        (b"{not json", ContractError),
+        (b"[1, 2]", ContractError),
+        (b'{"doc_id": "a"}', ContractError),
+        (b'{"schema_version": 2, "doc_id": "a", "text": "x"}', UnsupportedSchemaVersion),
+        (b'{"doc_id": "a", "text": "   "}', ContractError),
+        (b'{"doc_id": "a", "op": "delete", "text": "leftover"}', ContractError),
+        (b'{"doc_id": "a\\u0000b", "text": "x"}', ContractError),
+        (b'{"doc_id": "a", "text": "x", "surprise": 1}', ContractError),
+        (None, ContractError),
     ],
 )
-def test_poison_payloads_are_invalid_messages(payload: bytes | None, error: type[Exception]) -> None:
+def test_poison_payloads_break_the_contract(payload: bytes | None, error: type[Exception]) -> None:
     with pytest.raises(error) as err:
         decode(payload, DocumentEvent)
     assert str(err.value)
 
 
 def test_invalid_message_names_the_field() -> None:
-    with pytest.raises(InvalidMessage, match="doc_id"):
+    with pytest.raises(ContractError, match="doc_id"):
         decode(b'{"text": "x"}', DocumentEvent)
 
 
 def test_unknown_version_is_told_apart_from_malformed() -> None:
-    with pytest.raises(UnknownSchemaVersion) as err:
+    with pytest.raises(UnsupportedSchemaVersion) as err:
         decode(b'{"schema_version": 9, "event_id": "e"}', ChunkedDocument)
     assert err.value.code == "unknown_schema_version"
+
+
+def test_the_core_keeps_a_contract_errors_code_so_dead_letters_say_why() -> None:
+    for payload, core_error, code in [
+        (b"{not json", InvalidMessage, "invalid_message"),
+        (b'{"schema_version": 2, "doc_id": "a", "text": "x"}', UnknownSchemaVersion, "unknown_schema_version"),
+    ]:
+        with pytest.raises(ContractError) as err:
+            decode(payload, DocumentEvent)
+        mapped = InvalidMessage.from_contract(err.value)
+        assert (type(mapped), mapped.code, str(mapped)) == (core_error, code, str(err.value))
 
 
 def test_keys_keep_tenant_and_doc_id_apart() -> None:
@@ -80,7 +92,7 @@ def test_vectors_pack_exactly() -> None:
 
 
 def test_embedded_document_contract_requires_model_and_dim() -> None:
-    with pytest.raises(InvalidMessage, match="model"):
+    with pytest.raises(ContractError, match="model"):
         decode(
             orjson.dumps(
                 {
@@ -106,3 +118,12 @@ def test_topic_names_share_the_prefix() -> None:
     assert topics.documents == "acme.documents.v1"
     assert all(name.startswith("acme.") for name in topics.all())
     assert len(set(topics.all())) == len(topics.all()) == 9
+
+
+def test_a_dead_letter_is_told_by_its_original_event_id_field_not_by_bytes_in_the_payload() -> None:
+    quoting = DocumentEvent(doc_id="a", event_id="mine", text='a text that quotes "event_id":"other"')
+    assert original_event_id(encode(quoting)) == "mine"
+    # A message rejected for its content still carries its event id.
+    assert original_event_id(b'{"event_id": "e-1", "doc_id": "a", "text": ""}') == "e-1"
+    for unreadable in (b"{this is not json", b"[1, 2]", b'{"event_id": 7}', None):
+        assert original_event_id(unreadable) is None

@@ -7,7 +7,8 @@ import pytest
 from query_api.extractive import NO_MATCH, extractive_answer
 from query_api.models import QueryRequest
 from ragbus.errors import ConfigError
-from ragbus.milvus_store import ChunkHit, milvus_str
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.rows import ChunkHit
 from ragbus.settings import load_settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.sources import read_documents
+from producers.sources.files import read_documents
 from ragbus.errors import InputError
 
 

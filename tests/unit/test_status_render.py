@@ -32,3 +32,9 @@ def test_cache_ratio_before_any_lookup_and_when_redis_is_down() -> None:
     down = PipelineStatus(embedding_cache="unavailable: Redis down")
     assert down.embedding_cache_hit_ratio is None
     assert "embedding cache  unavailable: Redis down" in render(down)
+
+
+def test_render_lists_running_sources_or_says_there_are_none() -> None:
+    assert "sources   none running (ragbus watch, ragbus source ...)" in render(PipelineStatus())
+    shown = render(PipelineStatus(sources=["watch     running    3 events ..."])).splitlines()
+    assert shown[-2:] == ["sources", "  watch     running    3 events ..."]

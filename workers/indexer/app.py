@@ -10,7 +10,7 @@ from faststream import FastStream
 
 from ragbus.embedding import model_dimension
 from ragbus.kafka_clients import KafkaEventProducer
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext
 from ragbus.redis_store import IndexGeneration, KeySpace, open_redis
 from schemas.topics import Topics

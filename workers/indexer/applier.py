@@ -14,9 +14,9 @@ import logging
 from collections.abc import Mapping
 
 from ragbus import metrics
-from ragbus.document_states import DocumentState, MilvusDocumentStates
 from ragbus.errors import InvalidMessage
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
 from schemas.chunks import chunk_id_for
 from schemas.documents import DocumentOp
 from schemas.embeddings import EmbeddedDocument

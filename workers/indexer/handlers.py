@@ -12,7 +12,7 @@ from ragbus import metrics
 from ragbus.errors import InvalidMessage, RagbusError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from ragbus.logging_setup import correlated, correlation_of
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.store import MilvusChunkStore
 from ragbus.redis_store import IndexGeneration
 from schemas.codec import decode, encode
 from schemas.documents import document_key

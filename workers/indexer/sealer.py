@@ -15,9 +15,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from ragbus.document_states import MilvusDocumentStates
 from ragbus.errors import RagbusError
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.store import MilvusChunkStore
 
 log = logging.getLogger(__name__)
 IDLE_S = 1.0

@@ -19,7 +19,9 @@ from typing import Any
 
 from pymilvus import CollectionSchema, DataType
 
-from ragbus.milvus_store import MilvusChunkStore, milvus_str
+from ragbus.milvus.connection import MilvusConnection
+from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.schema import ensure_loaded
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,9 @@ def state_key(tenant: str, doc_id: str) -> str:
 
 
 class MilvusDocumentStates:
-    """Read and write document states (blocking, like the store it uses)."""
+    """Read and write document states (blocking, like the connection it uses)."""
 
-    def __init__(self, store: MilvusChunkStore) -> None:
+    def __init__(self, store: MilvusConnection) -> None:
         self.store = store
         self._tracks_chunks: dict[str, bool] = {}
 
@@ -71,7 +73,7 @@ class MilvusDocumentStates:
         of the fallback use it).
         """
         schema = partial(self._schema, record_chunks)
-        self.store.ensure_loaded(self.collection_for(chunks_collection), schema, "marker", "L2")
+        ensure_loaded(self.store, self.collection_for(chunks_collection), schema, "marker", "L2")
 
     def tracks_chunks(self, chunks_collection: str) -> bool:
         """Whether the state collection records chunk sets (created by this version of ragbus or a later one)."""

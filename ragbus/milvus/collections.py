@@ -1,4 +1,8 @@
-"""Collection administration for reindexing: list, switch the alias, count live documents, drop."""
+"""The chunk collections behind the alias: creating them, the alias, and their administration for reindexing.
+
+`ensure_collection` and `ensure_alias` create a chunk collection with its document states and the alias if missing;
+`MilvusCollectionAdmin` lists the collections, switches the alias, counts live documents and drops collections.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,60 @@ import re
 from collections.abc import Iterable
 from functools import partial
 
-from ragbus.document_states import MilvusDocumentStates
-from ragbus.milvus_store import MilvusChunkStore
+from ragbus.errors import RagbusError
+from ragbus.milvus.bm25 import SPARSE_FIELD, supports_bm25
+from ragbus.milvus.connection import MilvusConnection
+from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.schema import check_dim, chunk_schema, ensure_loaded
 
 log = logging.getLogger(__name__)
+
+
+def ensure_collection(connection: MilvusConnection, collection: str, dim: int, *, metadata_fields: bool = True) -> None:
+    """Create the chunk collection and its document-state collection if missing, loaded. Idempotent.
+
+    With RAGBUS_MILVUS_BM25=auto and a server that does BM25, a new collection also gets the BM25 sparse field
+    (hybrid retrieval), its text analyzed without the stop words of RAGBUS_MILVUS_BM25_STOP_WORDS; an existing
+    collection keeps the schema and analyzer it was created with (a reindex moves to new ones). A new collection
+    copies metadata keys into md_<key> dynamic fields for fast filters; `metadata_fields=False` creates the
+    layout of collections made before 27 Nov 2026 (tests of that layout use it).
+    """
+    client, settings = connection.client, connection.settings
+    bm25 = False
+    if not connection.call(lambda: client.has_collection(collection)):
+        bm25 = settings.bm25 == "auto" and connection.call(lambda: supports_bm25(client, settings.bm25_stop_words))
+    ensure_loaded(
+        connection,
+        collection,
+        lambda: chunk_schema(connection, dim, bm25=bm25, metadata_fields=metadata_fields),
+        "embedding",
+        "COSINE",
+        sparse_index=SPARSE_FIELD if bm25 else None,
+    )
+    check_dim(connection, collection, dim)
+    MilvusDocumentStates(connection).ensure(collection)
+
+
+def ensure_alias(connection: MilvusConnection, collection: str, dim: int) -> str:
+    """Make sure the alias exists (pointing at `collection` if new); return what it points at."""
+    target = connection.alias_target()
+    if target is not None:
+        ensure_collection(connection, target, dim)
+        return target
+    ensure_collection(connection, collection, dim)
+    try:
+        connection.call(lambda: connection.client.create_alias(collection, connection.alias))
+    except RagbusError:
+        if connection.alias_target() is None:
+            raise
+    log.info("alias %s -> %s", connection.alias, collection)
+    return connection.alias_target() or collection
 
 
 class MilvusCollectionAdmin:
     """Blocking operations on the collections behind the alias."""
 
-    def __init__(self, store: MilvusChunkStore) -> None:
+    def __init__(self, store: MilvusConnection) -> None:
         self.store = store
         self.client = store.client
 

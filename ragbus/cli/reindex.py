@@ -9,18 +9,15 @@ from typing import Annotated
 
 import typer
 
-from ragbus.cli_progress import CountedProgress, interactive_output
+from ragbus.cli.progress import CountedProgress, interactive_output
+from ragbus.cli.settings import command_settings
+from ragbus.cli.settings import fail as _fail
 from ragbus.errors import RagbusError
 from ragbus.reindex import Reindexer, ReindexOptions
 from ragbus.reindex_progress import PipelineProgress
 from ragbus.replay import ReplayFrom, parse_offsets, reset_group
 from ragbus.settings import Settings
 from schemas.pipelines import PipelineState
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 class _Printer:
@@ -103,9 +100,7 @@ def reindex_command(
     list_: Annotated[bool, typer.Option("--list", help="Show every pipeline and its state.")] = False,
 ) -> None:
     """Rebuild the index from the documents topic into a new collection, then switch to it with no downtime."""
-    from ragbus.cli import _settings
-
-    settings = _settings()
+    settings = command_settings()
     reindexer = Reindexer(settings)
     if sum([rollback, prune, abandon, list_]) > 1:
         _fail("give at most one of --rollback, --prune, --abandon, --list")
@@ -141,9 +136,7 @@ def replay_command(
     force: Annotated[bool, typer.Option(help="Reset although the broker lists members.")] = False,
 ) -> None:
     """Reset a consumer group's offsets on a topic so its consumers reprocess from there."""
-    from ragbus.cli import _settings
-
-    settings = _settings()
+    settings = command_settings()
     try:
         target = ReplayFrom(from_beginning, from_timestamp, parse_offsets(to_offset or []))
         changed = asyncio.run(reset_group(settings, topic, group, target, force=force))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich.filesize import decimal
 
-from producers.publisher import PublishReport, publish_documents
-from producers.sources import read_documents
-from ragbus.cli_progress import CountedProgress
+from producers.sources.files import read_documents
+from ragbus.cli.progress import CountedProgress
+from ragbus.document_publisher import PublishReport, publish_documents
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
+from ragbus.cli.settings import command_settings, fail
 from ragbus.errors import RagbusError
-from ragbus.settings import load_settings
 
 
 def dlq_quarantine(
@@ -23,15 +21,12 @@ def dlq_quarantine(
     reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the dead letter.")] = None,
 ) -> None:
     """Have the running workers dead-letter one record unprocessed (default: the one at the partition's head)."""
-    from ragbus.quarantine import quarantine_record
-    from ragbus.stack.endpoints import apply_endpoints
+    from ragbus.quarantine import quarantine_record  # Kafka clients load only for this command
 
-    apply_endpoints(Path(os.environ.get("RAGBUS_STACK_HOME", ".ragbus")))  # a running `ragbus up`'s servers
     try:
-        request = asyncio.run(quarantine_record(load_settings(), stage, partition, offset, reason))
+        request = asyncio.run(quarantine_record(command_settings(), stage, partition, offset, reason))
     except (RagbusError, ValidationError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        fail(str(exc))
     typer.echo(
         f"quarantine requested: {request.stage} {request.topic}[{request.partition}]@{request.offset}; the worker "
         "dead-letters it within RAGBUS_WORKER_QUARANTINE_POLL_S (`ragbus dlq list` shows it, `ragbus dlq replay` "

@@ -9,13 +9,15 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import httpx
 import typer
 
-from ragbus.api_key_cli import api_key_app
-from ragbus.cli_quarantine import dlq_quarantine
+from ragbus.cli.api_keys import api_key_app
+from ragbus.cli.quarantine import dlq_quarantine
+from ragbus.cli.settings import command_settings as _settings
+from ragbus.cli.settings import fail as _fail
 from ragbus.errors import RagbusError
 from ragbus.logging_setup import configure_logging
 from ragbus.settings import Settings, load_settings
@@ -34,23 +36,6 @@ class Stage(StrEnum):
     chunker = "chunker"
     embedder = "embedder"
     indexer = "indexer"
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _settings(*, use_running_stack: bool = True) -> Settings:
-    """Settings, with the URLs of a running `ragbus up` filled in where the environment sets none."""
-    from ragbus.stack.endpoints import apply_endpoints
-
-    if use_running_stack:
-        apply_endpoints(Path(os.environ.get("RAGBUS_STACK_HOME", ".ragbus")))
-    try:
-        return load_settings()
-    except RagbusError as exc:
-        _fail(str(exc))
 
 
 @app.command()
@@ -106,20 +91,20 @@ def up(
 
 
 def _project_root() -> Path:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "README.md").exists() else Path.cwd()
 
 
 def _publish_demo(settings: Settings) -> None:
-    from ragbus.cli_publish import publish_with_progress, read_with_progress
-    from ragbus.cli_wait import wait_for_documents
+    from ragbus.cli.publish import publish_with_progress, read_with_progress
+    from ragbus.cli.wait import wait_for_documents
 
     root = _project_root()
     paths = [p for p in (root / "README.md", root / "docs") if p.exists()]
     events = read_with_progress(paths, tenant="default")
     report = publish_with_progress(settings, events)
     typer.echo(f"published {report.events} demo documents to {report.topic}; waiting until they are searchable ...")
-    wait_for_documents(settings, events, timeout_s=600)
+    wait_for_documents(settings, report, timeout_s=600)
 
 
 def _print_ready(api_url: str) -> None:
@@ -145,8 +130,8 @@ def publish(
     Shows files read, events sent and bytes (a bar on a terminal, periodic lines otherwise); with --wait, then
     follows the documents until searchable and prints how many were indexed, dead-lettered or still pending.
     """
-    from ragbus.cli_publish import publish_with_progress, read_with_progress
-    from ragbus.cli_wait import wait_for_documents
+    from ragbus.cli.publish import publish_with_progress, read_with_progress
+    from ragbus.cli.wait import wait_for_documents
 
     settings = _settings()
     try:
@@ -158,7 +143,7 @@ def publish(
         _fail(f"{exc}\nnothing was published" if exc.code == "invalid_input" else str(exc))
     typer.echo(f"published {report.events} documents ({report.bytes} bytes) to {report.topic}")
     if wait:
-        wait_for_documents(settings, events, timeout_s=timeout)
+        wait_for_documents(settings, report, timeout_s=timeout)
 
 
 @app.command()
@@ -169,24 +154,18 @@ def delete(
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 120.0,
 ) -> None:
     """Publish delete events for documents."""
-    from pydantic import ValidationError
-
-    from producers.publisher import publish_documents
-    from schemas.documents import DocumentEvent, DocumentOp
+    from ragbus.document_publisher import delete_documents
 
     settings = _settings()
     try:
-        events = [DocumentEvent(op=DocumentOp.DELETE, doc_id=d, tenant=tenant) for d in doc_ids]
-        report = asyncio.run(publish_documents(settings, events))
-    except ValidationError as exc:
-        _fail(f"invalid document id: {exc.errors()[0]['msg']}")
+        report = asyncio.run(delete_documents(settings, tenant, doc_ids))
     except RagbusError as exc:
         _fail(str(exc))
     typer.echo(f"published {report.events} deletes to {report.topic}")
     if wait:
-        from ragbus.cli_wait import wait_for_documents
+        from ragbus.cli.wait import wait_for_documents
 
-        wait_for_documents(settings, events, timeout_s=timeout, deleted=True)
+        wait_for_documents(settings, report, timeout_s=timeout, deleted=True)
 
 
 @app.command()
@@ -319,10 +298,14 @@ def api() -> None:
 
 
 def _register_reindex_commands() -> None:
-    from ragbus.cli_reindex import reindex_command, replay_command
+    from ragbus.cli.reindex import reindex_command, replay_command
 
     app.command("reindex")(reindex_command)
     app.command("replay")(replay_command)
+    from ragbus.cli.sources import source_app, watch_command
+
+    app.add_typer(source_app, name="source")
+    app.command("watch")(watch_command)
 
 
 _register_reindex_commands()

@@ -1,0 +1,143 @@
+"""Reads of the chunk collection: dense and hybrid (BM25 + dense) search, indexed versions, chunk counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from pymilvus import AnnSearchRequest, RRFRanker
+
+from ragbus.errors import TransientError
+from ragbus.milvus.bm25 import SPARSE_FIELD
+from ragbus.milvus.connection import MilvusConnection
+from ragbus.milvus.failures import MISSING_COLLECTION
+from ragbus.milvus.filters import MetadataWhere, milvus_str
+from ragbus.milvus.rows import OUTPUT_FIELDS, ChunkHit, to_hit
+from ragbus.milvus.schema import has_bm25, has_metadata_fields
+
+log = logging.getLogger(__name__)
+
+
+def search(
+    connection: MilvusConnection,
+    vector: list[float],
+    top_k: int,
+    tenant: str,
+    where: MetadataWhere | None = None,
+    *,
+    collection: str | None = None,
+    text: str | None = None,
+    rrf_k: int = 60,
+) -> list[ChunkHit]:
+    """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet (MilvusChunkStore.search)."""
+    if collection:
+        try:
+            expr = _filter(connection, collection, tenant, where)
+            return _search(connection, collection, vector, top_k, expr, text, rrf_k, where=where)
+        except TransientError as exc:
+            if not MISSING_COLLECTION.search(str(exc)):
+                raise
+            log.warning("collection %s is gone (pruned?): searching through alias %s", collection, connection.alias)
+    if connection.alias_target() is None:
+        return []
+    expr = _filter(connection, connection.alias, tenant, where)
+    return _search(connection, connection.alias, vector, top_k, expr, text, rrf_k, where=where)
+
+
+def indexed_versions(connection: MilvusConnection, tenant: str, doc_ids: Iterable[str]) -> dict[str, set[int]]:
+    """Versions currently indexed for each of `doc_ids` (a doc absent from the result is not indexed)."""
+    ids = list(doc_ids)
+    if not ids:
+        return {}
+    expr = f"tenant == {milvus_str(tenant)} and doc_id in [{', '.join(milvus_str(d) for d in ids)}]"
+    rows = connection.call(
+        lambda: connection.client.query(connection.alias, filter=expr, output_fields=["doc_id", "version"])
+    )
+    found: dict[str, set[int]] = {}
+    for row in rows:
+        found.setdefault(row["doc_id"], set()).add(int(row["version"]))
+    return found
+
+
+def count_chunks(connection: MilvusConnection, tenant: str | None = None) -> int:
+    """Chunks in the aliased collection (optionally of one tenant)."""
+    expr = f"tenant == {milvus_str(tenant)}" if tenant else 'chunk_id != ""'
+    rows = connection.call(lambda: connection.client.query(connection.alias, filter=expr, output_fields=["count(*)"]))
+    return int(rows[0]["count(*)"]) if rows else 0
+
+
+def _filter(connection: MilvusConnection, target: str, tenant: str, where: MetadataWhere | None) -> str:
+    own = f"tenant == {milvus_str(tenant)}"
+    return f"{own} and {where.expression(has_metadata_fields(connection, target))}" if where else own
+
+
+def _search(  # noqa: PLR0917 - the one place a search is assembled
+    connection: MilvusConnection,
+    target: str,
+    vector: list[float],
+    top_k: int,
+    expr: str,
+    text: str | None,
+    rrf_k: int,
+    *,
+    where: MetadataWhere | None = None,
+) -> list[ChunkHit]:
+    if text and text.strip() and has_bm25(connection, target):
+        return _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where)
+    result = connection.call(
+        lambda: connection.client.search(
+            target,
+            data=[vector],
+            limit=top_k,
+            filter=expr,
+            output_fields=_fields(OUTPUT_FIELDS, where),
+            search_params={"metric_type": "COSINE"},
+            consistency_level=connection.settings.consistency_level,
+        )
+    )
+    return [to_hit(hit) for hit in _typed(result[0] if result else [], where)]
+
+
+def _hybrid_search(  # noqa: PLR0917
+    connection: MilvusConnection,
+    target: str,
+    vector: list[float],
+    top_k: int,
+    expr: str,
+    text: str,
+    rrf_k: int,
+    *,
+    where: MetadataWhere | None = None,
+) -> list[ChunkHit]:
+    requests = [
+        AnnSearchRequest(
+            data=[vector], anns_field="embedding", param={"metric_type": "COSINE"}, limit=top_k, expr=expr
+        ),
+        AnnSearchRequest(data=[text], anns_field=SPARSE_FIELD, param={"metric_type": "BM25"}, limit=top_k, expr=expr),
+    ]
+    result = connection.call(
+        lambda: connection.client.hybrid_search(
+            target,
+            requests,
+            RRFRanker(rrf_k),
+            limit=top_k,
+            output_fields=_fields([*OUTPUT_FIELDS, "embedding"], where),
+            consistency_level=connection.settings.consistency_level,
+        )
+    )
+    hits = _typed(result[0] if result else [], where)
+    # Fused order; the score stays the cosine to the query (what citations and the extractive cut expect).
+    return [dataclasses.replace(to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"]))) for hit in hits]
+
+
+def _fields(fields: list[str], where: MetadataWhere | None) -> list[str]:
+    return [*fields, "metadata"] if where else fields
+
+
+def _typed(hits: Iterable[dict[str, Any]], where: MetadataWhere | None) -> list[dict[str, Any]]:
+    # Milvus (lite) compares JSON values loosely (`== true` also matches 1): the hits are checked again with strict
+    # types, so a boolean filter never returns a number and a number filter never a boolean.
+    return [hit for hit in hits if where is None or where.matches(hit["entity"].get("metadata") or {})]
