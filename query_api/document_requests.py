@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.bounds import Line, Metadata, Text, Version, line_problem, version_problem
+from schemas.bounds import MEANINGFUL_TEXT_PATTERN, Line, Metadata, Text, Version, line_problem, version_problem
 from schemas.fields import DocId
 
 MAX_BATCH = 100
@@ -19,7 +19,11 @@ class DocumentIn(BaseModel):
 
     doc_id: DocId
     title: Line = Field("", max_length=1000, description="Human-readable title, shown in citations.")
-    text: Text = Field(min_length=1, description="Full text (at most RAGBUS_CHUNK_MAX_DOCUMENT_CHARS characters).")
+    text: Text = Field(
+        min_length=1,
+        description="Full text (at most RAGBUS_CHUNK_MAX_DOCUMENT_CHARS characters), not only whitespace.",
+        json_schema_extra={"pattern": MEANINGFUL_TEXT_PATTERN},
+    )
     metadata: Metadata = Field(default_factory=dict)
     source: Line | None = Field(None, max_length=2000, description="Where the document came from.")
     version: Version | None = Field(

@@ -7,6 +7,7 @@ import unicodedata
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from query_api.metadata_filter import MetadataFilters
+from schemas.bounds import MEANINGFUL_TEXT_PATTERN
 
 
 class QueryRequest(BaseModel):
@@ -15,7 +16,13 @@ class QueryRequest(BaseModel):
     # No tenant or other unknown field: the tenant comes from the credential only.
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=2000, description="The question.", examples=["How do I run tests?"])
+    query: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The question (not only whitespace, no control characters but tab and line breaks).",
+        examples=["How do I run tests?"],
+        json_schema_extra={"pattern": MEANINGFUL_TEXT_PATTERN},
+    )
     # The bound is a sanity cap; the route clamps to RAGBUS_API_MAX_TOP_K (benchmarks raise it for recall@100).
     top_k: StrictInt | None = Field(
         None, ge=1, le=1000, description="Passages to retrieve (default from settings, at most RAGBUS_API_MAX_TOP_K)."

@@ -31,6 +31,14 @@ METADATA_STRING_MAX = 1000
 METADATA_LIST_MAX = 100
 METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # fullmatch
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
+# The same rules as JSON Schema patterns, so the OpenAPI document states what the validators refuse (lone
+# surrogates cannot be written in JSON text, so the patterns need not name them).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+# Text with at least one character that is not whitespace.
+MEANINGFUL_TEXT_PATTERN = (
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+)
+LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 def version_clock_now() -> int:
@@ -103,8 +111,8 @@ def _metadata(value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
 
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 Version = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
-Text = Annotated[StrictStr, AfterValidator(_text)]
-Line = Annotated[StrictStr, AfterValidator(_line)]
+Text = Annotated[StrictStr, AfterValidator(_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+Line = Annotated[StrictStr, AfterValidator(_line), Field(json_schema_extra={"pattern": LINE_PATTERN})]
 MetadataString = Annotated[Line, Field(max_length=METADATA_STRING_MAX)]
 MetadataValue = (
     MetadataString
@@ -116,6 +124,10 @@ MetadataValue = (
 )
 Metadata = Annotated[
     dict[str, MetadataValue],
-    Field(max_length=METADATA_MAX_KEYS, description="Filterable fields: scalars or lists of strings."),
+    Field(
+        max_length=METADATA_MAX_KEYS,
+        description="Filterable fields: scalars or lists of strings.",
+        json_schema_extra={"propertyNames": {"pattern": f"^{METADATA_KEY.pattern}$"}},
+    ),
     AfterValidator(_metadata),
 ]

@@ -16,14 +16,11 @@ from query_api.validation import line_problem
 from ragbus.document_publisher import delete_events
 from schemas.bounds import version_problem
 from schemas.documents import DocumentEvent
-from schemas.fields import DocId
+from schemas.fields import DOC_ID_PATTERN, DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 _ERRORS = error_responses(*AUTHENTICATED, 409)
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
-# What DocId and line_problem accept, as a pattern, so the OpenAPI document says which ids a DELETE takes: no
-# control character (C0 or C1), no leading or trailing whitespace.
-_DOC_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
@@ -81,7 +78,7 @@ def _bounded(doc_id: str, versions: dict[str, int]) -> int:
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def delete_document(
     doc_id: Annotated[
-        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document to delete.")
+        str, Path(min_length=1, max_length=512, pattern=DOC_ID_PATTERN, description="Id of the document to delete.")
     ],
     caller: Writer,
     store: StoreDep,

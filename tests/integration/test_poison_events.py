@@ -22,6 +22,7 @@ from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.embedding import model_dimension
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.filters import milvus_str
+from ragbus.milvus.schema import chunk_schema, ensure_loaded
 from ragbus.milvus.store import MilvusChunkStore
 from schemas.bounds import version_clock_now
 from schemas.codec import encode
@@ -152,9 +153,9 @@ def narrow_pipeline(base_servers: dict[str, str], stack_home: Path) -> Iterator[
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
     collection = settings.milvus.initial_collection
     try:
-        schema = store._chunk_schema(model_dimension(settings.embedding))  # the real layout, one field narrowed
+        schema = chunk_schema(store, model_dimension(settings.embedding))  # the real layout, one field narrowed
         next(f for f in schema.fields if f.name == "doc_id").params["max_length"] = 24
-        store.ensure_loaded(collection, lambda: schema, "embedding", "COSINE")
+        ensure_loaded(store, collection, lambda: schema, "embedding", "COSINE")
         MilvusDocumentStates(store).ensure(collection)
         store.client.create_alias(collection, settings.milvus.alias)
         with running_pipeline(env, stack_home) as pipeline:

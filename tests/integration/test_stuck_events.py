@@ -147,7 +147,16 @@ def test_an_operator_quarantines_the_event_a_running_indexer_is_stuck_on(
         stuck = DocumentEvent(doc_id="stuck.md", text="The walrus hauls out on the ice.")
         milvus.stop()  # the indexer can never write it: it retries, and its partition waits
         publish(pipeline, [stuck])
-        wait_for(lambda: _stuck_partition(pipeline.settings) is not None, timeout_s=180, message="indexer stuck")
+
+        def stuck() -> bool:
+            # Retrying it, not merely not yet assigned its partition (the group may still be joining).
+            try:
+                retrying = pipeline.metric("indexer", "ragbus_stage_transient_retries_total") > 0
+            except OSError:  # its /metrics not up yet
+                return False
+            return retrying and _stuck_partition(pipeline.settings) is not None
+
+        wait_for(stuck, timeout_s=180, message="indexer stuck")
         partition = _stuck_partition(pipeline.settings)
 
         command = [sys.executable, "-m", "ragbus", "dlq", "quarantine", "--stage", "indexer",
@@ -168,7 +177,6 @@ def test_an_operator_quarantines_the_event_a_running_indexer_is_stuck_on(
         assert letter.reason.error_code == "quarantined"  # type: ignore[attr-defined]
         assert "walrus blocks the partition" in letter.reason.error  # type: ignore[attr-defined]
         wait_for(lambda: _stuck_partition(pipeline.settings) is None, timeout_s=60, message="committed past it")
-        assert pipeline.metric("indexer", "ragbus_stage_transient_retries_total") > 0, "it was retrying, not stuck"
 
         milvus = start_milvus_lite(tmp_path, milvus_port)
         after = DocumentEvent(doc_id="after.md", text="The puffin nests in burrows.")
