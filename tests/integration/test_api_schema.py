@@ -29,7 +29,8 @@ CONFORMANCE = (
 # Whether the API refuses exactly what its schema refuses. With the strict types and the patterns in the schema, two
 # disagreements remain (run of 6 Dec, 399 generated): a version's upper bound is now + 1 day (schemas.bounds), which
 # no static schema states, and the generator turns int64's maximum into a float (it sends 9223372036854775999); and
-# JSON Schema counts 186.0 as an integer where the strict types refuse it (`"top_k": 186.0`).
+# JSON Schema counts 186.0 as an integer where the strict types refuse it by design (`"top_k": 186.0`; 5.0 as a
+# version or top_k is refused in tests/unit/test_bounds.py).
 STRICT_INPUT = ("negative_data_rejection", "positive_data_acceptance")
 MAX_EXAMPLES = 25  # per route and phase: about 20 s a run on a loaded 2-core machine
 
@@ -76,7 +77,7 @@ def test_generated_requests_get_no_5xx_and_only_documented_responses(
 
 @pytest.mark.xfail(
     reason="a version's bound is now + 1 day (not statable in the schema; the generator also overshoots int64's "
-    "maximum), and JSON Schema's integers include 186.0, which strict types refuse",
+    "maximum), and JSON Schema's integers include 186.0, which the strict types refuse by design",
     strict=False,
 )
 def test_the_api_refuses_exactly_what_its_schema_refuses(live_api: str, creds: Credentials, tmp_path: Path) -> None:
