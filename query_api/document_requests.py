@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from query_api.validation import line_problem, text_problem
-from schemas.fields import DocId, MetadataValue
+from schemas.bounds import MEANINGFUL_TEXT_PATTERN, Line, Metadata, Text, Version, line_problem, version_problem
+from schemas.fields import DocId
 
 MAX_BATCH = 100
-_METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class DocumentIn(BaseModel):
@@ -20,11 +18,19 @@ class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     doc_id: DocId
-    title: str = Field("", max_length=1000, description="Human-readable title, shown in citations.")
-    text: str = Field(min_length=1, description="Full text (at most RAGBUS_CHUNK_MAX_DOCUMENT_CHARS characters).")
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=32, description="Filterable fields.")
-    source: str | None = Field(None, max_length=2000, description="Where the document came from.")
-    version: int | None = Field(None, ge=0, description="Monotonic per document; default: now in microseconds.")
+    title: Line = Field("", max_length=1000, description="Human-readable title, shown in citations.")
+    text: Text = Field(
+        min_length=1,
+        description="Full text (at most RAGBUS_CHUNK_MAX_DOCUMENT_CHARS characters), not only whitespace.",
+        json_schema_extra={"pattern": MEANINGFUL_TEXT_PATTERN},
+    )
+    metadata: Metadata = Field(default_factory=dict)
+    source: Line | None = Field(None, max_length=2000, description="Where the document came from.")
+    version: Version | None = Field(
+        None,
+        description="Monotonic per document, 0 to one day ahead of now in microseconds since the epoch. Default: "
+        "now, or the indexed version if that is ahead (a replace without a version always supersedes).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -33,10 +39,10 @@ class DocumentIn(BaseModel):
             raise ValueError("tenant is not accepted in the body: it comes from the credential")
         return data
 
-    @field_validator("doc_id", "title", "source")
+    @field_validator("doc_id")
     @classmethod
-    def _one_line(cls, value: str | None) -> str | None:
-        if value and (problem := line_problem(value)):
+    def _one_line(cls, value: str) -> str:
+        if problem := line_problem(value):
             raise ValueError(problem)
         return value
 
@@ -45,19 +51,13 @@ class DocumentIn(BaseModel):
     def _meaningful(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
-        if problem := text_problem(value):
-            raise ValueError(problem)
         return value
 
-    @field_validator("metadata")
+    @field_validator("version")
     @classmethod
-    def _plain_metadata(cls, value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
-        for key, item in value.items():
-            if not _METADATA_KEY.match(key):
-                raise ValueError(f"metadata key {key[:70]!r} must match {_METADATA_KEY.pattern}")
-            for text in item if isinstance(item, list) else [item]:
-                if isinstance(text, str) and (len(text) > 1000 or line_problem(text)):
-                    raise ValueError(f"metadata {key}: strings are single lines of at most 1000 characters")
+    def _not_far_ahead(cls, value: int | None) -> int | None:
+        if value is not None and (problem := version_problem(value)):
+            raise ValueError(problem)
         return value
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from query_api.validation import line_problem
 from ragbus.milvus.filters import FILTER_KEY, MetadataWhere, Scalar, milvus_str
+from schemas.bounds import LINE_PATTERN
 
 MAX_KEYS = 8
 MAX_VALUES = 20
@@ -44,12 +45,28 @@ def _checked(filters: dict[str, Scalar | list[Scalar]]) -> dict[str, Scalar | li
     return filters
 
 
+# Strict: `true` is a boolean and `1` an integer, never one for the other (and "5" is a string).
+def _not_an_int(value: object) -> object:
+    # A strict float still takes an integer: one past the integer bound must be refused, not become a float.
+    if isinstance(value, int):
+        raise ValueError("filter integers must be below 2**53 in magnitude")
+    return value
+
+
+# The bounds _checked enforces are stated in the schema too (the OpenAPI document says what a filter may hold).
+_StrictScalar = (
+    Annotated[StrictStr, Field(max_length=200, json_schema_extra={"pattern": LINE_PATTERN})]
+    | StrictBool
+    | Annotated[StrictInt, Field(gt=-_SAFE_INT, lt=_SAFE_INT)]
+    | Annotated[StrictFloat, BeforeValidator(_not_an_int)]
+)
 MetadataFilters = Annotated[
-    dict[str, Scalar | list[Scalar]],
+    dict[str, _StrictScalar | Annotated[list[_StrictScalar], Field(min_length=1, max_length=MAX_VALUES)]],
     Field(
         max_length=MAX_KEYS,
         description="Equality (or any-of, with a list) on document metadata fields, all ANDed.",
         examples=[{"lang": "en", "team": ["search", "infra"]}],
+        json_schema_extra={"propertyNames": {"pattern": f"^{FILTER_KEY.pattern}$"}},
     ),
     AfterValidator(_checked),
 ]

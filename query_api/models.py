@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import unicodedata
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from query_api.metadata_filter import MetadataFilters
 from ragbus.milvus.rows import ChunkHit
+from schemas.bounds import MEANINGFUL_TEXT_PATTERN
 from schemas.fields import DocId
 
 
@@ -17,16 +18,22 @@ class QueryRequest(BaseModel):
     # No tenant or other unknown field: the tenant comes from the credential only.
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=2000, description="The question.", examples=["How do I run tests?"])
+    query: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The question (not only whitespace, no control characters but tab and line breaks).",
+        examples=["How do I run tests?"],
+        json_schema_extra={"pattern": MEANINGFUL_TEXT_PATTERN},
+    )
     # The bound is a sanity cap; the route clamps to RAGBUS_API_MAX_TOP_K (benchmarks raise it for recall@100).
-    top_k: int | None = Field(
+    top_k: StrictInt | None = Field(
         None, ge=1, le=1000, description="Passages to retrieve (default from settings, at most RAGBUS_API_MAX_TOP_K)."
     )
     filters: MetadataFilters = Field(default_factory=dict)
-    stream: bool = Field(
+    stream: StrictBool = Field(
         False, description="Answer as Server-Sent Events: citations, then answer deltas in order, then done."
     )
-    retrieve_only: bool = Field(
+    retrieve_only: StrictBool = Field(
         False,
         description="Retrieval only: the ranked passages as citations and an empty answer (no LLM, no extractive "
         "answer). Cached and tenant-scoped like answers.",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 
 from query_api import metrics
+from schemas.bounds import line_problem, text_problem
+
+__all__ = ["flag_prompt_injection", "injection_patterns", "line_problem", "text_problem"]
 
 log = logging.getLogger(__name__)
-
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 # Phrases that try to turn a question into instructions for the model. A match is flagged (metric and log) and the
 # question is still answered: retrieved text reaches the LLM as quoted JSON data, and the system prompt says so.
@@ -33,24 +33,6 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
         re.IGNORECASE | re.MULTILINE,
     ),
 }
-
-
-def text_problem(value: str) -> str | None:
-    """Why `value` is not acceptable text (control characters, lone surrogates), or None."""
-    for ch in value:
-        category = unicodedata.category(ch)
-        if category == "Cc" and ch not in _ALLOWED_CONTROLS:
-            return "contains control characters"
-        if category == "Cs":
-            return "contains invalid unicode (lone surrogates)"
-    return None
-
-
-def line_problem(value: str) -> str | None:
-    """Like text_problem, but a one-line field allows no tab or line break either."""
-    if any(ch in _ALLOWED_CONTROLS for ch in value):
-        return "contains control characters"
-    return text_problem(value)
 
 
 def injection_patterns(query: str) -> list[str]:

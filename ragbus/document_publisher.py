@@ -52,12 +52,23 @@ def to_message(event: DocumentEvent, topic: str, max_bytes: int) -> OutboundMess
     return OutboundMessage(topic, document_key(event.tenant, event.doc_id), value, headers)
 
 
-def delete_events(tenant: str, doc_ids: Sequence[str]) -> list[DocumentEvent]:
-    """The delete events of these documents; InputError naming the problem when an id is not a valid id."""
+def delete_events(
+    tenant: str, doc_ids: Sequence[str], versions: Mapping[str, int] | None = None
+) -> list[DocumentEvent]:
+    """The delete events of these documents, each at its version in `versions` (by default now); InputError naming
+    the problem when an id is not a valid id."""
+    given = versions or {}
     try:
-        return [DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=tenant) for doc_id in doc_ids]
+        return [
+            DocumentEvent(op=DocumentOp.DELETE, doc_id=doc_id, tenant=tenant, **_version(given, doc_id))
+            for doc_id in doc_ids
+        ]
     except ValidationError as exc:
         raise InputError(f"invalid document id: {exc.errors()[0]['msg']}") from None
+
+
+def _version(versions: Mapping[str, int], doc_id: str) -> dict[str, int]:
+    return {"version": versions[doc_id]} if doc_id in versions else {}
 
 
 class DocumentPublisher:

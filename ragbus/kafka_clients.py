@@ -128,6 +128,16 @@ class KafkaEventProducer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def answers(self) -> bool:
+        """Whether a broker answers a metadata request now (a cheap probe; no record is produced)."""
+        if self._producer is None:
+            return False
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except KafkaError:
+            return False
+        return True
+
     async def send_all(self, messages: Sequence[OutboundMessage]) -> None:
         """Produce every message and wait for all broker acknowledgements (raises TransientError if any fails)."""
         if self._producer is None:

@@ -24,6 +24,15 @@ STAGE_RETRIES = Counter(
     "Batches retried after a transient failure (backpressure).",
     ["stage"],
 )
+TRANSIENT_GIVEN_UP = Counter(
+    "ragbus_transient_given_up_total",
+    "Records dead-lettered after failing transiently RAGBUS_WORKER_MAX_TRANSIENT_ATTEMPTS times while every store "
+    "answered (a poison record that looked transient).",
+    ["stage"],
+)
+QUARANTINED = Counter(
+    "ragbus_quarantined_total", "Records an operator quarantined (`ragbus dlq quarantine`).", ["stage"]
+)
 DEAD_LETTERED = Counter("ragbus_dead_lettered_total", "Messages sent to a dead-letter topic.", ["stage", "code"])
 EMBEDDING_CACHE = Counter("ragbus_embedding_cache_total", "Embedding cache lookups.", ["result"])
 FRESHNESS_SECONDS = Histogram(
@@ -53,6 +62,8 @@ def register_stage(stage: str) -> None:
     for outcome in ("ok", "dead_lettered"):
         STAGE_MESSAGES.labels(stage, outcome)
     STAGE_RETRIES.labels(stage)
+    TRANSIENT_GIVEN_UP.labels(stage)
+    QUARANTINED.labels(stage)
     STAGE_DEFERRED.labels(stage)
     STAGE_BATCH_SECONDS.labels(stage)
     STAGE_BATCH_SIZE.labels(stage)

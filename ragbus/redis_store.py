@@ -98,6 +98,13 @@ class RedisEmbeddingCache:
         # decode_responses is off: values are bytes.
         return [None if v is None else np.frombuffer(cast(bytes, v), dtype="<f4") for v in raw]
 
+    async def answers(self) -> bool:
+        """Whether Redis answers a PING now."""
+        try:
+            return bool(await self.redis.ping())
+        except REDIS_DOWN:
+            return False
+
     async def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
         """Store vectors for `texts`."""
         if not texts:
@@ -128,6 +135,13 @@ class IndexGeneration:
         except REDIS_DOWN as exc:
             raise TransientError(f"Redis unavailable: {exc}") from exc
         return int(value or 0)
+
+    async def answers(self) -> bool:
+        """Whether Redis answers a PING now."""
+        try:
+            return bool(await self.redis.ping())
+        except REDIS_DOWN:
+            return False
 
     async def bump(self) -> int:
         """Advance the generation; returns the new value."""

@@ -245,6 +245,15 @@ class WorkerSettings(BaseSettings):
     retry_budget_s: float = Field(
         60.0, gt=0, description="How long a batch retries a transient failure before it is re-polled."
     )
+    max_transient_attempts: int = Field(
+        10,
+        ge=1,
+        description="Transient failures of one event, while every store the stage uses answers, before the event is "
+        "dead-lettered with its history (about a minute with the backoff). A store that is down never counts.",
+    )
+    quarantine_poll_s: float = Field(
+        2.0, gt=0, description="How often a worker reads `ragbus dlq quarantine` requests."
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the worker's /metrics (0 = none).")
     pipeline: str | None = Field(
         None,

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.bounds import Metadata, Version
 from schemas.documents import DocumentOp
-from schemas.fields import DocId, MetadataValue, Tenant
+from schemas.fields import DocId, Tenant
 
 
 def chunk_id_for(tenant: str, doc_id: str, version: int, index: int) -> str:
@@ -48,10 +49,10 @@ class DocumentHeader(BaseModel):
     event_id: str = Field(description="event_id of the document event.")
     op: DocumentOp
     doc_id: DocId
-    version: int = Field(ge=0)
+    version: Version
     tenant: Tenant = "default"
     title: str = ""
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     source: str | None = None
     produced_at: datetime = Field(description="When the document event was produced (for freshness).")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar, get_args
 
 import orjson
@@ -17,13 +18,26 @@ def encode(message: BaseModel) -> bytes:
     return orjson.dumps(message.model_dump(mode="json", exclude_none=False))
 
 
-def decode(data: bytes | None, model: type[M]) -> M:
-    """Parse bytes into `model`; anything wrong is a ContractError (a poison message: dead-letter it)."""
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_exact(data: bytes | str) -> object:
+    """JSON with integers kept exact: orjson reads an integer past 64 bits as a float, which would slip past the
+    int64 bound (schemas.bounds) as a number of another type. For the boundaries (raw events, files)."""
+    return json.loads(data, parse_constant=_no_constant)
+
+
+def decode(data: bytes | None, model: type[M], *, exact_integers: bool = False) -> M:
+    """Parse bytes into `model`; anything wrong is a ContractError (a poison message: dead-letter it).
+
+    `exact_integers`: parse with loads_exact (what enters from outside: the documents topic).
+    """
     if data is None:
         raise ContractError(f"empty value where a {model.__name__} was expected")
     try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        raw = loads_exact(data) if exact_integers else orjson.loads(data)
+    except (orjson.JSONDecodeError, ValueError) as exc:
         raise ContractError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ContractError(f"expected a JSON object, got {type(raw).__name__}")

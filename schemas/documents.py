@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.fields import DocId, MetadataValue, Tenant, utc_now
+from schemas.bounds import Line, Metadata, Text, Version, version_clock_now, version_problem
+from schemas.fields import DocId, Tenant, utc_now
 
 
 class DocumentOp(StrEnum):
@@ -19,11 +19,6 @@ class DocumentOp(StrEnum):
 
     UPSERT = "upsert"
     DELETE = "delete"
-
-
-def _version_now() -> int:
-    # Microseconds since the epoch: later publishes of the same document get larger versions.
-    return time.time_ns() // 1000
 
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -63,16 +58,17 @@ class DocumentEvent(BaseModel):
     )
     op: DocumentOp = Field(DocumentOp.UPSERT, description="upsert replaces the whole document; delete removes it.")
     doc_id: DocId
-    version: int = Field(
-        default_factory=_version_now,
-        ge=0,
-        description="Monotonic per document; an event older than the indexed version is ignored.",
+    version: Version = Field(
+        # Microseconds since the epoch: later publishes of the same document get larger versions.
+        default_factory=version_clock_now,
+        description="Monotonic per document; an event older than the indexed version is ignored. From 0 to at "
+        "most one day ahead of now in microseconds since the epoch (schemas.bounds).",
     )
     tenant: Tenant = "default"
-    title: str = Field("", max_length=1000, description="Human-readable title, shown in citations.")
-    text: str = Field("", description="Full text of the document (empty for a delete).")
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict, description="Free-form filterable fields.")
-    source: str | None = Field(None, description="Where the document came from (path or URI).")
+    title: Line = Field("", max_length=1000, description="Human-readable title, shown in citations.")
+    text: Text = Field("", description="Full text of the document (empty for a delete).")
+    metadata: Metadata = Field(default_factory=dict)
+    source: Line | None = Field(None, max_length=2000, description="Where the document came from (path or URI).")
     produced_at: datetime = Field(default_factory=utc_now, description="When the producer created the event.")
     media_type: str = Field(
         "text/plain",
@@ -87,6 +83,13 @@ class DocumentEvent(BaseModel):
         if isinstance(data, dict) and data.get("original") is not None and "schema_version" not in data:
             return {**data, "schema_version": 2}
         return data
+
+    @field_validator("version")
+    @classmethod
+    def _not_far_ahead(cls, version: int) -> int:
+        if problem := version_problem(version):
+            raise ValueError(problem)
+        return version
 
     @model_validator(mode="after")
     def _upsert_has_text(self) -> DocumentEvent:
@@ -107,6 +110,15 @@ _KEY_SEPARATOR = "\x1f"  # a control character: DocId and Tenant can never conta
 def document_key(tenant: str, doc_id: str) -> bytes:
     """Kafka key of a document: every event of one document lands on one partition, in order."""
     return (doc_id if tenant == "default" else f"{tenant}{_KEY_SEPARATOR}{doc_id}").encode()
+
+
+def key_problem(key: bytes | None, event: DocumentEvent) -> str | None:
+    """Why a record's Kafka key does not belong to its event (the key orders a document's events), or None."""
+    expected = document_key(event.tenant, event.doc_id)
+    if key != expected:
+        shown = key.decode(errors="replace")[:200] if key is not None else None
+        return f"record key {shown!r} is not the document's key {expected.decode()!r} (doc_id, tenant)"
+    return None
 
 
 def parse_document_key(key: bytes) -> tuple[str, str]:

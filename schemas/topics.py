@@ -44,6 +44,11 @@ class Topics:
         return f"{self.prefix}.pipelines.v1"
 
     @property
+    def quarantine(self) -> str:
+        """Records an operator quarantined (QuarantineRequest), compacted, keyed by stage/topic/partition/offset."""
+        return f"{self.prefix}.quarantine.v1"
+
+    @property
     def sources(self) -> str:
         """Heartbeats of the running change sources (SourceHeartbeat), compacted, keyed by instance."""
         return f"{self.prefix}.sources.v1"
@@ -54,7 +59,7 @@ class Topics:
 
     def compacted(self) -> list[str]:
         """Topics that keep the latest record per key (the sources of truth)."""
-        return [self.documents, self.pipelines]
+        return [self.documents, self.pipelines, self.quarantine]
 
     def all(self) -> list[str]:
         """Every topic a deployment needs, created at start-up if missing."""
@@ -65,6 +70,7 @@ class Topics:
             self.embedded,
             self.cache_invalidation,
             self.pipelines,
+            self.quarantine,
             *(self.dead_letter(stage) for stage in STAGES),
         ]
 

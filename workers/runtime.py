@@ -35,8 +35,11 @@ from ragbus.pipelines import PipelineContext
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.errors import ContractError
+from schemas.quarantine import QuarantineRequest
 from schemas.topics import Topics
 from workers.lag_monitor import lag_exporter
+from workers.quarantine_watch import QuarantineWatch, quarantine_watch
+from workers.transient_budget import IsolateBatch, TransientBudget, TransientBudgetExhausted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +79,10 @@ class StageHandler(Protocol[T]):
         """Do the stage's work for the batch; return records to dead-letter; raise TransientError to retry."""
         ...
 
+    async def stores_answer(self) -> bool:
+        """Whether every store the stage uses answers a cheap request now (then a failure is the batch's own)."""
+        ...
+
 
 OpenHandler = Callable[[PipelineContext, KafkaEventProducer], AbstractAsyncContextManager[StageHandler[Any]]]
 Rewind = Callable[[TopicPartition, int], None]
@@ -84,11 +91,19 @@ Rewind = Callable[[TopicPartition, int], None]
 class StageRunner(Generic[T]):
     """Runs batches of one stage: decode, process with retries, dead-letter the rejects."""
 
-    def __init__(self, handler: StageHandler[T], producer: KafkaEventProducer, settings: Settings) -> None:
+    def __init__(
+        self,
+        handler: StageHandler[T],
+        producer: KafkaEventProducer,
+        settings: Settings,
+        quarantine: QuarantineWatch | None = None,
+    ) -> None:
         self.handler = handler
         self.producer = producer
         self.settings = settings
         self.topics = Topics(settings.kafka.topic_prefix)
+        self.budget = TransientBudget(settings.worker.max_transient_attempts)
+        self.quarantine = quarantine or QuarantineWatch(handler.stage)
         metrics.register_stage(handler.stage)
 
     async def run_batch(self, records: list[ConsumerRecord[bytes, bytes]], rewind: Rewind) -> None:
@@ -100,6 +115,9 @@ class StageRunner(Generic[T]):
         rejected: list[Rejected] = []
         taken, chunks = len(records), 0
         for index, record in enumerate(records):
+            if request := self.quarantine.request_for(record):
+                rejected.append(Rejected(record, _quarantined(request)))
+                continue
             try:
                 value = self.handler.decode(record)
             except PermanentError as exc:
@@ -124,6 +142,7 @@ class StageRunner(Generic[T]):
             rejected += await self._process_isolating_poison(decoded)
         if rejected:
             await self.dead_letter(rejected)
+        self.budget.forget(records[:taken])
         metrics.STAGE_MESSAGES.labels(stage, "ok").inc(taken - len(rejected))
         metrics.STAGE_MESSAGES.labels(stage, "dead_lettered").inc(len(rejected))
         metrics.STAGE_BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
@@ -157,10 +176,16 @@ class StageRunner(Generic[T]):
     async def _process_with_retries(self, batch: list[Inbound[T]]) -> list[Rejected]:
         # Backpressure: while a store is down we keep retrying this batch and poll nothing new. Past the budget
         # the error propagates, the consumer seeks back to the batch start and polls it again, so the group never
-        # exceeds max_poll_interval_ms (no rebalance loop) and nothing is skipped.
+        # exceeds max_poll_interval_ms (no rebalance loop) and nothing is skipped. A failure while every store
+        # answers is the batch's own: it counts against RAGBUS_WORKER_MAX_TRANSIENT_ATTEMPTS (TransientBudget).
         deadline = time.monotonic() + self.settings.worker.retry_budget_s
         delay = 0.5
+        records = [item.record for item in batch]
         while True:
+            if requested := [r for r in records if self.quarantine.request_for(r)]:
+                # An operator quarantined a record of this batch while it was being retried.
+                request = self.quarantine.request_for(requested[0])
+                raise _quarantined(request) if len(batch) == 1 and request else IsolateBatch("quarantine requested")
             try:
                 return await self.handler.process(batch)
             except PermanentError:
@@ -170,12 +195,23 @@ class StageRunner(Generic[T]):
                 metrics.STAGE_RETRIES.labels(self.handler.stage).inc()
                 if not isinstance(exc, TransientError):
                     log.exception("%s: unexpected error, retrying the batch", self.handler.stage)
+                self.budget.failed(records, exc, counted=await self._stores_answer())
+                if given_up := self.budget.verdict(records):
+                    if isinstance(given_up, TransientBudgetExhausted):
+                        metrics.TRANSIENT_GIVEN_UP.labels(self.handler.stage).inc()
+                    raise given_up from exc
                 if time.monotonic() + delay > deadline:
                     log.warning("%s: still failing after retries, re-polling the batch: %s", self.handler.stage, exc)
                     raise
                 log.warning("%s: transient failure, retrying in %.1fs: %s", self.handler.stage, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def _stores_answer(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.handler.stores_answer(), timeout=30)
+        except Exception:  # a probe that fails or hangs: a store is down, which never counts against the record
+            return False
 
     async def dead_letter(self, rejected: list[Rejected]) -> None:
         """Send each rejected record, untouched, to the stage's dead-letter topic with the reason in headers."""
@@ -186,7 +222,7 @@ class StageRunner(Generic[T]):
             reason = DeadLetterHeaders(
                 stage=self.handler.stage,
                 error_code=item.error.code,
-                error=str(item.error)[:2000],
+                error=str(item.error)[:8000],
                 topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
@@ -201,9 +237,18 @@ class StageRunner(Generic[T]):
                     item.error,
                 )
             metrics.DEAD_LETTERED.labels(self.handler.stage, item.error.code).inc()
+            if item.error.code == "quarantined":
+                metrics.QUARANTINED.labels(self.handler.stage).inc()
             headers = [*list(record.headers or ()), *reason.to_kafka()]
             messages.append(OutboundMessage(topic, record.key, record.value, headers))
         await self.producer.send_all(messages)
+
+
+def _quarantined(request: QuarantineRequest) -> PermanentError:
+    return PermanentError(
+        f"quarantined by an operator at {request.requested_at.isoformat(timespec='seconds')}: {request.reason}",
+        code="quarantined",
+    )
 
 
 async def _no_decode(_msg: Any) -> None:
@@ -237,8 +282,9 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
             KafkaEventProducer(settings) as producer,
             open_handler(pipeline, producer) as handler,
             lag_exporter(settings, stage, input_topic, group_id=group),
+            quarantine_watch(settings, stage) as quarantine,
         ):
-            holder["runner"] = StageRunner(handler, producer, settings)
+            holder["runner"] = StageRunner(handler, producer, settings, quarantine)
             log.info("%s ready: consuming %s for %s", stage, input_topic, pipeline.collection)
             yield
 

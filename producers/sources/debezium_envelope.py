@@ -15,8 +15,8 @@ import orjson
 from pydantic import ValidationError
 
 from ragbus.errors import InvalidMessage
+from schemas.bounds import MetadataValue
 from schemas.documents import DocumentEvent, DocumentOp
-from schemas.fields import MetadataValue
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import orjson
 from pydantic import ValidationError
 
 from ragbus.errors import InputError
+from schemas.codec import loads_exact
 from schemas.documents import DocumentEvent, original_ref
 from schemas.media_types import INLINE_MEDIA_TYPES, ORIGINAL_MEDIA_TYPES
 
@@ -87,18 +87,18 @@ def _from_jsonl(path: Path, tenant: str) -> Iterator[DocumentEvent]:
             continue
         where = f"{path}:{number}"
         try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            row = loads_exact(line)
+        except ValueError as exc:
             raise InputError(f"{where}: not JSON ({exc})") from None
         if not isinstance(row, dict) or "_id" not in row or "text" not in row:
             raise InputError(f'{where}: expected an object with "_id" and "text" (BEIR corpus format)')
-        metadata = row.get("metadata") or {}
+        # Strict like every boundary (schemas.bounds): text, title and metadata are taken as they are, not coerced.
         yield _event(
             where,
             doc_id=str(row["_id"]),
-            title=str(row.get("title") or ""),
-            text=str(row["text"]),
-            metadata=metadata if isinstance(metadata, dict) else {},
+            title=row.get("title") or "",
+            text=row["text"],
+            metadata=row.get("metadata") or {},
             source=where,
             tenant=tenant,
         )

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from producers.sources.postgres_setup import PostgresTableSpec
 from ragbus.errors import InvalidMessage
+from schemas.bounds import MetadataValue
 from schemas.documents import DocumentEvent, DocumentOp
-from schemas.fields import MetadataValue
 
 _INTEGER = {20, 21, 23}  # int8, int2, int4
 _FLOAT = {700, 701, 1700}  # float4, float8, numeric

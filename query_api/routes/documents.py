@@ -12,19 +12,18 @@ from query_api.deps import PublisherDep, Reader, SettingsDep, StoreDep, Writer
 from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
 from query_api.document_status import DocumentStatusOut
 from query_api.error_responses import AUTHENTICATED, error_responses
-from query_api.errors import DocumentTooLong, InvalidRequest, NotFound
+from query_api.errors import Conflict, DocumentTooLong, InvalidRequest, NotFound
+from query_api.superseding import superseding_versions
 from query_api.validation import line_problem
 from ragbus.document_publisher import delete_events
 from ragbus.document_status import document_status
+from schemas.bounds import version_problem
 from schemas.documents import DocumentEvent
-from schemas.fields import DocId
+from schemas.fields import DOC_ID_PATTERN, DocId
 
 router = APIRouter(prefix="/v1", tags=["documents"])
-_ERRORS = error_responses(*AUTHENTICATED)
+_ERRORS = error_responses(*AUTHENTICATED, 409)
 _DOC_ID: TypeAdapter[str] = TypeAdapter(DocId)
-# What DocId and line_problem accept, as a pattern, so the OpenAPI document says which ids a DELETE takes: no
-# control character (C0 or C1), no leading or trailing whitespace.
-_DOC_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 def _valid_id(doc_id: str) -> None:
@@ -50,6 +49,7 @@ async def publish_documents(
     ],
     caller: Writer,
     settings: SettingsDep,
+    store: StoreDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
     """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
@@ -61,23 +61,46 @@ async def publish_documents(
                 f"document {document.doc_id!r} has {len(document.text)} characters, over {limit} "
                 "(RAGBUS_CHUNK_MAX_DOCUMENT_CHARS): split it"
             )
-    # exclude_none: an unset version takes the event's default (now, in microseconds).
-    events = [DocumentEvent(tenant=caller.tenant, **d.model_dump(exclude_none=True)) for d in documents]
+    # A document without a version supersedes whatever version is indexed (query_api.superseding).
+    unversioned = [d.doc_id for d in documents if d.version is None]
+    versions = await superseding_versions(store, caller.tenant, unversioned) if unversioned else {}
+    events = [
+        DocumentEvent(tenant=caller.tenant, **(d.model_dump(exclude_none=True) | _version_of(d, versions)))
+        for d in documents
+    ]
     await publisher.publish(events)
     return _accepted(events)
+
+
+def _version_of(document: DocumentIn, versions: dict[str, int]) -> dict[str, int]:
+    return {} if document.version is not None else {"version": _bounded(document.doc_id, versions)}
+
+
+def _bounded(doc_id: str, versions: dict[str, int]) -> int:
+    version = versions[doc_id]
+    if problem := version_problem(version):
+        raise Conflict(
+            f"document {doc_id!r} is indexed with version {version}, beyond the bounds of today's versions "
+            f"({problem}); an earlier build accepted it. A reindex (`ragbus reindex`) drops it: today's chunker "
+            "dead-letters an event with such a version"
+        )
+    return version
 
 
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def delete_document(
     doc_id: Annotated[
-        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document to delete.")
+        str, Path(min_length=1, max_length=512, pattern=DOC_ID_PATTERN, description="Id of the document to delete.")
     ],
     caller: Writer,
+    store: StoreDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
-    """Delete a document of the caller's tenant (a delete of an unknown id is accepted and does nothing)."""
+    """Delete a document of the caller's tenant, whatever version is indexed (an unknown id is accepted and does
+    nothing)."""
     _valid_id(doc_id)
-    events = delete_events(caller.tenant, [doc_id])
+    versions = await superseding_versions(store, caller.tenant, [doc_id])
+    events = delete_events(caller.tenant, [doc_id], {doc_id: _bounded(doc_id, versions)})
     await publisher.publish(events)
     return _accepted(events)
 
@@ -85,7 +108,7 @@ async def delete_document(
 @router.get("/documents/{doc_id:path}", responses=error_responses(*AUTHENTICATED, 404))
 async def get_document(
     doc_id: Annotated[
-        str, Path(min_length=1, max_length=512, pattern=_DOC_ID_PATTERN, description="Id of the document.")
+        str, Path(min_length=1, max_length=512, pattern=DOC_ID_PATTERN, description="Id of the document.")
     ],
     caller: Reader,
     settings: SettingsDep,

@@ -16,6 +16,7 @@ import httpx
 import typer
 
 from ragbus.cli.api_keys import api_key_app
+from ragbus.cli.quarantine import dlq_quarantine
 from ragbus.cli.settings import command_settings as _settings
 from ragbus.cli.settings import fail as _fail
 from ragbus.cli.status import status_command
@@ -210,8 +211,11 @@ def query(
 
 app.command("status")(status_command)
 app.add_typer(api_key_app, name="api-key")
-dlq_app = typer.Typer(help="Dead-lettered messages: list them, replay them after a fix.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead-lettered messages: list them, replay them after a fix, quarantine a stuck one.", no_args_is_help=True
+)
 app.add_typer(dlq_app, name="dlq")
+dlq_app.command("quarantine")(dlq_quarantine)
 StageOption = Annotated[list[Stage] | None, typer.Option("--stage", help="Only this stage (repeatable).")]
 
 

@@ -101,6 +101,13 @@ class MilvusConnection:
                 log.warning("RAGBUS_MILVUS_REPLICA_NUMBER=%d not applied to %s: %s", replicas, collection, exc)
         self.client.load_collection(collection)
 
+    def serves(self, collection: str) -> bool:
+        """Whether the server answers and has `collection` loaded (a cheap probe; TransientError if unreachable).
+
+        A collection still loading after a restart fails writes without the data being at fault."""
+        state = self.call(lambda: self.client.get_load_state(collection))
+        return getattr(state.get("state"), "name", "") == "Loaded"
+
     def alias_target(self) -> str | None:
         """Collection the alias points at, or None when the alias does not exist yet."""
         try:

@@ -9,11 +9,44 @@ from __future__ import annotations
 import re
 
 from pymilvus import MilvusException
+from pymilvus.exceptions import (
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    DataTypeNotSupportException,
+    FieldTypeException,
+    ParamError,
+    PrimaryKeyException,
+)
 
 from ragbus.errors import ConfigError, PermanentError, TransientError
 
 # Milvus error texts that mean the request's data is wrong (retrying cannot help).
-DATA_ERRORS = ("exceeds max length", "length exceeds", "dimension mismatch", "dim mismatch", "cannot parse expression")
+DATA_ERRORS = (
+    "exceeds max length",
+    "exceeds max_length",
+    "length exceeds",
+    "exceeds the max length",
+    "dimension mismatch",
+    "dim mismatch",
+    "cannot parse expression",
+    "out of range",
+    "type mismatch",
+    "invalid parameter",
+    "invalid input",
+    "data type",
+    "json field",
+    "exceeds max size",
+)
+# pymilvus refuses rows against the collection's schema before sending them (an int64 field given 2**63, a string
+# where a number belongs): the data is wrong, whatever the server's state.
+_CLIENT_DATA_ERRORS = (
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    DataTypeNotSupportException,
+    ParamError,
+    PrimaryKeyException,
+    FieldTypeException,
+)
 MISSING_COLLECTION = re.compile(r"collection not found|can ?not find collection|can't find collection|not exist", re.I)
 _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
 
@@ -25,6 +58,8 @@ def _is_data_error(exc: MilvusException) -> bool:
 
 def mapped_error(exc: Exception, uri: str) -> Exception:
     """`exc` as a PermanentError or TransientError; `exc` itself when it is no Milvus or connection failure."""
+    if isinstance(exc, (*_CLIENT_DATA_ERRORS, ValueError, TypeError, OverflowError)):
+        return PermanentError(f"Milvus refused the data: {exc}", code="milvus_rejected")
     if isinstance(exc, MilvusException):
         if _is_data_error(exc):
             return PermanentError(f"Milvus rejected the data: {exc}", code="milvus_rejected")

@@ -38,9 +38,25 @@ def _literal(value: Scalar) -> str:
     return repr(value)  # a finite int or float: digits, sign, '.', 'e' only
 
 
+def _match(field: str, value: Scalar) -> str:
+    literal = _literal(value)
+    if isinstance(value, str):
+        return f"({field} == {literal} or json_contains({field}, {literal}))"
+    return f"{field} == {literal}"
+
+
+def _same(stored: object, wanted: Scalar) -> bool:
+    if isinstance(wanted, str):
+        return stored == wanted or (isinstance(stored, list) and wanted in stored)
+    if isinstance(wanted, bool) or isinstance(stored, bool):
+        return type(stored) is type(wanted) and stored == wanted
+    return isinstance(stored, int | float) and stored == wanted
+
+
 @dataclass(frozen=True)
 class MetadataWhere:
-    """Validated filters: each key equals its value, or any of its values (a list); all keys ANDed."""
+    """Validated filters: each key equals its value, or any of its values (a list); all keys ANDed. A string value
+    also matches a document whose metadata under the key is a list containing it."""
 
     filters: tuple[tuple[str, tuple[Scalar, ...]], ...]
 
@@ -58,10 +74,15 @@ class MetadataWhere:
         clauses = []
         for key, values in self.filters:
             field = f"{METADATA_FIELD_PREFIX}{key}" if dynamic else f"metadata[{milvus_str(key)}]"
-            # Disjunction, not `in`: Milvus (lite) accepts `in` only on plain fields, not JSON paths.
-            equalities = [f"{field} == {_literal(v)}" for v in values]
+            # Disjunction, not `in`: Milvus (lite) accepts `in` only on plain fields, not JSON paths. A string also
+            # matches list metadata holding it (lists are lists of strings: schemas.bounds).
+            equalities = [_match(field, v) for v in values]
             clauses.append(equalities[0] if len(equalities) == 1 else "(" + " or ".join(equalities) + ")")
         return "(" + " and ".join(clauses) + ")"
+
+    def matches(self, metadata: Mapping[str, object]) -> bool:
+        """Whether a document's metadata matches, with strict types: `true` is not `1`, nor `1` a `true`."""
+        return all(any(_same(metadata.get(key), v) for v in values) for key, values in self.filters)
 
     def __str__(self) -> str:
         """One rendering whatever the layout: what the query cache keys on."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from pymilvus import AnnSearchRequest, RRFRanker
@@ -35,7 +36,7 @@ def search(
     if collection:
         try:
             expr = _filter(connection, collection, tenant, where)
-            return _search(connection, collection, vector, top_k, expr, text, rrf_k)
+            return _search(connection, collection, vector, top_k, expr, text, rrf_k, where=where)
         except TransientError as exc:
             if not MISSING_COLLECTION.search(str(exc)):
                 raise
@@ -43,7 +44,7 @@ def search(
     if connection.alias_target() is None:
         return []
     expr = _filter(connection, connection.alias, tenant, where)
-    return _search(connection, connection.alias, vector, top_k, expr, text, rrf_k)
+    return _search(connection, connection.alias, vector, top_k, expr, text, rrf_k, where=where)
 
 
 def indexed_versions(connection: MilvusConnection, tenant: str, doc_ids: Iterable[str]) -> dict[str, set[int]]:
@@ -81,26 +82,42 @@ def _filter(connection: MilvusConnection, target: str, tenant: str, where: Metad
 
 
 def _search(  # noqa: PLR0917 - the one place a search is assembled
-    connection: MilvusConnection, target: str, vector: list[float], top_k: int, expr: str, text: str | None, rrf_k: int
+    connection: MilvusConnection,
+    target: str,
+    vector: list[float],
+    top_k: int,
+    expr: str,
+    text: str | None,
+    rrf_k: int,
+    *,
+    where: MetadataWhere | None = None,
 ) -> list[ChunkHit]:
     if text and text.strip() and has_bm25(connection, target):
-        return _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k)
+        return _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where)
     result = connection.call(
         lambda: connection.client.search(
             target,
             data=[vector],
             limit=top_k,
             filter=expr,
-            output_fields=OUTPUT_FIELDS,
+            output_fields=_fields(OUTPUT_FIELDS, where),
             search_params={"metric_type": "COSINE"},
             consistency_level=connection.settings.consistency_level,
         )
     )
-    return [to_hit(hit) for hit in result[0]] if result else []
+    return [to_hit(hit) for hit in _typed(result[0] if result else [], where)]
 
 
 def _hybrid_search(  # noqa: PLR0917
-    connection: MilvusConnection, target: str, vector: list[float], top_k: int, expr: str, text: str, rrf_k: int
+    connection: MilvusConnection,
+    target: str,
+    vector: list[float],
+    top_k: int,
+    expr: str,
+    text: str,
+    rrf_k: int,
+    *,
+    where: MetadataWhere | None = None,
 ) -> list[ChunkHit]:
     requests = [
         AnnSearchRequest(
@@ -114,11 +131,11 @@ def _hybrid_search(  # noqa: PLR0917
             requests,
             RRFRanker(rrf_k),
             limit=top_k,
-            output_fields=[*OUTPUT_FIELDS, "embedding"],
+            output_fields=_fields([*OUTPUT_FIELDS, "embedding"], where),
             consistency_level=connection.settings.consistency_level,
         )
     )
-    hits = result[0] if result else []
+    hits = _typed(result[0] if result else [], where)
     # Fused order and score; `score` stays the cosine to the query (what the extractive cut expects).
     return [
         dataclasses.replace(
@@ -126,3 +143,13 @@ def _hybrid_search(  # noqa: PLR0917
         )
         for hit in hits
     ]
+
+
+def _fields(fields: list[str], where: MetadataWhere | None) -> list[str]:
+    return [*fields, "metadata"] if where else fields
+
+
+def _typed(hits: Iterable[dict[str, Any]], where: MetadataWhere | None) -> list[dict[str, Any]]:
+    # Milvus (lite) compares JSON values loosely (`== true` also matches 1): the hits are checked again with strict
+    # types, so a boolean filter never returns a number and a number filter never a boolean.
+    return [hit for hit in hits if where is None or where.matches(hit["entity"].get("metadata") or {})]

@@ -26,9 +26,11 @@ CONFORMANCE = (
     "response_headers_conformance",
     "response_schema_conformance",
 )
-# Whether the API refuses exactly what its schema refuses. Known to fail until issue 22's strict input types land
-# (another change): `"retrieve_only": 0` and `"version": false` are coerced instead of refused, and metadata filters
-# refuse keys and mixed lists that the schema allows.
+# Whether the API refuses exactly what its schema refuses. With the strict types and the patterns in the schema, two
+# disagreements remain (run of 6 Dec, 399 generated): a version's upper bound is now + 1 day (schemas.bounds), which
+# no static schema states, and the generator turns int64's maximum into a float (it sends 9223372036854775999); and
+# JSON Schema counts 186.0 as an integer where the strict types refuse it by design (`"top_k": 186.0`; 5.0 as a
+# version or top_k is refused in tests/unit/test_bounds.py).
 STRICT_INPUT = ("negative_data_rejection", "positive_data_acceptance")
 MAX_EXAMPLES = 25  # per route and phase: about 20 s a run on a loaded 2-core machine
 
@@ -77,7 +79,11 @@ def test_generated_requests_get_no_5xx_and_only_documented_responses(
     assert generated and generated[1] == generated[2] and int(generated[1]) > 100, output[-4000:]
 
 
-@pytest.mark.xfail(reason="strict input types are the other half of issue 22", strict=False)
+@pytest.mark.xfail(
+    reason="a version's bound is now + 1 day (not statable in the schema; the generator also overshoots int64's "
+    "maximum), and JSON Schema's integers include 186.0, which the strict types refuse by design",
+    strict=False,
+)
 def test_the_api_refuses_exactly_what_its_schema_refuses(live_api: str, creds: Credentials, tmp_path: Path) -> None:
     run = _schemathesis(live_api, creds.keys["acme"], STRICT_INPUT, tmp_path)
     output = run.stdout + run.stderr

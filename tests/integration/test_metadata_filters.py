@@ -27,6 +27,7 @@ def test_filters_match_the_same_documents_on_either_layout(
     tagged = {
         "lab.md": {"team": "lab", "level": 2, "public": True, "tags": ["a", "b"]},
         "ops.md": {"team": "ops", "level": 3, "public": False},
+        "flags.md": {"team": "flags", "level": 1, "public": 1},  # 1, not true: no boolean filter matches it
         "plain.md": {},
         # Keys no filter can name stay in the JSON field alone; the document is indexed all the same.
         "odd.md": {"content-type": "text/plain", "naïve key": "x", "team": "docs", "empty": None},
@@ -46,8 +47,14 @@ def test_filters_match_the_same_documents_on_either_layout(
     assert found({"team": "lab"}) == {"lab.md"}
     assert found({"team": ["lab", "ops"], "level": 3}) == {"ops.md"}
     assert found({"public": False}) == {"ops.md"}
+    assert found({"public": True}) == {"lab.md"}, "true is not 1"
+    assert found({"public": 1}) == {"flags.md"}, "1 is not true"
+    assert found({"level": 1}) == {"flags.md"}
     assert found({"team": 'lab" or tenant != "x'}) == set()
     assert found({"absent": "x"}) == set()
     assert found({"team": "docs"}) == {"odd.md"}
-    assert found({"tags": "a"}) == set()  # equality on a list-valued key matches nothing, on either layout
+    # A string matches list metadata that holds it, on either layout; a list filter is any-of as ever.
+    assert found({"tags": "a"}) == {"lab.md"}
+    assert found({"tags": ["c", "b"]}) == {"lab.md"}
+    assert found({"tags": "c"}) == set()
     assert store.search(vector, 10, "other", metadata_filter({"team": "lab"}), collection=collection) == []

@@ -12,16 +12,21 @@ FILTERS = TypeAdapter(MetadataFilters)
 
 def test_filters_render_as_anded_equalities_after_the_tenant() -> None:
     filters = FILTERS.validate_python({"lang": "en", "year": 2024, "draft": False, "team": ["a", "b"], "w": 0.5})
+    # A string also matches list metadata holding it (json_contains).
     assert tenant_expression("acme", filters) == (
-        'tenant == "acme" and (metadata["draft"] == false and metadata["lang"] == "en" and '
-        '(metadata["team"] == "a" or metadata["team"] == "b") and metadata["w"] == 0.5 and metadata["year"] == 2024)'
+        'tenant == "acme" and (metadata["draft"] == false and '
+        '(metadata["lang"] == "en" or json_contains(metadata["lang"], "en")) and '
+        '((metadata["team"] == "a" or json_contains(metadata["team"], "a")) or '
+        '(metadata["team"] == "b" or json_contains(metadata["team"], "b"))) and metadata["w"] == 0.5 and '
+        'metadata["year"] == 2024)'
     )
     assert tenant_expression("acme") == 'tenant == "acme"'
     assert metadata_filter({}) is None
     # Collections since 27 Nov 2026 hold each key in a dynamic field as well, and are filtered on those.
     assert tenant_expression("acme", filters, dynamic=True) == (
-        'tenant == "acme" and (md_draft == false and md_lang == "en" and '
-        '(md_team == "a" or md_team == "b") and md_w == 0.5 and md_year == 2024)'
+        'tenant == "acme" and (md_draft == false and (md_lang == "en" or json_contains(md_lang, "en")) and '
+        '((md_team == "a" or json_contains(md_team, "a")) or (md_team == "b" or json_contains(md_team, "b"))) and '
+        "md_w == 0.5 and md_year == 2024)"
     )
 
 
@@ -29,12 +34,15 @@ def test_quotes_and_backslashes_in_values_stay_inside_the_string_literal() -> No
     filters = FILTERS.validate_python({"lang": 'en" or tenant != "', "x": ["\\", '\\" or 1 == 1 or "']})
     expression = tenant_expression("acme", filters)
     assert expression == (
-        'tenant == "acme" and (metadata["lang"] == "en\\" or tenant != \\"" and '
-        '(metadata["x"] == "\\\\" or metadata["x"] == "\\\\\\" or 1 == 1 or \\""))'
+        'tenant == "acme" and ((metadata["lang"] == "en\\" or tenant != \\"" or '
+        'json_contains(metadata["lang"], "en\\" or tenant != \\"")) and ((metadata["x"] == "\\\\" or '
+        'json_contains(metadata["x"], "\\\\")) or (metadata["x"] == "\\\\\\" or 1 == 1 or \\"" or '
+        'json_contains(metadata["x"], "\\\\\\" or 1 == 1 or \\""))))'
     )
     assert tenant_expression("acme", filters, dynamic=True) == (
-        'tenant == "acme" and (md_lang == "en\\" or tenant != \\"" and '
-        '(md_x == "\\\\" or md_x == "\\\\\\" or 1 == 1 or \\""))'
+        'tenant == "acme" and ((md_lang == "en\\" or tenant != \\"" or json_contains(md_lang, "en\\" or '
+        'tenant != \\"")) and ((md_x == "\\\\" or json_contains(md_x, "\\\\")) or (md_x == "\\\\\\" or '
+        '1 == 1 or \\"" or json_contains(md_x, "\\\\\\" or 1 == 1 or \\""))))'
     )
 
 
@@ -58,3 +66,13 @@ def test_quotes_and_backslashes_in_values_stay_inside_the_string_literal() -> No
 def test_bad_filters_are_refused(filters: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         FILTERS.validate_python(filters)
+
+
+def test_hits_are_checked_again_with_strict_types_and_lists_hold_strings() -> None:
+    where = metadata_filter(FILTERS.validate_python({"public": True}))
+    assert where is not None and where.matches({"public": True}) and not where.matches({"public": 1})
+    where = metadata_filter(FILTERS.validate_python({"level": 1}))
+    assert where is not None and where.matches({"level": 1}) and not where.matches({"level": True})
+    where = metadata_filter(FILTERS.validate_python({"tags": ["x", "b"], "lang": "en"}))
+    assert where is not None and where.matches({"tags": ["a", "b"], "lang": "en"})
+    assert not where.matches({"tags": ["a"], "lang": "en"}) and not where.matches({"tags": ["b"]})

@@ -30,6 +30,7 @@ INPUT_TOPICS = {
     "indexer": "ragbus.embedded.v1",
 }
 REQUIRED_ALERTS = {
+    "EventGivenUpAfterRetries",
     "HighErrorRate",
     "HighLatency",
     "LowPrecision",

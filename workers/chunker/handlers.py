@@ -32,6 +32,10 @@ class ChunkerHandler:
         """Not known before chunking; a chunker batch is bounded by records and RAGBUS_CHUNK_MAX_DOCUMENT_CHARS."""
         return 0
 
+    async def stores_answer(self) -> bool:
+        """Kafka answers (the chunker's only store)."""
+        return await self.producer.answers()
+
     def _chunk_all(self, batch: list[Inbound[ExtractedDocument]]) -> tuple[list[ChunkedDocument], list[Rejected]]:
         chunked: list[ChunkedDocument] = []
         rejected: list[Rejected] = []

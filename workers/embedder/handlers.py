@@ -42,6 +42,10 @@ class EmbedderHandler:
         """Each chunk is one text to embed."""
         return len(value.chunks)
 
+    async def stores_answer(self) -> bool:
+        """Redis and Kafka answer."""
+        return await self.cache.answers() and await self.producer.answers()
+
     async def process(self, batch: list[Inbound[ChunkedDocument]]) -> list[Rejected]:
         """Embed the batch's chunks (cache first) and produce one EmbeddedDocument per input."""
         measured, rejected = await asyncio.to_thread(self._measure, batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ragbus.errors import PermanentError, UnreadableDocument
+from ragbus.errors import PermanentError, RagbusError, UnreadableDocument
 from ragbus.object_store import S3ObjectStore
 from schemas.documents import DocumentEvent, DocumentOp
 from schemas.extracted import ExtractedDocument, header_of, plain_text_document
@@ -30,6 +30,16 @@ class DocumentExtractor:
         self.store, self.max_bytes = store, max_bytes
         self.cache = ExtractionCache(store) if store else None
         self.ledger = OriginalLedger(store, self.cache) if store and self.cache else None
+
+    def store_answers(self) -> bool:
+        """Whether the object store answers a cheap request (True when none is configured)."""
+        if self.store is None:
+            return True
+        try:
+            self.store.ensure_bucket()
+        except RagbusError:
+            return False
+        return True
 
     def extract(self, event: DocumentEvent) -> Outcome:
         """The event's ExtractedDocument; UnreadableDocument (permanent) says why a document has no text."""

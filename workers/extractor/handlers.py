@@ -10,7 +10,7 @@ from ragbus import metrics
 from ragbus.errors import InvalidMessage, PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from schemas.codec import decode, encode
-from schemas.documents import DocumentEvent, document_key, tombstone_event
+from schemas.documents import DocumentEvent, document_key, key_problem, tombstone_event
 from workers.extractor.extraction import DocumentExtractor, Outcome
 from workers.runtime import Inbound, Rejected
 
@@ -21,7 +21,12 @@ def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEven
         if not record.key:
             raise InvalidMessage("tombstone without a key")
         return tombstone_event(record.key, record.timestamp)
-    return decode(record.value, DocumentEvent)
+    event = decode(record.value, DocumentEvent, exact_integers=True)
+    # The key orders a document's events on one partition: an event under another key could overtake or be
+    # overtaken by the document's own events, and its delete would remove nothing.
+    if problem := key_problem(record.key, event):
+        raise InvalidMessage(problem, code="key_mismatch")
+    return event
 
 
 class ExtractorHandler:
@@ -39,6 +44,10 @@ class ExtractorHandler:
     def chunks_in(self, value: DocumentEvent) -> int:
         """Not known before extraction; a batch is bounded by records (RAGBUS_WORKER_MAX_RECORDS)."""
         return 0
+
+    async def stores_answer(self) -> bool:
+        """Kafka and the object store (when originals are configured) answer."""
+        return await self.producer.answers() and await asyncio.to_thread(self.extractor.store_answers)
 
     def _extract_all(
         self, batch: list[Inbound[DocumentEvent]]

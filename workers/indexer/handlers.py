@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRecord
 
 from ragbus import metrics
-from ragbus.errors import InvalidMessage
+from ragbus.errors import InvalidMessage, RagbusError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from ragbus.logging_setup import correlated, correlation_of
 from ragbus.milvus.store import MilvusChunkStore
@@ -78,6 +78,15 @@ class IndexerHandler:
     def chunks_in(self, value: EmbeddedDocument) -> int:
         """Each chunk is one row to upsert."""
         return len(value.chunks)
+
+    async def stores_answer(self) -> bool:
+        """Milvus, Redis and Kafka answer."""
+        try:
+            if not await asyncio.to_thread(self.store.serves, self.collection):
+                return False
+        except RagbusError:
+            return False
+        return await self.generation.answers() and await self.producer.answers()
 
     async def process(self, batch: list[Inbound[EmbeddedDocument]]) -> list[Rejected]:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
