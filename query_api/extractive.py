@@ -15,6 +15,8 @@ from query_api.sentences import split_sentences
 from ragbus.milvus.rows import ChunkHit
 
 NO_MATCH = "No indexed document matches this question yet."
+# Passages were retrieved, but none holds a whole sentence to quote (only tables, code or fragments).
+NO_SENTENCE = "None of the passages found holds a whole sentence to quote, so the best one is cited."
 RELATIVE_PASSAGE_CUT = 0.8
 # A sentence scoring below this share of the best one answers something else.
 RELATIVE_SENTENCE_CUT = 0.7
@@ -25,6 +27,7 @@ SentenceScorer = Callable[[list[str]], list[float]]
 _WORD = re.compile(r"\w+", re.UNICODE)
 _WHOLE_START = re.compile(r"^[\w\"'(*`\[]")
 _WHOLE_END = re.compile(r"[.!?][\"')*`\]]*$")
+_SENTENCE_START = re.compile(r"^[\"'(]?[A-Z0-9`]")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -101,9 +104,11 @@ def extractive_answer(
     followed by [n] (n: its passage's place among the citations), in document rank order, then text order."""
     if not hits:
         return NO_MATCH
-    candidates = candidate_sentences(hits, passages)
+    # The best passages first; when they hold no whole sentence (a table, a code block, a list of fragments), every
+    # retrieved passage; when none does, the answer says so and points at the best one.
+    candidates = candidate_sentences(hits, passages) or candidate_sentences(hits, len(hits), relative_cut=0.0)
     if not candidates:
-        return NO_MATCH
+        return f"{NO_SENTENCE} [1]"
     score = scorer or lexical_scorer(query)
     scores = score([f"{c.title}: {c.text}" if c.title else c.text for c in candidates])
     best = max(scores)
@@ -116,14 +121,17 @@ def extractive_answer(
     return "\n\n".join(" ".join(parts) for parts in paragraphs.values())
 
 
-def candidate_sentences(hits: list[ChunkHit], documents: int) -> list[Sentence]:
-    """Whole, distinct sentences of the best `documents` documents' passages close to the best passage."""
+def candidate_sentences(
+    hits: list[ChunkHit], documents: int, relative_cut: float = RELATIVE_PASSAGE_CUT
+) -> list[Sentence]:
+    """Whole, distinct sentences of the best `documents` documents' passages close to the best passage (scoring
+    at least `relative_cut` of its score)."""
     # Passages far less similar than the best one answer another question (the koi's diet when asked about the
     # koala). Citation numbers stay those of the full list: hit i is cited as [i + 1].
     best = max(hit.score for hit in hits)
     by_document: dict[str, list[tuple[int, ChunkHit]]] = {}
     for n, hit in enumerate(hits, 1):
-        if hit.score >= best * RELATIVE_PASSAGE_CUT and (hit.doc_id in by_document or len(by_document) < documents):
+        if hit.score >= best * relative_cut and (hit.doc_id in by_document or len(by_document) < documents):
             by_document.setdefault(hit.doc_id, []).append((n, hit))
     seen: list[set[str]] = []
     out: list[Sentence] = []
@@ -145,8 +153,8 @@ def _document_sentences(cited: list[tuple[int, ChunkHit]]) -> list[tuple[str, in
         for _, hit in run[1:]:
             text = merge_overlapping(text, hit.text)
         found = [s for block in prose_blocks(text) for s in split_sentences(block)]
-        if run[0][1].chunk_index > 0 and found and _starts_mid_paragraph(text):
-            found = found[1:]  # the passage begins where the chunker cut, most likely inside a sentence
+        if run[0][1].chunk_index > 0 and found and _starts_mid_paragraph(text) and not _starts_sentence(found[0]):
+            found = found[1:]  # the passage begins where the chunker cut inside a paragraph, inside a sentence
         own = [(n, {_key(s) for b in prose_blocks(h.text) for s in split_sentences(b)}) for n, h in run]
         best_n = min(n for n, _ in run)
         for sentence in found:
@@ -190,6 +198,16 @@ def is_whole(sentence: str) -> bool:
         and len(_WORD.findall(sentence)) >= 3
         and _first_word(sentence) not in _CONTINUATIONS
     )
+
+
+def _starts_sentence(first: str) -> bool:
+    """Whether a passage's first sentence most likely starts where the document's does.
+
+    The chunker packs whole blocks (paragraphs, list items, table rows) into a chunk, so most passages begin
+    where a paragraph does; only a paragraph too long for one chunk is cut into token windows, which begin inside
+    it. Such a window is taken to begin inside a sentence unless its first sentence begins with a capital letter,
+    a digit or inline code (a cut before a lowercase word, or a fragment too short or unbalanced, is dropped)."""
+    return is_whole(first) and bool(_SENTENCE_START.match(first))
 
 
 def _first_word(sentence: str) -> str:

@@ -1,7 +1,9 @@
 """Prose out of a Markdown passage: paragraphs and list items as plain text, no code, tables or heading hashes.
 
 Passages are windows of a document's tokens, so one may start or end inside a code fence or a table. This is the
-one place that knows Markdown; structured extraction of documents can replace it whole.
+one place that knows Markdown, and the extractor's structured text (workers/extractor/formats/structure.py): a
+table row there is one line of `header: value; header: value`, a list item one line without its marker, and a
+paragraph one line, so a line that ends a sentence ends its block.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ _TABLE_RULE = re.compile(r"^[\s|:\-]+$")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _AUTOLINK = re.compile(r"<(https?://[^>]+)>")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
+# A table row of the extractor's structured text: two or more `header: value` pairs joined by "; ".
+_ROW_PAIR = r"[^:;]{1,60}: [^;]*"
+_STRUCTURED_ROW = re.compile(rf"^{_ROW_PAIR}(?:; {_ROW_PAIR})+$")
+_SENTENCE_END = re.compile(r"[.!?][\"')*`\]]*$")
 
 
 def prose_blocks(passage: str) -> list[str]:
@@ -38,6 +44,8 @@ def prose_blocks(passage: str) -> list[str]:
             flush()  # an indented code block (a continuation line of a paragraph is indented too)
         else:
             current.append(stripped.removeprefix("> ").strip())
+            if _SENTENCE_END.search(stripped):
+                flush()  # a list item or paragraph of structured text ends here (in wrapped prose, a sentence)
     flush()
     return [block for block in blocks if block]
 
@@ -47,6 +55,7 @@ def _is_structure(stripped: str) -> bool:
         stripped.startswith(("#", "|", "<", "![", "---", "==="))
         or stripped.endswith("|")
         or bool(_TABLE_RULE.match(stripped))
+        or bool(_STRUCTURED_ROW.match(stripped))
     )
 
 

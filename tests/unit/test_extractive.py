@@ -107,3 +107,41 @@ def test_citations_carry_their_rank_and_the_figure_that_ranked_them() -> None:
     assert [c.similarity for c in citations] == [0.49, 0.56, 0.31]
     dense = Citation.ranked([hit(1, "a", score=0.6), hit(2, "b", score=0.5)])
     assert [(c.rank, c.score, c.similarity) for c in dense] == [(1, 0.6, 0.6), (2, 0.5, 0.5)]
+
+
+def test_a_passage_that_starts_a_paragraph_keeps_its_first_sentence_and_a_cut_one_loses_it() -> None:
+    # The chunker packs whole blocks, so a later chunk mostly begins where a paragraph does; only a window of a
+    # paragraph too long for one chunk begins inside a sentence (here before a lowercase word).
+    whole = hit(1, "The embedder caches embeddings in Redis by model and content hash.", index=8)
+    assert extractive_answer("What does the embedder cache?", [whole], passages=1) == f"{whole.text} [1]"
+    cut = hit(1, "embeddings in Redis by model. The embedder batches chunks before it embeds them.", index=8)
+    assert extractive_answer("What does the embedder cache?", [cut], passages=1) == (
+        "The embedder batches chunks before it embeds them. [1]"
+    )
+
+
+def test_when_the_best_passages_hold_no_sentence_the_others_are_read_and_no_match_is_only_for_no_passage() -> None:
+    # Structured text as the extractor renders a table: one row a line, "header: cell; header: cell".
+    table = hit(1, "command: ragbus status; does: topics, consumer lag per stage\ncommand: ragbus api; does: run it")
+    prose = replace(hit(2, "The status command shows the consumer lag of every stage."), score=table.score * 0.5)
+    assert extractive_answer("What does ragbus status show?", [table, prose], passages=1) == (
+        "The status command shows the consumer lag of every stage. [2]"
+    )
+    answer = extractive_answer("What does ragbus status show?", [table], passages=1)
+    assert answer != NO_MATCH and answer.endswith(" [1]") and "|" not in answer and ";" not in answer
+
+
+def test_the_extractors_structured_text_gives_its_paragraphs_and_list_items_but_no_table_row() -> None:
+    structured = (
+        "Settings of the extractor:\n"
+        "variable: RAGBUS_EXTRACT_MAX_BYTES; default: 52428800; meaning: Largest original read.\n"
+        "Exactly one reader. Run one process per source.\n"
+        "Nothing lost. A source acknowledges its input after the broker confirmed it.\n"
+        "The embedder caches embeddings."
+    )
+    assert prose_blocks(structured) == [
+        "Settings of the extractor:",
+        "Exactly one reader. Run one process per source.",
+        "Nothing lost. A source acknowledges its input after the broker confirmed it.",
+        "The embedder caches embeddings.",
+    ]
