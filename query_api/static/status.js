@@ -1,6 +1,8 @@
 // The status view: polls GET /v1/status (documented in docs/api.md) and draws counts, lag, dead letters and small
 // plots of the indexed count, the ingest rate and the lag over the last minutes. Rates are computed here, from the
 // counts seen over time; the API has no per-document freshness to show (workers' /metrics carry it for Prometheus).
+// It polls only while the view is open and the page is visible: each poll counts against the API key's rate limit,
+// like a question does, so a closed view or a background tab spends none of the user's budget.
 "use strict";
 
 (() => {
@@ -112,7 +114,15 @@
     $("st-error").hidden = true;
   }
 
+  let timer = null; // the next poll, while one is scheduled
+  let polling = false; // a request is in flight
+
+  const wanted = () => view.open && !document.hidden;
+
   async function poll() {
+    timer = null;
+    if (!wanted() || polling) return;
+    polling = true;
     const key = localStorage.getItem(KEY_STORAGE);
     try {
       const reply = await fetch("/v1/status", { headers: key ? { "X-API-Key": key } : {} });
@@ -122,8 +132,18 @@
       text("st-error", `status unavailable: ${err.message}`);
       $("st-error").hidden = false;
     } finally {
-      setTimeout(poll, refreshMs);
+      polling = false;
+      schedule(refreshMs);
     }
   }
-  poll();
+
+  // Poll now (delay 0) or later, if the view still wants it; stop when it is closed or the page hidden.
+  function schedule(delay) {
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    if (wanted() && !polling) timer = setTimeout(poll, delay);
+  }
+
+  view.addEventListener("toggle", () => schedule(0));
+  document.addEventListener("visibilitychange", () => schedule(0));
+  schedule(0);
 })();

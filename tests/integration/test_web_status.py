@@ -100,6 +100,11 @@ def test_status_view_follows_an_ingest_and_shows_a_dead_letter_reason(
     shots.mkdir()
     try:
         page.goto(status_api + "/")
+        # Closed, the view asks nothing (each poll would count against the key's rate limit): two refresh periods
+        # pass without a reading. Open, it polls.
+        page.wait_for_timeout(4500)
+        assert page.locator("#st-updated").text_content() == "never"
+        page.locator("#pipeline-status > summary").click()
         before = _watch(page, time.monotonic() + 120, lambda docs, lag: docs == 1 and lag and lag >= DOCS)
         page.screenshot(path=str(shots / "1-waiting.png"), full_page=True)
         fresh.start_workers()
