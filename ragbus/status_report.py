@@ -48,7 +48,7 @@ class StatusReport(BaseModel):
     index_error: str | None = Field(None, description="Why the counts could not be read.")
     alias: str = Field(description="The alias queries read.")
     serving_collection: str | None = Field(None, description="Where the alias points (null before the first).")
-    lag: dict[str, StageLag] = Field(description="Per stage: chunker, embedder, indexer.")
+    lag: dict[str, StageLag] = Field(description="Per stage: extractor, chunker, embedder, indexer.")
     dead_letters: list[DeadLetterOut] = Field(description="The tenant's pending dead letters, with reasons.")
     dead_letters_error: dict[str, str] = Field(default_factory=dict, description="Stages whose DLQ was unreadable.")
     pipelines: list[str] = Field(description="Live pipelines; a reindex line has its progress and ETA.")

@@ -17,7 +17,9 @@ class QuarantineRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
-    stage: Literal["chunker", "embedder", "indexer"] = Field(description="Stage whose input holds the record.")
+    stage: Literal["extractor", "chunker", "embedder", "indexer"] = Field(
+        description="Stage whose input holds the record."
+    )
     topic: str = Field(description="The stage's input topic.", examples=["ragbus.embedded.v1"])
     partition: int = Field(ge=0)
     offset: int = Field(ge=0, description="Offset of the record (the partition's head when it was requested).")

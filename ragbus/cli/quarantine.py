@@ -13,7 +13,7 @@ from ragbus.errors import RagbusError
 
 
 def dlq_quarantine(
-    stage: Annotated[str, typer.Option("--stage", help="chunker, embedder or indexer.")],
+    stage: Annotated[str, typer.Option("--stage", help="extractor, chunker, embedder or indexer.")],
     partition: Annotated[int, typer.Option("--partition", min=0, help="Partition of the stage's input topic.")],
     offset: Annotated[
         int | None, typer.Option("--offset", min=0, help="Record to quarantine (default: the partition's head).")

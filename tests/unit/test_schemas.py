@@ -12,7 +12,8 @@ from schemas.dead_letter import DeadLetterHeaders, original_event_id
 from schemas.documents import document_key, parse_document_key, tombstone_event
 from schemas.embeddings import pack_vector, unpack_vector
 from schemas.errors import ContractError, UnsupportedSchemaVersion
-from schemas.topics import Topics
+from schemas.quarantine import QuarantineRequest
+from schemas.topics import STAGES, Topics
 
 
 def test_document_event_round_trips_through_orjson() -> None:
@@ -140,3 +141,10 @@ def test_a_document_with_an_original_is_version_2_and_version_1_stays_valid() ->
     assert again.schema_version == 2 and again.original is not None and again.text == ""
     old = decode(b'{"schema_version": 1, "doc_id": "a", "text": "x"}', DocumentEvent)
     assert old.media_type == "text/plain" and old.original is None
+
+
+def test_every_stage_can_be_asked_to_quarantine_a_record_and_nothing_else() -> None:
+    for stage in STAGES:  # the extractor reads the documents topic: its stuck records need quarantine too
+        assert QuarantineRequest(stage=stage, topic="ragbus.documents.v1", partition=0, offset=3).stage == stage
+    with pytest.raises(ValidationError):
+        QuarantineRequest(stage="publisher", topic="ragbus.documents.v1", partition=0, offset=3)  # type: ignore[arg-type]
