@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from ragbus.stack.process import free_port, port_in_use
+from schemas.topics import STAGES
 from tests.stack_fixtures import MACHINE_REDIS, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -178,7 +179,7 @@ def test_a_killed_worker_is_restarted_while_the_api_keeps_answering(tmp_path: Pa
 def _assert_every_worker_serves_freshness_and_lag(output: str, home: Path) -> None:
     """Each worker's /metrics (printed by `ragbus up`, listed for Prometheus) has the lag gauge and freshness."""
     printed = dict(re.findall(r"^\s+worker-(\w+)\s+(http://127\.0\.0\.1:\d+/metrics)$", output, flags=re.MULTILINE))
-    assert set(printed) == {"chunker", "embedder", "indexer"}, output
+    assert set(printed) == set(STAGES), output
     groups = orjson.loads((home / "prometheus-targets.json").read_bytes())
     listed = {g["labels"]["service"]: g["targets"][0] for g in groups if g["labels"]["job"] == "ragbus-workers"}
     assert {stage: f"http://{target}/metrics" for stage, target in listed.items()} == printed
@@ -187,14 +188,13 @@ def _assert_every_worker_serves_freshness_and_lag(output: str, home: Path) -> No
         return httpx.get(url, timeout=10).text
 
     for stage, url in printed.items():
-        # Either name family: the prefix is being unified on `ragbus_`.
         wait_for(
-            lambda url=url: re.search(r"^(ragbus_|rag_)?consumer_lag_messages\{", scrape(url), flags=re.MULTILINE),
+            lambda url=url: re.search(r"^ragbus_consumer_lag_messages\{", scrape(url), flags=re.MULTILINE),
             timeout_s=60,
             message=f"{stage} lag gauge",
         )
-        assert re.search(r"^(ragbus_|rag_)?freshness_seconds_count ", scrape(url), flags=re.MULTILINE), stage
-    indexed = re.search(r"^(?:ragbus_|rag_)?freshness_seconds_count (\S+)$", scrape(printed["indexer"]), re.MULTILINE)
+        assert re.search(r"^ragbus_freshness_seconds_count ", scrape(url), flags=re.MULTILINE), stage
+    indexed = re.search(r"^ragbus_freshness_seconds_count (\S+)$", scrape(printed["indexer"]), re.MULTILINE)
     assert indexed and float(indexed.group(1)) >= 1  # the demo documents were indexed by this worker
 
 
