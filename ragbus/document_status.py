@@ -129,8 +129,10 @@ async def in_flight(settings: Settings, status: DocumentStatus, limit: int = SCA
     pipeline = PipelineTopics(Topics(settings.kafka.topic_prefix))
     key = document_key(status.tenant, status.doc_id)
     seen: set[int] = set()
-    for stage in STAGES:
-        values, capped = await _unconsumed(settings, pipeline.input_topic(stage), pipeline.group(stage), key, limit)
+    scans = await asyncio.gather(  # each scan starts Kafka clients of its own: all stages at once
+        *(_unconsumed(settings, pipeline.input_topic(stage), pipeline.group(stage), key, limit) for stage in STAGES)
+    )
+    for stage, (values, capped) in zip(STAGES, scans, strict=True):
         status.scan_capped |= capped
         for value in values:
             version, deleted = _version(value)
@@ -143,8 +145,9 @@ async def in_flight(settings: Settings, status: DocumentStatus, limit: int = SCA
 async def last_rejection(settings: Settings, status: DocumentStatus) -> None:
     """Fill the newest unreplayed dead letter of the document, if no newer version was indexed since."""
     key = document_key(status.tenant, status.doc_id)
-    for stage in STAGES:
-        for letter in await list_dead_letters(settings, stage):
+    stage_letters = await asyncio.gather(*(list_dead_letters(settings, stage) for stage in STAGES))
+    for stage, letters in zip(STAGES, stage_letters, strict=True):
+        for letter in letters:
             if letter.key != key or letter.replayed:
                 continue
             version, _ = _version(letter.value)
@@ -159,8 +162,7 @@ async def document_status(settings: Settings, store: MilvusChunkStore, tenant: s
     status = DocumentStatus(tenant, doc_id)
     await asyncio.to_thread(indexed_state, store, status)
     try:
-        await in_flight(settings, status)
-        await last_rejection(settings, status)
+        await asyncio.gather(in_flight(settings, status), last_rejection(settings, status))
     except (KafkaError, OSError) as exc:
         raise TransientError(f"Kafka unavailable: {exc}") from exc
     return status

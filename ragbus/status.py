@@ -82,23 +82,32 @@ async def collect_status(settings: Settings) -> PipelineStatus:
     """Read topics, lag, DLQ depth, the embedding cache and the index; no secrets are included."""
     topics = Topics(settings.kafka.topic_prefix)
     status = PipelineStatus(alias=settings.milvus.alias)
+    names = PipelineTopics(topics)  # the default pipeline; reindexes are listed under pipelines
+    # Each part starts clients of its own: read them all at once, not one after another.
+    await asyncio.gather(
+        _topics_status(settings, topics, status),
+        _cache_status(settings, status),
+        *(_stage_status(settings, names, stage, status) for stage in STAGES),
+        _index_status(settings, status),
+        _other_status(settings, status),
+    )
+    status.lag = {stage: status.lag[stage] for stage in STAGES}  # in pipeline order, whichever answered first
+    status.dead_letters = {stage: status.dead_letters[stage] for stage in STAGES}
+    return status
+
+
+async def _topics_status(settings: Settings, topics: Topics, status: PipelineStatus) -> None:
     try:
         status.topics = await topic_end_offsets(settings, topics.all())
     except (RagbusError, KafkaError, OSError) as exc:
         status.topics = dict.fromkeys(topics.all(), f"unavailable: {exc}")
+
+
+async def _cache_status(settings: Settings, status: PipelineStatus) -> None:
     status.embedding_cache = await _embedding_cache(settings)
-    names = PipelineTopics(topics)  # the default pipeline; reindexes are listed under pipelines
-    for stage in STAGES:
-        try:
-            status.lag[stage] = await consumer_lag(settings, names.group(stage), names.input_topic(stage))
-        except (RagbusError, OSError) as exc:
-            status.lag[stage] = f"unavailable: {exc}"
-        try:
-            letters = await list_dead_letters(settings, stage)
-            status.pending_letters[stage] = [letter for letter in letters if not letter.replayed]
-            status.dead_letters[stage] = len(status.pending_letters[stage])
-        except (RagbusError, OSError) as exc:
-            status.dead_letters[stage] = f"unavailable: {exc}"
+
+
+async def _index_status(settings: Settings, status: PipelineStatus) -> None:
     try:
         store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
         try:
@@ -108,12 +117,27 @@ async def collect_status(settings: Settings) -> PipelineStatus:
             store.close()
     except RagbusError as exc:
         status.chunks = f"unavailable: {exc}"
+
+
+async def _other_status(settings: Settings, status: PipelineStatus) -> None:
     status.pipelines = await _pipelines(settings)
     try:
         status.sources = [s.render(utc_now()) for s in await announced_sources(settings)]
     except (RagbusError, KafkaError, OSError) as exc:
         status.sources = [f"unavailable: {exc}"]
-    return status
+
+
+async def _stage_status(settings: Settings, names: PipelineTopics, stage: str, status: PipelineStatus) -> None:
+    try:
+        status.lag[stage] = await consumer_lag(settings, names.group(stage), names.input_topic(stage))
+    except (RagbusError, OSError) as exc:
+        status.lag[stage] = f"unavailable: {exc}"
+    try:
+        letters = await list_dead_letters(settings, stage)
+        status.pending_letters[stage] = [letter for letter in letters if not letter.replayed]
+        status.dead_letters[stage] = len(status.pending_letters[stage])
+    except (RagbusError, OSError) as exc:
+        status.dead_letters[stage] = f"unavailable: {exc}"
 
 
 async def _pipelines(settings: Settings) -> list[str]:

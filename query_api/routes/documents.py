@@ -81,7 +81,7 @@ def _bounded(doc_id: str, versions: dict[str, int]) -> int:
     if problem := version_problem(version):
         raise Conflict(
             f"document {doc_id!r} is indexed with version {version}, beyond the bounds of today's versions "
-            f"({problem}); an earlier build accepted it. A reindex (`ragbus reindex`) drops it: today's chunker "
+            f"({problem}); an earlier build accepted it. A reindex (`ragbus reindex`) drops it: today's extractor "
             "dead-letters an event with such a version"
         )
     return version

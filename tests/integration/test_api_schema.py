@@ -64,9 +64,13 @@ def _schemathesis(url: str, api_key: str, checks: tuple[str, ...], cwd: Path) ->
         sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json", "--checks", ",".join(checks),
         "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic", "--header", f"X-API-Key: {api_key}",
     ]  # fmt: skip
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "NO_COLOR": "1"}, cwd=cwd
-    )  # cwd: its cache of failing examples stays out of the repository
+    try:
+        return subprocess.run(  # cwd: its cache of failing examples stays out of the repository
+            argv, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "NO_COLOR": "1"}, cwd=cwd
+        )
+    except subprocess.TimeoutExpired as exc:  # say which operations it had reached (a slow route shows there)
+        output = exc.output.decode() if isinstance(exc.output, bytes) else str(exc.output)
+        pytest.fail(f"schemathesis ran past 300 s:\n{output[-8000:]}")
 
 
 def test_generated_requests_get_no_5xx_and_only_documented_responses(

@@ -1,7 +1,8 @@
 """No single bad event stalls a partition, and every boundary bounds its input (issue 22), on real servers.
 
-- Out-of-bounds values are refused over REST with a 422, and dead-lettered with their reason when published raw
-  on the documents topic, while a later document of another tenant on the same partition is still indexed.
+- Out-of-bounds values are refused over REST with a 422, and dead-lettered by the extractor (the stage that
+  reads the documents topic) with their reason when published raw on it, while a later document of another
+  tenant on the same partition is still indexed.
 - A value the collection's schema refuses (a store-side data error) is dead-lettered by the indexer; the others
   are indexed.
 - A REST delete or replace supersedes a version ahead of the clock.
@@ -104,7 +105,7 @@ def test_raw_events_out_of_bounds_are_dead_lettered_and_the_partition_keeps_flow
         partition=0,
     )
     wait_indexed(pipeline, {(later.tenant, later.doc_id): later.version})
-    letters = _letters(pipeline, "chunker", set(poison))
+    letters = _letters(pipeline, "extractor", set(poison))
     assert set(letters) == set(poison)
     for key, (value, code, reason) in poison.items():
         assert letters[key].value == value.encode(), "the payload is kept byte for byte"

@@ -68,7 +68,7 @@ def test_each_tenant_sees_only_its_own_documents_chunks_and_dead_letters(fresh: 
     assert "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS" in letter["error"]
     assert mine["serving_collection"] and mine["serving_collection"] == theirs["serving_collection"]
     lag = mine["lag"]
-    assert isinstance(lag, dict) and set(lag) == {"chunker", "embedder", "indexer"}
+    assert isinstance(lag, dict) and set(lag) == {"extractor", "chunker", "embedder", "indexer"}
     for stage in lag.values():
         assert stage["error"] is None and stage["total"] == sum(stage["partitions"].values())
         assert stage["partitions"], "lag is per partition"
