@@ -32,21 +32,21 @@ def ask_after(api: TestClient, query: str, min_versions: dict[str, int], timeout
 def test_min_versions_waits_for_the_published_version_and_answers_with_its_text(
     pipeline: Pipeline, api: TestClient
 ) -> None:
-    doc_id = f"ryw/kea-{uuid.uuid4().hex[:6]}.md"
-    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "kea", "ringtones")])))
+    doc_id = f"ryw/kokako-{uuid.uuid4().hex[:6]}.md"
+    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "kokako", "ringtones")])))
     # Published and asked at once: without the wait, the answer would come from the first version (or nothing).
-    version = publish(pipeline, [bird(doc_id, "kea", "car alarms")])[("default", doc_id)]
-    answer = ask_after(api, QUESTION.format("kea"), {doc_id: version})
+    version = publish(pipeline, [bird(doc_id, "kokako", "car alarms")])[("default", doc_id)]
+    answer = ask_after(api, QUESTION.format("kokako"), {doc_id: version})
     assert cited(answer) == [doc_id] and "car alarms" in str(answer["answer"]) and answer["cached"] is False
 
 
 def test_min_versions_past_the_bound_is_a_409_naming_the_pending_documents(pipeline: Pipeline, api: TestClient) -> None:
     doc_id = f"ryw/tui-{uuid.uuid4().hex[:6]}.md"
-    version = publish(pipeline, [bird(doc_id, "tui", "doorbells")])[("default", doc_id)]
+    version = publish(pipeline, [bird(doc_id, "tieke", "doorbells")])[("default", doc_id)]
     wait_indexed(pipeline, {("default", doc_id): version})
     unknown = f"ryw/never-{uuid.uuid4().hex[:6]}.md"
     body = {
-        "query": QUESTION.format("tui"),
+        "query": QUESTION.format("tieke"),
         "min_versions": {doc_id: version + 1, unknown: 1},
         "min_versions_timeout_s": 0.5,
     }
@@ -60,7 +60,7 @@ def test_min_versions_past_the_bound_is_a_409_naming_the_pending_documents(pipel
     }
     assert doc_id in error["message"] and unknown in error["message"]
     # The version already indexed (or an older one) answers at once.
-    answer = ask_after(api, QUESTION.format("tui"), {doc_id: version - 1}, timeout_s=0.5)
+    answer = ask_after(api, QUESTION.format("tieke"), {doc_id: version - 1}, timeout_s=0.5)
     assert cited(answer) == [doc_id] and "doorbells" in str(answer["answer"])
 
 
@@ -68,8 +68,8 @@ def test_min_versions_never_serves_an_answer_cached_before_those_versions(pipeli
     """The index shows a version a moment before the cache-invalidation consumer applies it; this test holds the
     cache in exactly that moment (the first version's answer, valid at the current generation) and asks both ways."""
     doc_id = f"ryw/lyrebird-{uuid.uuid4().hex[:6]}.md"
-    question = QUESTION.format("superb lyrebird")
-    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "superb lyrebird", "camera shutters")])))
+    question = QUESTION.format("spotted bowerbird")
+    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "spotted bowerbird", "camera shutters")])))
     invalidations_applied(pipeline)
     body = {"query": question, "top_k": 1}
     assert "camera shutters" in str(api.post("/v1/query", json=body).json()["answer"])
@@ -79,7 +79,7 @@ def test_min_versions_never_serves_an_answer_cached_before_those_versions(pipeli
     try:
         (entry_key,) = [k for k in client.smembers(keys.citing("default", doc_id)) if b":a:" in k]
         stale = CachedAnswer.model_validate_json(client.get(entry_key))
-        version = publish(pipeline, [bird(doc_id, "superb lyrebird", "fire sirens")])[("default", doc_id)]
+        version = publish(pipeline, [bird(doc_id, "spotted bowerbird", "fire sirens")])[("default", doc_id)]
         wait_indexed(pipeline, {("default", doc_id): version})
         invalidations_applied(pipeline)
         generation = int(client.get(keys.generation("default")) or 0)
