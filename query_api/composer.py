@@ -17,7 +17,6 @@ from query_api.providers import ProvidersFailed
 from query_api.retrieval import Retrieved
 from query_api.streaming import word_deltas
 from ragbus.embedding import SentenceEmbedder
-from ragbus.milvus.rows import ChunkHit
 from ragbus.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class AnswerComposer:
             self._llm_failed("LLM failed, answering extractively: %s", exc)
             yield Answered(await self.extractive(query, found, degraded=True))
             return
-        cited = citations_of(prompt.cited)
+        cited = Citation.ranked(prompt.cited)
         yield Citations(cited)
         pieces: list[str] = []
         try:
@@ -65,7 +64,7 @@ class AnswerComposer:
 
     def passages(self, found: Retrieved) -> QueryResponse:
         """Retrieval only: the passages as citations and no answer."""
-        return QueryResponse(answer="", citations=citations_of(found.hits), cached=False, degraded=False)
+        return QueryResponse(answer="", citations=Citation.ranked(found.hits), cached=False, degraded=False)
 
     async def extractive(self, query: str, found: Retrieved, *, degraded: bool) -> QueryResponse:
         """The closest sentences of the best passages, each cited."""
@@ -78,7 +77,7 @@ class AnswerComposer:
         answer = await self.embedder.on_model_thread(
             lambda: extractive_answer(query, found.hits, passages, scorer=semantic)
         )
-        return QueryResponse(answer=answer, citations=citations_of(found.hits), cached=False, degraded=degraded)
+        return QueryResponse(answer=answer, citations=Citation.ranked(found.hits), cached=False, degraded=degraded)
 
     def _prompt(self, query: str, found: Retrieved) -> Prompt | None:
         """The LLM's prompt, or None when there is no LLM or no passage fits its context."""
@@ -91,8 +90,3 @@ class AnswerComposer:
     def _llm_failed(message: str, *args: object) -> None:
         metrics.ERRORS.labels("llm").inc()
         log.warning(message, *args)
-
-
-def citations_of(hits: list[ChunkHit]) -> list[Citation]:
-    """Retrieved chunks as an answer's citations, in the order the search ranked them."""
-    return Citation.ranked(hits)

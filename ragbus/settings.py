@@ -6,7 +6,6 @@ means "the embedded stack provides it": `ragbus up` starts the server and passes
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -487,8 +486,8 @@ class Settings:
     stack: StackSettings
     api_security: ApiSecuritySettings
     source: SourceSettings
-    objects: ObjectSettings = dataclasses.field(default_factory=ObjectSettings)
-    extract: ExtractSettings = dataclasses.field(default_factory=ExtractSettings)
+    objects: ObjectSettings = field(default_factory=ObjectSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
     evaluation: EvalSettings = field(default_factory=EvalSettings)
 
     @property
