@@ -6,8 +6,10 @@ refuses is refused everywhere else too (docs/api.md, "Bounds of every field"):
 - integers (versions, metadata values) are signed 64-bit; versions are at least 0 and at most
   VERSION_MAX_AHEAD past now on ragbus's version clock (microseconds since the epoch, what ragbus assigns);
 - types are strict: `true` or `"5"` are never read as numbers, `1` never as a boolean;
-- text allows tab, line feed and carriage return and no other control character (NUL included) and no lone
-  surrogate; one-line fields (titles, sources, metadata strings) allow no control character at all;
+- text allows tab, line feed and carriage return and no other C0 control character (NUL included), no DEL and no
+  lone surrogate; one-line fields (titles, sources, metadata strings) allow no C0 control, no DEL and no NEL at all.
+  The C1 controls (U+0080-U+009F) pass: real corpora carry them (SciFact's abstracts hold U+0096, a Windows-1252
+  dash read as Latin-1), and no store or protocol ragbus uses treats them specially;
 - metadata: at most METADATA_MAX_KEYS keys matching METADATA_KEY, values scalars or lists of strings.
 """
 
@@ -31,14 +33,15 @@ METADATA_STRING_MAX = 1000
 METADATA_LIST_MAX = 100
 METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # fullmatch
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
+_LINE_BREAKS = frozenset("\t\n\r\x85")  # what a one-line field refuses besides the other C0 controls and DEL
 # The same rules as JSON Schema patterns, so the OpenAPI document states what the validators refuse (lone
 # surrogates cannot be written in JSON text, so the patterns need not name them).
-TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # Text with at least one character that is not whitespace.
 MEANINGFUL_TEXT_PATTERN = (
-    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f\x85][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 )
-LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+LINE_PATTERN = r"^[^\x00-\x1f\x7f\x85]*$"
 
 
 def version_clock_now() -> int:
@@ -60,10 +63,10 @@ def version_problem(version: int, now: int | None = None) -> str | None:
 
 
 def text_problem(value: str) -> str | None:
-    """Why `value` is not acceptable text (control characters such as NUL, lone surrogates), or None."""
+    """Why `value` is not acceptable text (C0 control characters such as NUL, DEL, lone surrogates), or None."""
     for ch in value:
         category = unicodedata.category(ch)
-        if category == "Cc" and ch not in _ALLOWED_CONTROLS:
+        if category == "Cc" and ch <= "\x7f" and ch not in _ALLOWED_CONTROLS:
             return "contains control characters"
         if category == "Cs":
             return "contains invalid unicode (lone surrogates)"
@@ -71,8 +74,8 @@ def text_problem(value: str) -> str | None:
 
 
 def line_problem(value: str) -> str | None:
-    """Like text_problem, but a one-line field allows no tab or line break either."""
-    if any(ch in _ALLOWED_CONTROLS for ch in value):
+    """Like text_problem, but a one-line field allows no tab or line break (NEL included) either."""
+    if any(ch in _LINE_BREAKS for ch in value):
         return "contains control characters"
     return text_problem(value)
 

@@ -88,6 +88,26 @@ def _record(key: bytes | None, value: bytes) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord("t", 0, 7, 0, 0, key, value, None, len(key or b""), len(value), ())
 
 
+def test_text_with_c1_controls_as_real_corpora_carry_is_read_and_the_same_rules_hold_in_the_schema(
+    tmp_path: Path,
+) -> None:
+    """SciFact's abstracts hold U+0096 (a Windows-1252 dash read as Latin-1): refusing it refused the whole corpus."""
+    import re
+
+    from schemas.bounds import LINE_PATTERN, TEXT_PATTERN
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "a", "title": "T\\u0096 1", "text": "dose\\u0096response curve"}\n')
+    (event,) = read_documents([corpus])
+    assert event.text == "dose\x96response curve" and event.title == "T\x96 1"
+    assert re.fullmatch(TEXT_PATTERN, "dose\x96response\n") and not re.fullmatch(TEXT_PATTERN, "a\x7fb")
+    assert not re.fullmatch(LINE_PATTERN, "a\x85b") and not re.fullmatch(LINE_PATTERN, "a\x1bb")
+    with pytest.raises(ValidationError, match="control characters"):
+        DocumentIn.model_validate({"doc_id": "a", "text": "bell \x07 here"})
+    with pytest.raises(ValidationError, match="control characters"):
+        DocumentIn.model_validate({"doc_id": "a", "text": "fine", "title": "next\x85line"})
+
+
 def test_a_raw_event_under_another_key_than_its_documents_is_refused() -> None:
     value = b'{"doc_id": "a.md", "tenant": "acme", "text": "hello"}'
     assert decode_document_record(_record(document_key("acme", "a.md"), value)).doc_id == "a.md"
