@@ -230,7 +230,7 @@ def test_the_production_milvus_does_bm25_so_production_serves_hybrid() -> None:
     assert {"etcd", "minio"} <= set(services["milvus"]["depends_on"])
     minor = ".".join(tag.lstrip("v").split(".")[:2])
     assert f"Milvus {minor} standalone" in (ROOT / "docs" / "deployment.md").read_text()
-    k8s = yaml.safe_load((INFRA / "k8s" / "config.yaml").read_text())["data"]  # the Kubernetes settings as well
+    k8s = _by_kind("ConfigMap")["ragbus-settings"]["data"]  # the Kubernetes settings as well
     assert k8s.get("RAGBUS_MILVUS_BM25", "auto") == "auto" and k8s.get("RAGBUS_API_RETRIEVAL", "hybrid") == "hybrid"
 
 
