@@ -90,14 +90,24 @@ def bench_stack(engine: str = "milvus-lite") -> Iterator[tuple[dict[str, str], S
         stop_all(servers, timeout_s=20)
 
 
-def start_workers(env: dict[str, str], home: Path, prefix: str = "", embedders: int = 1) -> list[ManagedProcess]:
-    """The three workers as processes (`embedders` of the embedder), returned once each consumes its partitions."""
+def start_workers(
+    env: dict[str, str],
+    home: Path,
+    prefix: str = "",
+    embedders: int = 1,
+    own_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[ManagedProcess]:
+    """The workers as processes (`embedders` of the embedder), returned once each consumes its partitions.
+
+    `own_env` adds variables to one process, by its name (`embedder1` is the second embedder).
+    """
     workers = []
     for stage in STAGES:
         for replica in range(embedders if stage == "embedder" else 1):
             name = f"{prefix}{stage}{replica or ''}"
             argv = [sys.executable, "-m", "ragbus", "worker", stage]
-            workers.append(ManagedProcess(name, argv, home / f"{name}.log", env).start())
+            process_env = {**env, **(own_env or {}).get(name, {})}
+            workers.append(ManagedProcess(name, argv, home / f"{name}.log", process_env).start())
     try:
         for worker in workers:
             worker.wait_ready(_consuming(worker), timeout_s=180)
@@ -140,7 +150,13 @@ async def _indexer_committed(consumer: AIOKafkaConsumer, topic: str) -> int:
 
 
 async def index(settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600) -> float:
-    """Publish `events`, wait until the pipeline has drained, check every one is searchable; seconds to drained.
+    """Publish `events`, wait until the pipeline has drained, check every one is searchable; seconds to drained."""
+    drained_s, _ = await index_timed(settings, events, timeout_s)
+    return drained_s
+
+
+async def index_timed(settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600) -> tuple[float, float]:
+    """`index`, also returning the seconds the publish itself took: (to drained, to published).
 
     Each stage turns one record into one, so the pipeline is through when the indexer's group has committed as
     many more records of its input topic as were published. That is read every 0.2 s
@@ -157,6 +173,7 @@ async def index(settings: Settings, events: list[DocumentEvent], timeout_s: floa
         target = await _indexer_committed(watcher, topic) + len(events)
         started = time.perf_counter()
         report = await publish_documents(settings, events)
+        published = time.perf_counter() - started
         deadline, lag_checked = time.monotonic() + timeout_s, time.monotonic()
         while await _indexer_committed(watcher, topic) < target:
             if time.monotonic() - lag_checked > 5:
@@ -176,7 +193,7 @@ async def index(settings: Settings, events: list[DocumentEvent], timeout_s: floa
         store.close()
     if pending:
         raise RuntimeError(f"{len(pending)} documents not indexed, e.g. {sorted(pending)[:3]}")
-    return took
+    return took, published
 
 
 def ingest(settings: Settings, docs: int) -> tuple[float, int]:

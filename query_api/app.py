@@ -25,6 +25,7 @@ from ragbus import __version__
 from ragbus.document_publisher import DocumentPublisher
 from ragbus.evaluation import PASSAGES
 from ragbus.heap import freeze_startup_objects
+from ragbus.milvus.retrieval_mode import log_retrieval_modes, read_retrieval_modes
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.redis_store import open_redis
 from ragbus.scheduled_evaluation import AsyncRanker, scheduled_evaluation
@@ -45,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             opened.callback(embedder.close)
             store = await asyncio.to_thread(MilvusChunkStore, settings.milvus, settings.milvus_uri)
             opened.callback(store.close)
+            # Which retrieval each deployment serves, and why: a dense-only one is a warning, never silent.
+            milvus, uris = settings.milvus, settings.milvus_read_uris
+            log_retrieval_modes(await read_retrieval_modes(milvus, uris, settings.api.retrieval))
             redis = open_redis(settings.redis)
             opened.push_async_callback(redis.aclose)
             service = await opened.enter_async_context(open_answering(settings, embedder, redis))

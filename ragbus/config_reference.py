@@ -68,7 +68,8 @@ def render() -> str:
         lines += [f"## {title}", "", "| variable | default | meaning |", "|---|---|---|"]
         for name, field in group.model_fields.items():
             description = (field.description or "").replace("|", "\\|")
-            lines.append(f"| `{prefix}{name.upper()}` | {_default(field.default)} | {description} |")
+            variable = field.validation_alias if isinstance(field.validation_alias, str) else prefix + name.upper()
+            lines.append(f"| `{variable}` | {_default(field.default)} | {description} |")
         lines.append("")
     return "\n".join(lines)
 

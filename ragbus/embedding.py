@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
+    from ragbus.bench_null_embedding import NullEncoder
     from ragbus.onnx_embedding import OnnxEncoder
 
 R = TypeVar("R")
@@ -102,9 +103,10 @@ class SentenceEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.settings = settings
-        # The int8 backend is part of the name: the embedding cache never mixes int8 and float vectors. The float
-        # ONNX export gives torch's vectors, so the two share cached vectors and indexes.
-        self.model_name = f"{settings.model}#onnx-int8" if settings.backend == "onnx-int8" else settings.model
+        # The int8 and bench-null backends are part of the name: the embedding cache never mixes their vectors with
+        # the model's. The float ONNX export gives torch's vectors, so the two share cached vectors and indexes.
+        own = settings.backend in {"onnx-int8", "bench-null"}
+        self.model_name = f"{settings.model}#{settings.backend}" if own else settings.model
         self.model_path = resolve_model_path(settings.model)
 
     @cached_property
@@ -119,7 +121,18 @@ class SentenceEmbedder:
 
     @property
     def _on_onnx(self) -> bool:
-        return self.settings.backend != "torch"
+        return self.settings.backend in {"onnx", "onnx-int8"}
+
+    @property
+    def _on_torch(self) -> bool:
+        return self.settings.backend == "torch"
+
+    @cached_property
+    def null(self) -> NullEncoder:
+        """Benchmarks only (RAGBUS_EMBED_BACKEND=bench-null): vectors that mean nothing, at no cost."""
+        from ragbus.bench_null_embedding import NullEncoder
+
+        return NullEncoder.like(self.model_path)
 
     @cached_property
     def onnx(self) -> OnnxEncoder:
@@ -140,7 +153,7 @@ class SentenceEmbedder:
 
     def load(self) -> SentenceEmbedder:
         """Load the weights now."""
-        _ = self.onnx if self._on_onnx else self.model
+        _ = self.model if self._on_torch else self.onnx if self._on_onnx else self.null
         return self
 
     @cached_property
@@ -166,8 +179,8 @@ class SentenceEmbedder:
     @property
     def dim(self) -> int:
         """Vector dimension."""
-        if self._on_onnx:
-            return self.onnx.dim
+        if not self._on_torch:
+            return self.onnx.dim if self._on_onnx else self.null.dim
         getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         dim = getter()
         if dim is None:
@@ -177,7 +190,7 @@ class SentenceEmbedder:
     @property
     def max_seq_length(self) -> int:
         """Longest input in tokens, special tokens included."""
-        if self._on_onnx:
+        if not self._on_torch:
             return read_max_seq_length(self.model_path)
         return int(self.model.max_seq_length or read_max_seq_length(self.model_path))
 
@@ -185,7 +198,7 @@ class SentenceEmbedder:
         """Tokens the model sees for each text, special tokens included (one batched Rust call)."""
         if not texts:
             return []
-        if self._on_onnx:
+        if not self._on_torch:
             return [self._measure.count(text) for text in texts]
         return [len(ids) for ids in self.model.tokenizer(texts, truncation=False)["input_ids"]]
 
@@ -205,6 +218,8 @@ class SentenceEmbedder:
             )
         if self._on_onnx:
             return self.onnx.encode(texts, self.settings.batch_size)
+        if not self._on_torch:
+            return self.null.encode(texts)
         vectors = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,

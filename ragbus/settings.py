@@ -191,15 +191,32 @@ class EmbeddingSettings(BaseSettings):
         description="Threads one model call uses (0 = one per core). On a busy CPU, one embedder process per "
         "core with 1 thread each wastes less than one process using every core.",
     )
-    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    backend: Literal["torch", "onnx", "onnx-int8", "bench-null"] = Field(
         "torch",
         description="torch (sentence-transformers); onnx: ONNX Runtime, the model exported locally at full precision "
         "(torch's vectors: the two share indexes and cached vectors); onnx-int8: ONNX Runtime with int8 weights "
-        "(other vectors: index and search with it alone).",
+        "(other vectors: index and search with it alone); bench-null: benchmarks only, vectors that mean nothing "
+        "(refused unless RAGBUS_BENCH_NULL_EMBEDDINGS is set).",
     )
     onnx_cache_dir: Path = Field(
         Path(".ragbus/onnx"), description="Where the ONNX exports are kept (made once per model and precision)."
     )
+    bench_null_allowed: bool = Field(
+        False,
+        validation_alias="RAGBUS_BENCH_NULL_EMBEDDINGS",
+        description="Benchmarks only (bench.pipeline_ceiling sets it for its own processes): allows "
+        "RAGBUS_EMBED_BACKEND=bench-null. Never set it where answers matter.",
+    )
+
+    @model_validator(mode="after")
+    def _bench_null_only_in_benchmarks(self) -> EmbeddingSettings:
+        # Null vectors index and search like real ones, so a deployment given them would answer nonsense quietly.
+        if self.backend == "bench-null" and not self.bench_null_allowed:
+            raise ValueError(
+                "RAGBUS_EMBED_BACKEND=bench-null gives vectors that mean nothing (the pipeline's benchmark without "
+                "the model): it is refused unless RAGBUS_BENCH_NULL_EMBEDDINGS=1, which only the benchmarks set"
+            )
+        return self
 
 
 class ChunkingSettings(BaseSettings):

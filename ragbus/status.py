@@ -13,6 +13,7 @@ from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError
 from ragbus.kafka_clients import consumer_lag, end_offsets, start_client
 from ragbus.kafka_security import kafka_connection
+from ragbus.milvus.retrieval_mode import RetrievalMode, read_retrieval_modes
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext, PipelineRegistry
 from ragbus.redis_store import REDIS_DOWN, KeySpace, open_redis
@@ -34,6 +35,7 @@ class PipelineStatus:
     alias: str = ""
     alias_target: str | None = None
     chunks: int | str = 0
+    retrieval: list[RetrievalMode] = field(default_factory=list)  # per deployment the query API reads
     embedding_cache: tuple[int, int] | str = (0, 0)
     pipelines: list[str] = field(default_factory=list)  # one line per live pipeline (reindexes included)
     sources: list[str] = field(default_factory=list)  # one line per announced change source
@@ -89,6 +91,7 @@ async def collect_status(settings: Settings) -> PipelineStatus:
         _cache_status(settings, status),
         *(_stage_status(settings, names, stage, status) for stage in STAGES),
         _index_status(settings, status),
+        _retrieval_status(settings, status),
         _other_status(settings, status),
     )
     status.lag = {stage: status.lag[stage] for stage in STAGES}  # in pipeline order, whichever answered first
@@ -117,6 +120,10 @@ async def _index_status(settings: Settings, status: PipelineStatus) -> None:
             store.close()
     except RagbusError as exc:
         status.chunks = f"unavailable: {exc}"
+
+
+async def _retrieval_status(settings: Settings, status: PipelineStatus) -> None:
+    status.retrieval = await read_retrieval_modes(settings.milvus, settings.milvus_read_uris, settings.api.retrieval)
 
 
 async def _other_status(settings: Settings, status: PipelineStatus) -> None:
@@ -196,6 +203,8 @@ def render(status: PipelineStatus) -> str:
     lines.append(
         f"index     alias {status.alias} -> {status.alias_target or '(not created yet)'}, {cell(status.chunks)} chunks"
     )
+    for mode in status.retrieval:
+        lines.append(f"retrieval {mode.uri}: {mode.mode} ({cell(mode.reason)})")
     if status.pipelines:
         lines.append("pipelines")
         lines.extend(f"  {cell(line)}" for line in status.pipelines)

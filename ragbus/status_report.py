@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from ragbus.errors import RagbusError
 from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.retrieval_mode import Mode
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from ragbus.status import PipelineStatus, collect_status
@@ -38,6 +39,15 @@ class DeadLetterOut(BaseModel):
     offset: int
 
 
+class RetrievalOut(BaseModel):
+    """The retrieval one Milvus deployment serves."""
+
+    mode: Mode = Field(
+        description="hybrid: BM25 + dense fused; dense-only: the dense vector alone; unknown: not readable now."
+    )
+    reason: str = Field(examples=["collection ragbus_chunks_v1 has the BM25 field"])
+
+
 class StatusReport(BaseModel):
     """What the pipeline holds and owes, as one tenant sees it."""
 
@@ -48,6 +58,9 @@ class StatusReport(BaseModel):
     index_error: str | None = Field(None, description="Why the counts could not be read.")
     alias: str = Field(description="The alias queries read.")
     serving_collection: str | None = Field(None, description="Where the alias points (null before the first).")
+    retrieval: list[RetrievalOut] = Field(
+        default_factory=list, description="Per Milvus deployment the API searches (RAGBUS_MILVUS_READ_URIS order)."
+    )
     lag: dict[str, StageLag] = Field(description="Per stage: extractor, chunker, embedder, indexer.")
     dead_letters: list[DeadLetterOut] = Field(description="The tenant's pending dead letters, with reasons.")
     dead_letters_error: dict[str, str] = Field(default_factory=dict, description="Stages whose DLQ was unreadable.")
@@ -101,6 +114,7 @@ async def tenant_status(settings: Settings, tenant: str) -> StatusReport:
         index_error=index_error,
         alias=status.alias,
         serving_collection=status.alias_target,
+        retrieval=[RetrievalOut(mode=m.mode, reason=m.reason) for m in status.retrieval],
         lag=lag,
         dead_letters=_letters(status, tenant),
         dead_letters_error={s: v for s, v in status.dead_letters.items() if isinstance(v, str)},
@@ -118,6 +132,7 @@ def render_report(report: StatusReport) -> str:
     for stage, lag in report.lag.items():
         lines.append(f"{stage:<9} {lag.error or f'{lag.total} {lag.partitions}'}")
     lines.append(f"index     alias {report.alias} -> {report.serving_collection or '(not created yet)'}")
+    lines.extend(f"retrieval {r.mode} ({r.reason})" for r in report.retrieval)
     lines.append(f"dead letters ({len(report.dead_letters)} pending)")
     lines.extend(f"  {d.stage} {d.doc_id or f'{d.partition}:{d.offset}'}: {d.error_code}: {d.error}"
                  for d in report.dead_letters)  # fmt: skip

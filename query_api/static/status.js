@@ -97,6 +97,8 @@
     text("st-rate", rate === null ? "\u2014" : `${rate.toFixed(1)} docs/min`);
     text("st-collection", report.serving_collection || "(not created yet)");
     text("st-index-error", report.index_error || "");
+    // Per Milvus deployment: hybrid (BM25 + dense) or dense-only, and why.
+    text("st-retrieval", (report.retrieval || []).map((r) => `${r.mode} (${r.reason})`).join("; ") || "?");
     $("st-pipelines").replaceChildren(...report.pipelines.map((line) => {
       const li = document.createElement("li");
       li.textContent = line;

@@ -32,7 +32,13 @@ def ensure_collection(connection: MilvusConnection, collection: str, dim: int, *
     client, settings = connection.client, connection.settings
     bm25 = False
     if not connection.call(lambda: client.has_collection(collection)):
-        bm25 = settings.bm25 == "auto" and connection.call(lambda: supports_bm25(client, settings.bm25_stop_words))
+        if settings.bm25 == "off":
+            why = "RAGBUS_MILVUS_BM25=off"
+        else:
+            bm25 = connection.call(lambda: supports_bm25(client, settings.bm25_stop_words))
+            why = f"Milvus at {connection.uri} " + ("does BM25" if bm25 else "refused BM25 (it needs Milvus 2.5+)")
+        mode = "hybrid (BM25 + dense)" if bm25 else "dense-only"
+        log.log(logging.INFO if bm25 else logging.WARNING, "creating collection %s %s: %s", collection, mode, why)
     ensure_loaded(
         connection,
         collection,

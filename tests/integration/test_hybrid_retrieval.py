@@ -8,6 +8,7 @@ question, BM25 on that word finds it, and the fused list carries it.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -26,7 +27,11 @@ pytestmark = [pytest.mark.integration]
 
 
 def test_hybrid_search_finds_an_exact_word_dense_search_misses(
-    pipeline: Pipeline, indexed_corpus: list[DocumentEvent], engine: str, base_servers: dict[str, str]
+    pipeline: Pipeline,
+    indexed_corpus: list[DocumentEvent],
+    engine: str,
+    base_servers: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = pipeline.settings
     word = f"zyvrax{uuid.uuid4().hex[:6]}"
@@ -63,16 +68,29 @@ def test_hybrid_search_finds_an_exact_word_dense_search_misses(
     else:
         assert [h.chunk_id for h in fused] == [h.chunk_id for h in dense]
 
-    # Through the API: hybrid by default, dense with RAGBUS_API_RETRIEVAL=dense.
+    # Through the API: hybrid by default, dense with RAGBUS_API_RETRIEVAL=dense. The API logs the mode it serves at
+    # start-up and GET /v1/status shows it: dense-only on the Milvus 2.3 engine, with the reason.
     for mode, expect_note in (("hybrid", bm25), ("dense", False)):
         with environment({**pipeline.env, "RAGBUS_API_RETRIEVAL": mode}):
             from ragbus.settings import load_settings
 
             api_settings = load_settings()
-        with TestClient(create_app(api_settings)) as api:
+        caplog.clear()
+        with (
+            caplog.at_level(logging.INFO, logger="ragbus.milvus.retrieval_mode"),
+            TestClient(create_app(api_settings)) as api,
+        ):
             body = api.post("/v1/query", json={"query": question, "top_k": 3}).json()
+            [shown] = api.get("/v1/status").json()["retrieval"]
         cited = {c["doc_id"] for c in body["citations"]}
         assert (doc_id in cited) is expect_note, (mode, body)
+        served = "hybrid" if expect_note else "dense-only"
+        assert shown["mode"] == served, shown
+        assert f"serves {served} retrieval" in caplog.text
+        if mode == "dense":
+            assert shown["reason"] == "RAGBUS_API_RETRIEVAL=dense"
+        elif not bm25:
+            assert f"collection {serving} has no BM25 field" in shown["reason"], shown
 
 
 def test_bm25_leaves_english_stop_words_out(

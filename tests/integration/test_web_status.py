@@ -115,6 +115,7 @@ def test_status_view_follows_an_ingest_and_shows_a_dead_letter_reason(
         reason = letter.inner_text()
         page.screenshot(path=str(shots / "3-dead-letter.png"), full_page=True)
         rate = page.locator("#st-rate").inner_text()
+        retrieval = page.locator("#st-retrieval").inner_text()
         plotted = page.locator("#plot-documents polyline").count()
     finally:
         page.close()
@@ -128,4 +129,5 @@ def test_status_view_follows_an_ingest_and_shows_a_dead_letter_reason(
     assert "chunker" in reason and "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS" in reason, reason
     assert re.fullmatch(r"-?\d+\.\d docs/min", rate), rate
     assert plotted == 1
+    assert retrieval.startswith("hybrid (collection "), retrieval  # milvus-lite does BM25
     assert all((shots / f).stat().st_size > 1000 for f in ("1-waiting.png", "2-indexed.png", "3-dead-letter.png"))

@@ -216,6 +216,24 @@ def test_the_production_milvus_engine_gets_the_time_tick_the_embedded_one_runs_w
     assert overrides["proxy"]["timeTickInterval"] == MILVUS_TIME_TICK_MS
 
 
+def test_the_production_milvus_does_bm25_so_production_serves_hybrid() -> None:
+    """Milvus 2.4 has no BM25: the compose stack served dense-only without a word (issue 27). 2.5+ does BM25."""
+    from ragbus.milvus.retrieval_mode import predates_bm25
+
+    services = _compose()["services"]
+    repository, _, tag = services["milvus"]["image"].partition(":")
+    assert repository == "milvusdb/milvus" and re.fullmatch(r"v\d+\.\d+\.\d+", tag), tag  # a release, not latest
+    assert not predates_bm25(tag), f"{tag} has no BM25: hybrid retrieval would be off in production"
+    assert "RAGBUS_MILVUS_BM25" not in services["api"]["environment"]  # auto: new collections get the BM25 field
+    assert services["api"]["environment"].get("RAGBUS_API_RETRIEVAL", "hybrid") == "hybrid"
+    # Standalone needs only etcd and MinIO beside it (its message queue is embedded), and the docs name the release.
+    assert {"etcd", "minio"} <= set(services["milvus"]["depends_on"])
+    minor = ".".join(tag.lstrip("v").split(".")[:2])
+    assert f"Milvus {minor} standalone" in (ROOT / "docs" / "deployment.md").read_text()
+    k8s = _by_kind("ConfigMap")["ragbus-settings"]["data"]  # the Kubernetes settings as well
+    assert k8s.get("RAGBUS_MILVUS_BM25", "auto") == "auto" and k8s.get("RAGBUS_API_RETRIEVAL", "hybrid") == "hybrid"
+
+
 def test_compose_refuses_to_start_without_the_admin_secrets() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}}
     done = subprocess.run(

@@ -53,3 +53,36 @@ def test_an_error_shared_by_every_cell_is_printed_once() -> None:
     assert text.count(error) == 1, text
     assert text.count("RAGBUS_MILVUS_URI is not set") == 1
     assert "(same error as above)" in text
+
+
+def test_render_says_which_retrieval_each_deployment_serves_and_why() -> None:
+    from ragbus.milvus.retrieval_mode import RetrievalMode
+
+    down = "unavailable: Milvus at http://b:19530 failed"
+    status = PipelineStatus(
+        chunks=down,
+        retrieval=[
+            RetrievalMode("http://a:19530", "dense-only", "collection c_v1 has no BM25 field: Milvus v2.4.17 has ..."),
+            RetrievalMode("http://b:19530", "unknown", down),
+        ],
+    )
+    lines = render(status).splitlines()
+    assert "retrieval http://a:19530: dense-only (collection c_v1 has no BM25 field: Milvus v2.4.17 has ...)" in lines
+    assert "retrieval http://b:19530: unknown ((same error as above))" in lines
+
+
+def test_the_api_status_report_shows_the_retrieval_mode() -> None:
+    from ragbus.status_report import RetrievalOut, StatusReport, render_report
+
+    report = StatusReport(
+        tenant="acme", generated_at=0.0, alias="a", lag={}, dead_letters=[], pipelines=[],
+        retrieval=[RetrievalOut(mode="hybrid", reason="collection a_v1 has the BM25 field")],
+    )  # fmt: skip
+    assert "retrieval hybrid (collection a_v1 has the BM25 field)" in render_report(report).splitlines()
+
+
+def test_servers_before_milvus_2_5_are_told_apart_by_their_version() -> None:
+    from ragbus.milvus.retrieval_mode import predates_bm25
+
+    assert predates_bm25("v2.3.5") and predates_bm25("v2.4.17") and predates_bm25("2.4.0-rc.1")
+    assert not any(map(predates_bm25, ["v2.5.16", "v2.6.16", "v3.0.0", "milvus_lite-3.2.2", "milvus_lite", ""]))
