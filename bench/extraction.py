@@ -3,8 +3,9 @@ the text, record the hold) against the chosen library alone on the same files, a
 
 `python -m bench.extraction [--rounds 2] [--docx-ref REF]` writes bench/results/extraction.json. Kafka is not part of
 it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own overhead over the library.
-The series of a format run in a rotated order each round, and each series reports its median round. `--docx-ref`
-adds a third Word series: the stage with the Word module as it was at git REF (old and new in one run).
+The series of a format run in a rotated order each round, and each series reports its median round: the library
+alone, `parse` (the stage's format module alone, no object store) and `extractor` (the stage's whole work).
+`--docx-ref` adds the Word module as it was at git REF to both (old and new in one run).
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ def library_seconds(media_type: str, originals: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
+def parse_seconds(media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> float:
+    """One round of the stage's format module alone (no object store): what the stage adds to the library's parse."""
+    parse = word if media_type == DOCX else partial(formats.extract, media_type)
+    started = time.perf_counter()
+    for data in originals:
+        parse(data)
+    return time.perf_counter() - started
+
+
 def stage_seconds(port: int, media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> float:
     """One extractor round on a fresh bucket (every extraction a cache miss), Word files read by `word`."""
     settings = ObjectSettings(url=f"http://127.0.0.1:{port}", access_key=S3_ACCESS_KEY,
@@ -137,12 +147,14 @@ def main() -> None:
         series: dict[str, dict[str, Callable[[], float]]] = {
             media_type: {
                 "library": partial(library_seconds, media_type, originals),
+                "parse": partial(parse_seconds, media_type, originals, formats.EXTRACTORS[DOCX]),
                 "extractor": partial(stage_seconds, port, media_type, originals, formats.EXTRACTORS[DOCX]),
             }
             for media_type, originals in files.items()
         }
         if args.docx_ref:
             old = docx_module_at(args.docx_ref, Path(home))
+            series[DOCX][f"parse@{args.docx_ref}"] = partial(parse_seconds, DOCX, files[DOCX], old)
             series[DOCX][f"extractor@{args.docx_ref}"] = partial(stage_seconds, port, DOCX, files[DOCX], old)
         seconds: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
         try:
