@@ -1,24 +1,32 @@
 """Extraction throughput: the extractor's work per document (read the original from a real SeaweedFS, parse, cache
 the text, record the hold) against the chosen library alone on the same files, alternating rounds.
 
-`python -m bench.extraction [--rounds 2]` writes bench/results/extraction.json. Kafka is not part of it (one
-produce per document, measured by bench.kafka_hop); the ratio is the stage's own overhead over the library.
+`python -m bench.extraction [--rounds 2] [--docx-ref REF]` writes bench/results/extraction.json. Kafka is not part of
+it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own overhead over the library.
+The series of a format run in a rotated order each round, and each series reports its median round: the library
+alone, `parse` (the stage's format module alone, no object store) and `extractor` (the stage's whole work).
+`--docx-ref` adds the Word module as it was at git REF to both (old and new in one run).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
+import statistics
+import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import docx
 import pypdfium2 as pdfium
 import trafilatura
+from docx.text.paragraph import Paragraph
 
 from ragbus.object_store import S3ObjectStore
 from ragbus.settings import ObjectSettings
@@ -26,7 +34,9 @@ from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import S3_ACCESS_KEY, S3_SECRET_KEY, start_seaweedfs
 from schemas.documents import DocumentEvent, original_ref
 from tests.documents.samples import docx_bytes, html_page, pdf_bytes
+from workers.extractor import formats
 from workers.extractor.extraction import DocumentExtractor
+from workers.extractor.formats.types import Extraction
 
 RESULTS = Path(__file__).parent / "results" / "extraction.json"
 PDF, HTML, DOCX = (
@@ -38,16 +48,19 @@ SENTENCE = "The harbour crane lifts granite blocks onto the barges while the kee
 
 
 def corpus() -> dict[str, list[bytes]]:
-    """10 PDFs of 20 pages, 40 web pages, 40 Word documents."""
+    """10 PDFs of 20 pages, 40 web pages, 40 Word documents (4 sections of 3 paragraphs, a table of 6 rows)."""
+    table = [["Ship", "Berth", "Cargo"]] + [[f"Vessel {r}", f"Quay {r}", "granite blocks"] for r in range(5)]
     return {
         PDF: [pdf_bytes([f"Report {d} page {p}. " + SENTENCE * 12 for p in range(20)]) for d in range(10)],
         HTML: [html_page(f"Post {d}", f"Post {d}", [f"{d}: " + SENTENCE * 4] * 8) for d in range(40)],
-        DOCX: [docx_bytes(f"Doc {d}", {f"Part {s}": [SENTENCE * 4] * 3 for s in range(4)}) for d in range(40)],
+        DOCX: [
+            docx_bytes(f"Doc {d}", {f"Part {s}": [SENTENCE * 4] * 3 for s in range(4)}, table=table) for d in range(40)
+        ],
     }
 
 
 def library_alone(media_type: str, data: bytes) -> None:
-    """What the chosen library does for the same text, called directly."""
+    """What the chosen library does for the same text, called directly: for Word every paragraph's and cell's text."""
     if media_type == PDF:
         document = pdfium.PdfDocument(data)
         for index in range(len(document)):
@@ -59,56 +72,112 @@ def library_alone(media_type: str, data: bytes) -> None:
     else:
         document = docx.Document(io.BytesIO(data))
         for part in document.iter_inner_content():
-            _ = part.text if hasattr(part, "text") else [c.text for r in part.rows for c in r.cells]
+            # isinstance, not hasattr(part, "text"): hasattr evaluates the property, reading each paragraph twice
+            _ = part.text if isinstance(part, Paragraph) else [c.text for r in part.rows for c in r.cells]
 
 
-def timed(run: Callable[[], None]) -> float:
+def docx_module_at(ref: str, folder: Path) -> Callable[[bytes], Extraction]:
+    """The Word module's `extract` as it was at git `ref` (loaded from a copy, beside the current one)."""
+    source = subprocess.run(["git", "show", f"{ref}:workers/extractor/formats/docx.py"],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    path = folder / "docx_at_ref.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("docx_at_ref", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    extract: Callable[[bytes], Extraction] = module.extract
+    return extract
+
+
+def timed(run: Callable[[], object]) -> float:
     started = time.perf_counter()
     run()
     return time.perf_counter() - started
 
 
+def library_seconds(media_type: str, originals: list[bytes]) -> float:
+    """One library-alone round."""
+    started = time.perf_counter()
+    for data in originals:
+        library_alone(media_type, data)
+    return time.perf_counter() - started
+
+
+def parse_seconds(media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> float:
+    """One round of the stage's format module alone (no object store): what the stage adds to the library's parse."""
+    parse = word if media_type == DOCX else partial(formats.extract, media_type)
+    started = time.perf_counter()
+    for data in originals:
+        parse(data)
+    return time.perf_counter() - started
+
+
+def stage_seconds(port: int, media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> float:
+    """One extractor round on a fresh bucket (every extraction a cache miss), Word files read by `word`."""
+    settings = ObjectSettings(url=f"http://127.0.0.1:{port}", access_key=S3_ACCESS_KEY,
+                              secret_key=S3_SECRET_KEY, bucket=f"b{uuid.uuid4().hex[:12]}")  # fmt: skip
+    store = S3ObjectStore(settings)
+    store.ensure_bucket()
+    events = []
+    for number, data in enumerate(originals):
+        store.put_original(data, media_type)
+        events.append(DocumentEvent(doc_id=f"d{number}", media_type=media_type, original=original_ref(data)))
+    extractor = DocumentExtractor(store, 50_000_000)
+    current, formats.EXTRACTORS[DOCX] = formats.EXTRACTORS[DOCX], word
+    try:
+        return timed(lambda: [extractor.extract(e) for e in events])
+    finally:
+        formats.EXTRACTORS[DOCX] = current
+        store.close()
+
+
 def main() -> None:
-    """Alternate library-alone and extractor rounds per format; report units per second and the ratio."""
+    """Alternate library-alone and extractor rounds per format; report median units per second and the ratios."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--docx-ref", default="", help="also time the Word module as it was at this git ref")
     args = parser.parse_args()
     files = corpus()
     units = {PDF: 20 * len(files[PDF]), HTML: len(files[HTML]), DOCX: len(files[DOCX])}
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
         server = start_seaweedfs(Path(home), port)
+        series: dict[str, dict[str, Callable[[], float]]] = {
+            media_type: {
+                "library": partial(library_seconds, media_type, originals),
+                "parse": partial(parse_seconds, media_type, originals, formats.EXTRACTORS[DOCX]),
+                "extractor": partial(stage_seconds, port, media_type, originals, formats.EXTRACTORS[DOCX]),
+            }
+            for media_type, originals in files.items()
+        }
+        if args.docx_ref:
+            old = docx_module_at(args.docx_ref, Path(home))
+            series[DOCX][f"parse@{args.docx_ref}"] = partial(parse_seconds, DOCX, files[DOCX], old)
+            series[DOCX][f"extractor@{args.docx_ref}"] = partial(stage_seconds, port, DOCX, files[DOCX], old)
+        seconds: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
         try:
-            seconds: dict[str, dict[str, list[float]]] = {m: {"library": [], "extractor": []} for m in files}
-            for _ in range(args.rounds):
-                for media_type, originals in files.items():
-                    seconds[media_type]["library"].append(
-                        timed(lambda: [library_alone(media_type, d) for d in originals])  # noqa: B023
-                    )
-                    settings = ObjectSettings(url=f"http://127.0.0.1:{port}", access_key=S3_ACCESS_KEY,
-                                              secret_key=S3_SECRET_KEY, bucket=f"b{uuid.uuid4().hex[:12]}")  # fmt: skip
-                    store = S3ObjectStore(settings)
-                    store.ensure_bucket()
-                    events = []
-                    for number, data in enumerate(originals):  # a fresh bucket: every extraction is a cache miss
-                        store.put_original(data, media_type)
-                        events.append(DocumentEvent(doc_id=f"d{number}", media_type=media_type,
-                                                    original=original_ref(data)))  # fmt: skip
-                    extractor = DocumentExtractor(store, 50_000_000)
-                    seconds[media_type]["extractor"].append(
-                        timed(lambda: [extractor.extract(e) for e in events])  # noqa: B023
-                    )
-                    store.close()
+            for round_number in range(args.rounds):
+                for media_type, named in series.items():
+                    order = list(named)
+                    shift = round_number % len(order)  # rotate, so no series always runs first
+                    for name in order[shift:] + order[:shift]:
+                        seconds[media_type][name].append(named[name]())
         finally:
             stop_all([server], timeout_s=10)
-    report = {}
+    report: dict[str, dict[str, object]] = {}
     for media_type, runs in seconds.items():
-        library = units[media_type] / (sum(runs["library"]) / len(runs["library"]))
-        stage = units[media_type] / (sum(runs["extractor"]) / len(runs["extractor"]))
+        rates = {name: units[media_type] / statistics.median(times) for name, times in runs.items()}
+        ratios = {
+            "ratio" if name == "extractor" else f"ratio {name}": round(rate / rates["library"], 3)
+            for name, rate in rates.items()
+            if name != "library"
+        }
         unit = "pages/s" if media_type == PDF else "documents/s"
-        report[media_type] = {"unit": unit, "library": round(library, 1), "extractor": round(stage, 1),
-                              "ratio": round(stage / library, 3), "seconds": runs}  # fmt: skip
-        print(f"{media_type}: library {library:.1f} {unit}, extractor {stage:.1f} {unit}, ratio {stage / library:.3f}")
+        summary = {"unit": unit, **{name: round(rate, 1) for name, rate in rates.items()}, **ratios}
+        print(media_type, summary)
+        report[media_type] = {**summary, "seconds": runs}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -2,15 +2,19 @@
 
 The JSON route of the same path serves every other content type: MultipartRoute matches only multipart bodies,
 so the router falls through to it. Uploads count against RAGBUS_API_MAX_BODY_BYTES like any body.
+
+OpenAPI has one operation per path and method, and FastAPI writes one per route (a second route of the same path and
+method would replace the first's). So this route stays out of the document itself, and UPLOAD_FORM documents its
+form on the JSON route's operation: a second content type of the same request body, with the same error responses.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -18,6 +22,7 @@ from query_api.deps import PublisherDep, Writer
 from query_api.document_requests import DocumentsAccepted
 from query_api.errors import InvalidRequest
 from schemas.documents import DocumentEvent, original_ref
+from schemas.fields import DocId
 from schemas.media_types import INLINE_MEDIA_TYPES, media_type_for
 
 
@@ -33,16 +38,36 @@ class MultipartRoute(APIRoute):
         return match, child
 
 
+_FILE = "A .pdf, .html, .docx, .pptx, .md or .txt file (its name says which)."
+_DOC_ID = "Id of the document; default: the file name."
+_TITLE = "Title; default: the one the file names."
+# The form of upload_document, for the `requestBody.content` of POST /v1/documents (documents.py, openapi_extra); its
+# fields take what DocumentEvent takes (a title of one line, up to 1000 characters).
+UPLOAD_FORM: dict[str, Any] = {
+    "multipart/form-data": {
+        "schema": {
+            "title": "DocumentUpload",
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "contentMediaType": "application/octet-stream", "description": _FILE},
+                "doc_id": {**TypeAdapter(DocId).json_schema(), "description": _DOC_ID},
+                "title": {"type": "string", "maxLength": 1000, "default": "", "description": _TITLE},
+            },
+        }
+    }
+}
+
 router = APIRouter(prefix="/v1", tags=["documents"], route_class=MultipartRoute)
 
 
 @router.post("/documents", status_code=status.HTTP_202_ACCEPTED, include_in_schema=False)
 async def upload_document(
-    file: Annotated[UploadFile, File(description="A .pdf, .html, .docx, .pptx, .md or .txt file.")],
+    file: Annotated[UploadFile, File(description=_FILE)],
     caller: Writer,
     publisher: PublisherDep,
-    doc_id: Annotated[str | None, Form(description="Id of the document; default: the file name.")] = None,
-    title: Annotated[str, Form(description="Title; default: the one the file names.")] = "",
+    doc_id: Annotated[str | None, Form(description=_DOC_ID)] = None,
+    title: Annotated[str, Form(description=_TITLE)] = "",
 ) -> DocumentsAccepted:
     """Create or replace one document of the caller's tenant from an uploaded file."""
     filename = file.filename or ""

@@ -13,6 +13,7 @@ from query_api.document_requests import MAX_BATCH, DocumentIn, DocumentsAccepted
 from query_api.document_status import DocumentStatusOut
 from query_api.error_responses import AUTHENTICATED, error_responses
 from query_api.errors import Conflict, DocumentTooLong, InvalidRequest, NotFound
+from query_api.routes.document_uploads import UPLOAD_FORM
 from query_api.superseding import superseding_versions
 from query_api.validation import line_problem
 from ragbus.document_publisher import delete_events
@@ -41,7 +42,18 @@ def _accepted(events: list[DocumentEvent]) -> DocumentsAccepted:
     )
 
 
-@router.post("/documents", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+@router.post(
+    "/documents",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_ERRORS,
+    openapi_extra={  # the upload route's form (document_uploads.py), a second content type of this body
+        "requestBody": {
+            "description": f"JSON: one document or a list of 1 to {MAX_BATCH}. multipart/form-data: one file "
+            "(`file`), optionally with `doc_id` and `title`.",
+            "content": UPLOAD_FORM,
+        }
+    },
+)
 async def publish_documents(
     body: Annotated[
         DocumentIn | Annotated[list[DocumentIn], Field(min_length=1, max_length=MAX_BATCH)],
@@ -52,7 +64,10 @@ async def publish_documents(
     store: StoreDep,
     publisher: PublisherDep,
 ) -> DocumentsAccepted:
-    """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously)."""
+    """Create or replace documents of the caller's tenant (published to Kafka; indexed asynchronously).
+
+    A multipart/form-data body uploads one file instead (PDF, HTML, Word, PowerPoint, Markdown or text): its original
+    is stored in object storage and the extractor stage reads it; an unsupported file name is refused with 422."""
     documents = body if isinstance(body, list) else [body]
     limit = settings.chunking.max_document_chars
     for document in documents:

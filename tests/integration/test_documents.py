@@ -222,6 +222,11 @@ def test_a_file_uploaded_to_the_api_is_indexed_with_its_pages(docs_pipeline: Pip
     assert [(c["page"], c["title"]) for c in memo_citations][:1] == [(2, "Memo")], citations
     refused = docs_api.post("/v1/documents", files={"file": ("tool.exe", b"MZ", "application/octet-stream")})
     assert refused.status_code == 422 and "unsupported type" in refused.text
+    # the OpenAPI document describes the upload as a second content type of POST /v1/documents
+    body = docs_api.get("/openapi.json").json()["paths"]["/v1/documents"]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/json", "multipart/form-data"}
+    form = body["content"]["multipart/form-data"]["schema"]
+    assert (form["required"], set(form["properties"])) == (["file"], {"file", "doc_id", "title"})
 
 
 BAD_INPUTS = {

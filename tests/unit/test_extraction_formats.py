@@ -63,6 +63,43 @@ def test_docx_headings_become_sections_and_tables_rows() -> None:
     assert any(b.kind is BlockKind.TABLE and b.text == "Item: Train; Cost: 40" for b in result.blocks)
 
 
+def test_docx_style_names_read_once_match_python_docx_and_keep_lists_under_headings() -> None:
+    import io
+
+    import docx
+
+    from workers.extractor.formats.docx import ParagraphStyleNames
+
+    document = docx.Document()
+    document.add_heading("Guide", level=0)  # the Title style: level 1, like Heading 1
+    document.add_heading("Setup", level=1)
+    document.add_paragraph("Install it first.")
+    document.add_paragraph("Fetch the wheel", style="List Bullet")
+    document.add_paragraph("Run pip", style="List Number")
+    document.add_heading("Details", level=3)
+    document.add_paragraph("A quoted remark.", style="Quote")
+    document.add_paragraph("No style of its own.")
+    out = io.BytesIO()
+    document.save(out)
+    reread = docx.Document(io.BytesIO(out.getvalue()))
+    names = ParagraphStyleNames(reread.styles)
+    expected = [p.style.name for p in reread.paragraphs]  # python-docx's own lookup, per paragraph
+    assert [names.name(p.style) for p in reread.element.body.inner_content_elements] == expected
+    assert "Normal" in expected
+
+    result = extract(DOCX, out.getvalue())
+    assert [(b.kind, b.section, b.text) for b in result.blocks] == [
+        (BlockKind.HEADING, ["Guide"], "Guide"),
+        (BlockKind.HEADING, ["Setup"], "Setup"),
+        (BlockKind.PARAGRAPH, ["Setup"], "Install it first."),
+        (BlockKind.LIST, ["Setup"], "Fetch the wheel\nRun pip"),
+        (BlockKind.HEADING, ["Setup", "Details"], "Details"),
+        (BlockKind.PARAGRAPH, ["Setup", "Details"], "A quoted remark."),
+        (BlockKind.PARAGRAPH, ["Setup", "Details"], "No style of its own."),
+    ]
+    assert result.title == "Guide"
+
+
 def test_pptx_slides_are_sections() -> None:
     result = extract(PPTX, pptx_bytes([("Roadmap", ["Q1 ship the extractor", "Q2 scale out"])]))
     body = next(b for b in result.blocks if b.kind is BlockKind.LIST)
