@@ -30,9 +30,9 @@ class EmbedderHandler:
         embedder: SentenceEmbedder,
         cache: RedisEmbeddingCache,
         producer: KafkaEventProducer,
-        output_topic: str,
+        routes: dict[str, str],
     ) -> None:
-        self.embedder, self.cache, self.producer, self.output_topic = embedder, cache, producer, output_topic
+        self.embedder, self.cache, self.producer, self.routes = embedder, cache, producer, routes
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> ChunkedDocument:
         """The chunked document."""
@@ -68,7 +68,7 @@ class EmbedderHandler:
             )
             out.append(
                 OutboundMessage(
-                    self.output_topic,
+                    self.routes[item.record.topic],  # the same lane downstream
                     document_key(doc.tenant, doc.doc_id),
                     encode(embedded),
                     list(item.record.headers or ()),
