@@ -7,10 +7,16 @@ committed past them). So a live record waits behind at most the one bulk batch t
 After `live_batches_per_bulk` live batches in a row that put bulk records back, one bulk batch runs: bulk is never
 starved, and a live record then waits that one batch. Only one batch runs per poll, so the time between polls is
 bounded by RAGBUS_WORKER_MAX_CHUNKS as it was (max_poll_interval_ms, aiokafka#848).
+
+A bulk batch can also give way in the middle: a stage whose batches are long (the embedder: one model call after
+another) calls `yield_to_live()` between steps, which raises `YieldToLive` when live records wait (the consumer has
+fetched past its position on a live partition). The batch is then put back whole, untouched downstream, and what it
+already did is kept where that is free (the embedder's vectors are in the embedding cache), so it resumes there.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
@@ -24,6 +30,30 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Rewind = Callable[[TopicPartition, int], None]
 Process = Callable[[list[Record], Rewind], Awaitable[None]]
+_live_waiting: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = contextvars.ContextVar(
+    "live_waiting", default=None
+)
+
+
+class YieldToLive(Exception):
+    """A bulk batch stops between two steps because live records wait; it is polled again whole."""
+
+
+async def yield_to_live() -> None:
+    """Raise YieldToLive inside a bulk batch while live records wait (elsewhere: nothing)."""
+    check = _live_waiting.get()
+    if check is not None and await check():
+        raise YieldToLive
+
+
+async def live_waiting(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer has seen live records past its position (from fetches it made anyway: no round trip)."""
+    for tp in consumer.assignment():
+        if lane_of(tp.topic) is Lane.LIVE:
+            highwater = consumer.highwater(tp)
+            if highwater is not None and highwater > await consumer.position(tp):
+                return True
+    return False
 
 
 def rewind_to(records: Sequence[Record], rewind: Rewind) -> None:
@@ -62,13 +92,20 @@ class LaneScheduler:
             self.live_streak += 1
             metrics.LANE_YIELDED.labels(self.stage).inc()
             log.debug("%s: %d bulk records put back for %d live ones", self.stage, len(put_back), len(chosen))
+        token = _live_waiting.set((lambda: live_waiting(consumer)) if chosen is bulk and put_back == [] else None)
         try:
             await process(chosen, consumer.seek)
+        except YieldToLive:
+            rewind_to(chosen, consumer.seek)  # nothing of it was forwarded: all of it is polled again
+            metrics.LANE_YIELDED.labels(self.stage).inc()
+            log.debug("%s: a bulk batch of %d records gave way to live records", self.stage, len(chosen))
         except BaseException:
             # Records taken by the look are not in the batch the subscriber rewinds on failure: rewind them here.
             if looked:
                 rewind_to(looked, consumer.seek)
             raise
+        finally:
+            _live_waiting.reset(token)
 
     async def _fetched_live(self, consumer: AIOKafkaConsumer) -> list[Record]:
         # Only what the consumer already holds (timeout 0): looking costs no round trip and never waits.

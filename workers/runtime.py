@@ -38,7 +38,7 @@ from schemas.errors import ContractError
 from schemas.quarantine import QuarantineRequest
 from schemas.topics import Topics, lane_of
 from workers.lag_monitor import lag_exporter
-from workers.lanes import LaneScheduler, rewind_to
+from workers.lanes import LaneScheduler, YieldToLive, rewind_to
 from workers.quarantine_watch import QuarantineWatch, quarantine_watch
 from workers.transient_budget import IsolateBatch, TransientBudget, TransientBudgetExhausted
 
@@ -186,7 +186,7 @@ class StageRunner(Generic[T]):
                 raise _quarantined(request) if len(batch) == 1 and request else IsolateBatch("quarantine requested")
             try:
                 return await self.handler.process(batch)
-            except PermanentError:
+            except (PermanentError, YieldToLive):
                 raise
             except Exception as exc:
                 # Transient by type, or a bug: either way retry with backoff rather than drop or spin.

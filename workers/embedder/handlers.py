@@ -17,6 +17,7 @@ from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
 from workers.embedder.batching import plan_model_batches
+from workers.lanes import yield_to_live
 from workers.runtime import Inbound, Rejected
 
 
@@ -127,4 +128,6 @@ class EmbedderHandler:
             computed = await self.embedder.encode_async(part, check_length=False)
             await self.cache.put_many(part, computed)
             fresh.update(zip(part, computed, strict=True))
+            # A bulk batch gives way here to live records (it resumes from the cache); a live batch never does.
+            await yield_to_live()
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])
