@@ -10,7 +10,7 @@ from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offset
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders, original_event_id
-from schemas.topics import Topics
+from schemas.topics import Lane, Topics, in_lane
 
 REPLAYED_HEADER = "ragbus.replayed_from"
 
@@ -103,7 +103,7 @@ async def replay_dead_letters(settings: Settings, stage: str) -> int:
             await producer.send_all(
                 [
                     OutboundMessage(
-                        letter.reason.topic,
+                        in_lane(letter.reason.topic, Lane.BULK),  # a replay is bulk work: never ahead of live edits
                         letter.key,
                         letter.value,
                         [(REPLAYED_HEADER, f"{stage}:{letter.partition}:{letter.offset}".encode())],

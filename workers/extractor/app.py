@@ -30,7 +30,7 @@ async def open_extractor(pipeline: PipelineContext, producer: KafkaEventProducer
         if store is not None:
             await asyncio.to_thread(store.ensure_bucket)
         extractor = DocumentExtractor(store, settings.extract.max_bytes)
-        yield ExtractorHandler(extractor, producer, pipeline.names.extracted)
+        yield ExtractorHandler(extractor, producer, pipeline.names.routes("extractor"))
     finally:
         if store is not None:
             store.close()

@@ -30,12 +30,13 @@ def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEven
 
 
 class ExtractorHandler:
-    """Extracts each document's text (from its original when it has one) and forwards it; deletes pass through."""
+    """Extracts each document's text (from its original when it has one) and forwards it into its lane's extracted
+    topic (`routes`: input topic -> output topic); deletes pass through."""
 
     stage = "extractor"
 
-    def __init__(self, extractor: DocumentExtractor, producer: KafkaEventProducer, output_topic: str) -> None:
-        self.extractor, self.producer, self.output_topic = extractor, producer, output_topic
+    def __init__(self, extractor: DocumentExtractor, producer: KafkaEventProducer, routes: dict[str, str]) -> None:
+        self.extractor, self.producer, self.routes = extractor, producer, routes
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
         """The document event."""
@@ -68,7 +69,7 @@ class ExtractorHandler:
         await self.producer.send_all(
             [
                 OutboundMessage(
-                    self.output_topic,
+                    self.routes[item.record.topic],  # the same lane downstream
                     document_key(outcome.document.tenant, outcome.document.doc_id),
                     encode(outcome.document),
                     list(item.record.headers or ()),
