@@ -1,10 +1,11 @@
 """Extraction throughput: the extractor's work per document (read the original from a real SeaweedFS, parse, cache
 the text, record the hold) against the chosen library alone on the same files, alternating rounds.
 
-`python -m bench.extraction [--rounds 2] [--docx-ref REF]` writes bench/results/extraction.json. Kafka is not part of
-it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own overhead over the library.
-The series of a format run in a rotated order each round, and each series reports its median round: the library
-alone, `parse` (the stage's format module alone, no object store) and `extractor` (the stage's whole work).
+`python -m bench.extraction [--rounds 2] [--concurrency N] [--docx-ref REF]` writes bench/results/extraction.json.
+Kafka is not part of it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own
+overhead over the library. The series of a format run in a rotated order each round, and each series reports its
+median round, in wall and in CPU seconds: the library alone, `parse` (the stage's format module alone, no object
+store), `extractor` (the stage's batch path, N documents at a time) and `extractor x1` (one at a time).
 `--docx-ref` adds the Word module as it was at git REF to both (old and new in one run).
 """
 
