@@ -458,6 +458,13 @@ class ExtractSettings(BaseSettings):
     max_bytes: int = Field(
         50_000_000, ge=1, description="Originals larger than this are dead-lettered (reason too_large)."
     )
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Documents of a batch extracted at once, so their object-store requests overlap (a document's "
+        "own events stay in order; PDFs are parsed one at a time, PDFium is not thread-safe).",
+    )
 
 
 class StackSettings(BaseSettings):
