@@ -50,7 +50,8 @@ _CLIENT_DATA_ERRORS = (
 # Only a collection that does not exist: "field cite_page not exist" (an output field an older layout lacks) must
 # never read as a missing collection, or a search would fall back to another collection through the alias.
 MISSING_COLLECTION = re.compile(
-    r"collection not found|can ?not find collection|can't find collection|collection\W+[\w.\[\]=-]*\W*(?:does )?not exist",
+    r"collection not found|can ?not find collection|can't find collection"
+    r"|collection\W+[\w.\[\]=-]*\W*(?:does )?not exist",
     re.I,
 )
 _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")

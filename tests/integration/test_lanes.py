@@ -23,7 +23,7 @@ from tests.integration.test_resilience import assert_index_exact
 from tests.pipeline_helpers import wait_indexed
 from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 PLACES = ["harbour", "orchard", "glacier", "library", "volcano", "bakery", "observatory", "vineyard", "canal", "mill"]
 Versions = dict[tuple[str, str], int | None]
 
