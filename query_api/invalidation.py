@@ -17,8 +17,10 @@ from aiokafka.errors import KafkaError
 from query_api import metrics
 from query_api.cache import QueryCache
 from ragbus.errors import TransientError
+from ragbus.freshness_window import FreshnessWindow
 from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
+from ragbus.redis_store import REDIS_DOWN
 from ragbus.settings import Settings
 from schemas.codec import decode
 from schemas.documents import DocumentOp
@@ -40,6 +42,7 @@ class CacheInvalidationConsumer:
 
     def __init__(self, settings: Settings, cache: QueryCache) -> None:
         self.settings, self.cache = settings, cache
+        self.freshness = FreshnessWindow(cache.redis, settings.redis.namespace)
         self.applied = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -108,6 +111,10 @@ class CacheInvalidationConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
         metrics.CACHE_INVALIDATIONS.labels(event.op.value).inc()
+        try:  # the status view's freshness figures: worth a warning when Redis drops it, never a held batch
+            await self.freshness.record(event.tenant, event.event_id, event.produced_at, event.indexed_at)
+        except REDIS_DOWN as exc:
+            log.warning("freshness of %r not recorded: %s", event.doc_id, exc)
         self.applied += 1
 
 

@@ -11,9 +11,11 @@ import time
 from pydantic import BaseModel, Field
 
 from ragbus.errors import RagbusError
+from ragbus.freshness_window import FreshnessOut, FreshnessWindow
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.retrieval_mode import Mode
 from ragbus.milvus.store import MilvusChunkStore
+from ragbus.redis_store import REDIS_DOWN, open_redis
 from ragbus.settings import Settings
 from ragbus.status import PipelineStatus, collect_status
 from schemas.documents import parse_document_key
@@ -65,6 +67,10 @@ class StatusReport(BaseModel):
     bulk_lag: dict[str, StageLag] = Field(
         default_factory=dict, description="Bulk lane (large publishes, snapshots, replays), per stage."
     )
+    freshness: FreshnessOut = Field(
+        default_factory=FreshnessOut,
+        description="The tenant's changes over recent minutes: event produced -> searchable, as the API applied them.",
+    )
     dead_letters: list[DeadLetterOut] = Field(description="The tenant's pending dead letters, with reasons.")
     dead_letters_error: dict[str, str] = Field(default_factory=dict, description="Stages whose DLQ was unreadable.")
     pipelines: list[str] = Field(description="Live pipelines; a reindex line has its progress and ETA.")
@@ -96,9 +102,31 @@ def _letters(status: PipelineStatus, tenant: str) -> list[DeadLetterOut]:
     return out
 
 
+def _freshness_line(freshness: FreshnessOut) -> str:
+    minutes = freshness.window_s // 60
+    if freshness.error:
+        return f"freshness {freshness.error}"
+    if not freshness.documents:
+        return f"freshness no change became searchable in the last {minutes} min"
+    return (
+        f"freshness p50 {freshness.p50_s:.2f}s p95 {freshness.p95_s:.2f}s over {freshness.documents} changes "
+        f"in the last {minutes} min"
+    )
+
+
+async def _freshness(settings: Settings, tenant: str) -> FreshnessOut:
+    redis = open_redis(settings.redis)
+    try:
+        return await FreshnessWindow(redis, settings.redis.namespace).read(tenant, time.time())
+    except REDIS_DOWN as exc:
+        return FreshnessOut(error=f"unavailable: {exc}")
+    finally:
+        await redis.aclose()
+
+
 async def tenant_status(settings: Settings, tenant: str) -> StatusReport:
     """The snapshot `ragbus status` prints, narrowed to `tenant` where it shows documents."""
-    status = await collect_status(settings)
+    status, freshness = await asyncio.gather(collect_status(settings), _freshness(settings, tenant))
     documents = chunks = None
     index_error = status.chunks if isinstance(status.chunks, str) else None
     if status.alias_target and not index_error:
@@ -121,6 +149,7 @@ async def tenant_status(settings: Settings, tenant: str) -> StatusReport:
         retrieval=[RetrievalOut(mode=m.mode, reason=m.reason) for m in status.retrieval],
         lag=lag,
         bulk_lag=bulk_lag,
+        freshness=freshness,
         dead_letters=_letters(status, tenant),
         dead_letters_error={s: v for s, v in status.dead_letters.items() if isinstance(v, str)},
         pipelines=status.pipelines,
@@ -140,6 +169,7 @@ def render_report(report: StatusReport) -> str:
         lines.append(f"{stage:<9} {lag.error or f'{lag.total} {lag.partitions}':<30} {bulk_shown}")
     lines.append(f"index     alias {report.alias} -> {report.serving_collection or '(not created yet)'}")
     lines.extend(f"retrieval {r.mode} ({r.reason})" for r in report.retrieval)
+    lines.append(_freshness_line(report.freshness))
     lines.append(f"dead letters ({len(report.dead_letters)} pending)")
     lines.extend(f"  {d.stage} {d.doc_id or f'{d.partition}:{d.offset}'}: {d.error_code}: {d.error}"
                  for d in report.dead_letters)  # fmt: skip

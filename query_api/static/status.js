@@ -1,6 +1,7 @@
 // The status view: polls GET /v1/status (documented in docs/api.md) and draws counts, lag, dead letters and small
-// plots of the indexed count, the ingest rate and the lag over the last minutes. Rates are computed here, from the
-// counts seen over time; the API has no per-document freshness to show (workers' /metrics carry it for Prometheus).
+// plots of the indexed count, the ingest rate and the lag over the last minutes (rates computed here, from the counts
+// seen over time), and freshness (event produced -> searchable) p50/p95 with its p95 per minute, which the API keeps
+// per tenant for the last 15 minutes.
 // It polls only while the view is open and the page is visible: each poll counts against the API key's rate limit,
 // like a question does, so a closed view or a background tab spends none of the user's budget.
 "use strict";
@@ -16,8 +17,10 @@
   const text = (id, value) => { $(id).textContent = value; };
   const number = (v) => (v === null || v === undefined ? "?" : v.toLocaleString("en"));
 
+  // Both lanes: a large publish, a snapshot or a replay travels in the bulk lane.
   function lagTotal(report) {
-    return Object.values(report.lag).reduce((sum, stage) => sum + (stage.total || 0), 0);
+    const lanes = [report.lag, report.bulk_lag || {}];
+    return lanes.reduce((all, lane) => all + Object.values(lane).reduce((sum, stage) => sum + (stage.total || 0), 0), 0);
   }
 
   // Documents per minute over the last `window` seconds of history (null until two readings exist).
@@ -56,7 +59,9 @@
       const parts = lag.error
         ? lag.error
         : Object.entries(lag.partitions).map(([p, n]) => `p${p}: ${n}`).join("  ");
-      for (const cell of [stage, lag.error ? "?" : number(lag.total), parts]) {
+      const bulk = (report.bulk_lag || {})[stage];
+      const bulkShown = !bulk ? "\u2014" : bulk.error ? "?" : number(bulk.total);
+      for (const cell of [stage, lag.error ? "?" : number(lag.total), bulkShown, parts]) {
         const td = document.createElement("td");
         td.textContent = cell;
         tr.append(td);
@@ -95,6 +100,10 @@
     text("st-lag-total", number(lagTotal(report)));
     const rate = ingestRate(60);
     text("st-rate", rate === null ? "\u2014" : `${rate.toFixed(1)} docs/min`);
+    const fresh = report.freshness || {};
+    text("st-freshness", fresh.error || (fresh.documents
+      ? `${fresh.p50_s.toFixed(2)} s / ${fresh.p95_s.toFixed(2)} s (${number(fresh.documents)} changes, ${Math.round(fresh.window_s / 60)} min)`
+      : "\u2014"));
     text("st-collection", report.serving_collection || "(not created yet)");
     text("st-index-error", report.index_error || "");
     // Per Milvus deployment: hybrid (BM25 + dense) or dense-only, and why.
@@ -112,6 +121,7 @@
       const a = history[Math.max(0, i - 5)], b = history[i];
       return b.t > a.t && a.documents !== null && b.documents !== null ? ((b.documents - a.documents) * 60) / (b.t - a.t) : null;
     }));
+    sparkline("plot-freshness", (fresh.per_minute || []).map((m) => m.p95_s));
     text("st-updated", new Date(report.generated_at * 1000).toLocaleTimeString());
     $("st-error").hidden = true;
   }

@@ -55,6 +55,8 @@ def test_each_tenant_sees_only_its_own_documents_chunks_and_dead_letters(fresh: 
             return body
 
         wait_for(lambda: status("globex")["dead_letters"], timeout_s=120, message="the huge document dead-lettered")
+        # The API's invalidation consumer records each change's freshness as it applies it (from the topic's start).
+        wait_for(lambda: status("acme")["freshness"]["documents"] == 3, timeout_s=60, message="acme's freshness")  # type: ignore[index]
         mine, theirs = status("acme"), status("globex")
         assert client.get("/v1/status").status_code == 401  # authentication on: no tenant, no status
 
@@ -63,6 +65,12 @@ def test_each_tenant_sees_only_its_own_documents_chunks_and_dead_letters(fresh: 
     assert isinstance(mine["chunks"], int) and mine["chunks"] >= 3
     assert isinstance(theirs["chunks"], int) and 1 <= theirs["chunks"] < mine["chunks"]
     assert mine["dead_letters"] == []  # globex's dead letter is not shown to acme
+    # Freshness per tenant: produced -> searchable of each change, p50 <= p95, per-minute counts adding up.
+    fresh, their_fresh = mine["freshness"], theirs["freshness"]
+    assert isinstance(fresh, dict) and isinstance(their_fresh, dict)
+    assert (fresh["documents"], their_fresh["documents"]) == (3, 1)
+    assert 0 <= fresh["p50_s"] <= fresh["p95_s"] < 600 and fresh["error"] is None
+    assert sum(minute["documents"] for minute in fresh["per_minute"]) == 3
     [letter] = theirs["dead_letters"]  # type: ignore[misc]
     assert (letter["stage"], letter["doc_id"]) == ("chunker", "huge.md")
     assert "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS" in letter["error"]

@@ -37,6 +37,7 @@ TENANT_KEYS = (
     "{ns}:feedback:query:{tenant}:{request_id}:vote",
     "{ns}:feedback:totals:{tenant}",
     "{ns}:rl:{tenant}:{subject_hash}:{window}",
+    "{ns}:fresh:{tenant}",
 )
 GLOBAL_KEYS = (
     "{ns}:emb:{content_hash}",

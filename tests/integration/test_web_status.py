@@ -115,6 +115,7 @@ def test_status_view_follows_an_ingest_and_shows_a_dead_letter_reason(
         reason = letter.inner_text()
         page.screenshot(path=str(shots / "3-dead-letter.png"), full_page=True)
         rate = page.locator("#st-rate").inner_text()
+        freshness = page.locator("#st-freshness").inner_text()
         retrieval = page.locator("#st-retrieval").inner_text()
         plotted = page.locator("#plot-documents polyline").count()
     finally:
@@ -128,6 +129,9 @@ def test_status_view_follows_an_ingest_and_shows_a_dead_letter_reason(
     assert lags[0] >= DOCS and lags[-1] == 0, seen
     assert "chunker" in reason and "RAGBUS_CHUNK_MAX_DOCUMENT_CHARS" in reason, reason
     assert re.fullmatch(r"-?\d+\.\d docs/min", rate), rate
+    # Freshness p50 / p95 of the changes the API applied (the first note and the ingest), over 15 minutes.
+    shown = re.fullmatch(r"(\d+\.\d\d) s / (\d+\.\d\d) s \(([\d,]+) changes, 15 min\)", freshness)
+    assert shown and float(shown[1]) <= float(shown[2]) and int(shown[3].replace(",", "")) >= DOCS, freshness
     assert plotted == 1
     assert retrieval.startswith("hybrid (collection "), retrieval  # milvus-lite does BM25
     assert all((shots / f).stat().st_size > 1000 for f in ("1-waiting.png", "2-indexed.png", "3-dead-letter.png"))

@@ -86,3 +86,17 @@ def test_servers_before_milvus_2_5_are_told_apart_by_their_version() -> None:
 
     assert predates_bm25("v2.3.5") and predates_bm25("v2.4.17") and predates_bm25("2.4.0-rc.1")
     assert not any(map(predates_bm25, ["v2.5.16", "v2.6.16", "v3.0.0", "milvus_lite-3.2.2", "milvus_lite", ""]))
+
+
+def test_freshness_percentiles_are_nearest_rank_and_the_report_line_says_what_it_covers() -> None:
+    from ragbus.freshness_window import FreshnessOut, percentile
+    from ragbus.status_report import _freshness_line
+
+    assert percentile([], 0.5) is None
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    values = [float(n) for n in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
+    line = _freshness_line(FreshnessOut(documents=4, p50_s=0.5, p95_s=1.25))
+    assert line == "freshness p50 0.50s p95 1.25s over 4 changes in the last 15 min"
+    assert "no change became searchable" in _freshness_line(FreshnessOut())
+    assert _freshness_line(FreshnessOut(error="unavailable: down")) == "freshness unavailable: down"
