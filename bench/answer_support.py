@@ -2,8 +2,9 @@
 
 Measurable definitions (bench/answers_llm.py, docs/benchmarks.md):
 - a sentence's content words are its words of 3+ letters that are not stop words, [n] markers removed;
-- a sentence is supported when at least SUPPORTED_SHARE of its content words appear in the passages it cites
-  (the answer's cited passages when it cites none itself, every listed passage when the answer cites nothing);
+- a sentence is supported when at least SUPPORTED_SHARE of its content words appear in the passages it cites (the
+  [n] markers after it; all of the answer's cited passages when none follow it, every listed passage when the
+  answer cites nothing), a cited passage standing for every listed passage of its document;
 - an answer's support is the share of its sentences that are supported;
 - an answer holds a fact when it contains any of the fact's phrasings (case-insensitive);
 - an answer abstains when it says it does not know (ABSTAIN phrases).
@@ -18,6 +19,7 @@ from query_api.sentences import split_sentences
 
 SUPPORTED_SHARE = 0.8
 _MARKER = re.compile(r"\[(\d+)\]")
+_MARKERS = re.compile(r"(?:\s*\[\d+\])+")
 _WORD = re.compile(r"[a-z][a-z0-9_.-]*[a-z0-9]|[a-z]")
 STOP_WORDS = frozenset((
     "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her", "was", "one", "our", "out",
@@ -51,20 +53,32 @@ def cited_numbers(text: str, listed: int) -> list[int]:
     return [int(n) for n in _MARKER.findall(text) if 1 <= int(n) <= listed]
 
 
-def answer_support(answer: str, passages: Sequence[str]) -> dict[str, float | int]:
-    """Sentences, supported sentences and their share for `answer` over its listed `passages` ([n] is n-1)."""
-    sentences = [s for s in split_sentences(answer.strip()) if content_words(s)]
-    everything = cited_numbers(answer, len(passages)) or list(range(1, len(passages) + 1))
-    supported = 0
-    for sentence in sentences:
-        own = cited_numbers(sentence, len(passages)) or everything
-        if sentence_support(sentence, " ".join(passages[n - 1] for n in own)) >= SUPPORTED_SHARE:
-            supported += 1
-    return {
-        "sentences": len(sentences),
-        "supported": supported,
-        "support": round(supported / len(sentences), 3) if sentences else 0.0,
-    }
+def cited_segments(answer: str, listed: int) -> list[tuple[str, list[int]]]:
+    """(text, the passages it cites) for each stretch of the answer followed by markers; a stretch followed by
+    none cites whatever the whole answer cites (every listed passage if it cites nothing)."""
+    everything = cited_numbers(answer, listed) or list(range(1, listed + 1))
+    segments, last = [], 0
+    for found in _MARKERS.finditer(answer):
+        segments.append((answer[last : found.start()], cited_numbers(found.group(0), listed) or everything))
+        last = found.end()
+    segments.append((answer[last:], everything))
+    return segments
+
+
+def answer_support(answer: str, passages: Sequence[tuple[str, str]]) -> dict[str, float | int]:
+    """Sentences, supported sentences and their share for `answer` over its listed (doc_id, text) `passages`
+    ([n] is passages[n-1]); a sentence is checked against every listed passage of the documents it cites (an
+    extractive sentence may span two overlapping passages of one document and cite the better ranked)."""
+    total = supported = 0
+    for text, numbers in cited_segments(answer, len(passages)):
+        docs = {passages[n - 1][0] for n in numbers}
+        cited = " ".join(body for doc, body in passages if doc in docs)
+        for sentence in split_sentences(text.strip()):
+            if not content_words(sentence):
+                continue
+            total += 1
+            supported += sentence_support(sentence, cited) >= SUPPORTED_SHARE
+    return {"sentences": total, "supported": supported, "support": round(supported / total, 3) if total else 0.0}
 
 
 def facts_held(answer: str, facts: Sequence[Sequence[str]]) -> int:

@@ -66,7 +66,7 @@ async def ask(client: httpx.AsyncClient, url: str, question: str) -> dict[str, A
 
 def judge(reply: dict[str, Any], facts: list[list[str]] | None) -> dict[str, Any]:
     """The reply's figures: support by its cited passages, facts held (judged questions) and abstention."""
-    passages = [str(c["title"]) + " " + str(c["text"]) for c in reply["citations"]]
+    passages = [(str(c["doc_id"]), str(c["title"]) + " " + str(c["text"])) for c in reply["citations"]]
     judged = {
         "question": reply["question"],
         "answer": reply["answer"],
@@ -134,8 +134,9 @@ def main() -> None:
             path = local_llm.verified_model(home, model)
             verify_s = time.perf_counter() - started
             port = free_port()
-            server = start_llama_server(home, port, path, model.name, context_tokens=stack.llm_context_tokens,
-                                        threads=stack.llm_threads)  # fmt: skip
+            chat_format = local_llm.write_chat_format(home, model)
+            server = start_llama_server(home, port, path, model.name, chat_format=chat_format,
+                                        context_tokens=stack.llm_context_tokens, threads=stack.llm_threads)  # fmt: skip
             processes.append(server)
             llm_env = {"RAGBUS_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "RAGBUS_LLM_MODEL": model.name}
             llm_env |= {f"RAGBUS_LLM_{k.upper()}": str(v) for k, v in LOCAL_LLM_DEFAULTS.items()}

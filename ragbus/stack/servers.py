@@ -210,9 +210,21 @@ def llama_server_missing() -> list[str]:
 
 
 def start_llama_server(
-    home: Path, port: int, model: Path, alias: str, *, context_tokens: int, threads: int, timeout_s: float = 120
+    home: Path,
+    port: int,
+    model: Path,
+    alias: str,
+    *,
+    chat_format: Path,
+    context_tokens: int,
+    threads: int,
+    timeout_s: float = 120,
 ) -> ManagedProcess:
-    """llama-cpp-python's OpenAI-compatible server on `port`, serving the (verified) GGUF `model` as `alias`."""
+    """llama-cpp-python's OpenAI-compatible server on `port`, serving the (verified) GGUF `model` as `alias`.
+
+    `chat_format` is a tokenizer config holding the model's chat template: without one, a GGUF that carries none
+    is prompted in Llama 2's format, and Gemma then echoes the prompt back instead of answering.
+    """
     missing = llama_server_missing()
     if missing:
         raise ConfigError(
@@ -221,7 +233,8 @@ def start_llama_server(
         )
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
             "--host", LOCALHOST, "--port", str(port), "--n_ctx", str(context_tokens),
-            "--n_threads", str(threads or os.cpu_count() or 1)]  # fmt: skip
+            "--n_threads", str(threads or os.cpu_count() or 1), "--chat_format", "hf-tokenizer-config",
+            "--hf_tokenizer_config_path", str(chat_format)]  # fmt: skip
     process = ManagedProcess("llm", argv, home / "logs" / "llm.log").start()
 
     def models_listed() -> bool:

@@ -23,6 +23,9 @@ def _model(digest: str = hashlib.sha256(WHOLE).hexdigest()) -> GGUFModel:
         sha256=digest,
         sums_distribution="ragbus-test-tiny-gguf",
         part_distributions=tuple(f"ragbus-test-tiny-gguf-part{n}" for n in range(1, len(PARTS) + 1)),
+        chat_template="{{ messages[0].content }}",
+        bos_token="<s>",
+        end_of_turn="</s>",
     )
 
 
