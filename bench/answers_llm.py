@@ -8,7 +8,8 @@ llama-cpp-python server the stack starts for RAGBUS_STACK_LLM=gemma3-270m (same 
 LLM settings as `ragbus up`). Both have the answer cache off. Each judged question of tests/data/docs_questions.json
 is streamed from both in turn, then each unanswerable one; per answer: time to the first answer delta, time to the
 `done` event, the judged facts it holds, the share of its sentences supported by the passages it cites
-(bench/answer_support.py), whether it abstains, and whether the API fell back (degraded). The machine's load
+(bench/answer_support.py), whether it repeats the prompt instead of answering, whether it abstains, and whether the
+API fell back (degraded). The machine's load
 average is recorded before and after. Writes bench/results/answers-llm.json.
 """
 
@@ -28,6 +29,7 @@ from bench.answer_support import abstains, answer_support, facts_held
 from bench.api_process import start_api
 from bench.stack import ROOT, bench_stack, cpu_reference, index, save_result, start_workers
 from producers.sources.files import read_documents
+from query_api.generation import SYSTEM_PROMPT
 from ragbus import local_llm
 from ragbus.settings import StackSettings
 from ragbus.stack.launcher import LOCAL_LLM_DEFAULTS
@@ -64,6 +66,11 @@ async def ask(client: httpx.AsyncClient, url: str, question: str) -> dict[str, A
     return {"answer": text, "citations": citations, "first_s": first, "total_s": total, **done}
 
 
+def echoes_prompt(answer: str) -> bool:
+    """The answer repeats the system prompt or the sources as the prompt quotes them."""
+    return SYSTEM_PROMPT[:60] in answer or '{"source":' in answer
+
+
 def judge(reply: dict[str, Any], facts: list[list[str]] | None) -> dict[str, Any]:
     """The reply's figures: support by its cited passages, facts held (judged questions) and abstention."""
     passages = [(str(c["doc_id"]), str(c["title"]) + " " + str(c["text"])) for c in reply["citations"]]
@@ -73,7 +80,10 @@ def judge(reply: dict[str, Any], facts: list[list[str]] | None) -> dict[str, Any
         "first_s": round(reply["first_s"] or reply["total_s"], 3),
         "total_s": round(reply["total_s"], 3),
         "degraded": reply.get("degraded"),
-        "abstains": abstains(reply["answer"]),
+        # An answer that repeats the prompt (the instructions, the sources' JSON) is not an answer: its "do not
+        # know" is the instruction's, and its facts are the sources'.
+        "echoes_prompt": (echoes := echoes_prompt(reply["answer"])),
+        "abstains": abstains(reply["answer"]) and not echoes,
         **answer_support(reply["answer"], passages),
     }
     if facts is not None:
@@ -96,6 +106,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "answers_with_every_fact": sum(r["facts_held"] == r["facts"] for r in judged),
         "sentence_support": round(sum(r["supported"] for r in judged) / max(1, sum(r["sentences"] for r in judged)), 3),
         "fully_supported_answers": sum(r["sentences"] > 0 and r["supported"] == r["sentences"] for r in judged),
+        "echoed_the_prompt": sum(r["echoes_prompt"] for r in rows),
         "abstained_on_answerable": sum(r["abstains"] for r in judged),
         "abstained_on_unanswerable": f"{sum(r['abstains'] for r in unanswerable)}/{len(unanswerable)}",
         "degraded": sum(bool(r["degraded"]) for r in rows),
