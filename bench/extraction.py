@@ -1,10 +1,11 @@
 """Extraction throughput: the extractor's work per document (read the original from a real SeaweedFS, parse, cache
 the text, record the hold) against the chosen library alone on the same files, alternating rounds.
 
-`python -m bench.extraction [--rounds 2] [--docx-ref REF]` writes bench/results/extraction.json. Kafka is not part of
-it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own overhead over the library.
-The series of a format run in a rotated order each round, and each series reports its median round: the library
-alone, `parse` (the stage's format module alone, no object store) and `extractor` (the stage's whole work).
+`python -m bench.extraction [--rounds 2] [--concurrency N] [--docx-ref REF]` writes bench/results/extraction.json.
+Kafka is not part of it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own
+overhead over the library. The series of a format run in a rotated order each round, and each series reports its
+median round, in wall and in CPU seconds: the library alone, `parse` (the stage's format module alone, no object
+store), `extractor` (the stage's batch path, N documents at a time) and `extractor x1` (one at a time).
 `--docx-ref` adds the Word module as it was at git REF to both (old and new in one run).
 """
 
@@ -14,6 +15,7 @@ import argparse
 import importlib.util
 import io
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -29,12 +31,13 @@ import trafilatura
 from docx.text.paragraph import Paragraph
 
 from ragbus.object_store import S3ObjectStore
-from ragbus.settings import ObjectSettings
+from ragbus.settings import ExtractSettings, ObjectSettings, WorkerSettings
 from ragbus.stack.process import free_port, stop_all
 from ragbus.stack.servers import S3_ACCESS_KEY, S3_SECRET_KEY, start_seaweedfs
 from schemas.documents import DocumentEvent, original_ref
 from tests.documents.samples import docx_bytes, html_page, pdf_bytes
 from workers.extractor import formats
+from workers.extractor.batches import BatchExtractor
 from workers.extractor.extraction import DocumentExtractor
 from workers.extractor.formats.types import Extraction
 
@@ -91,93 +94,112 @@ def docx_module_at(ref: str, folder: Path) -> Callable[[bytes], Extraction]:
     return extract
 
 
-def timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
+Timing = tuple[float, float]  # wall seconds, CPU seconds of this process (every thread)
+
+
+def timed(run: Callable[[], object]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
     run()
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def library_seconds(media_type: str, originals: list[bytes]) -> float:
+def library_seconds(media_type: str, originals: list[bytes]) -> Timing:
     """One library-alone round."""
-    started = time.perf_counter()
-    for data in originals:
-        library_alone(media_type, data)
-    return time.perf_counter() - started
+    return timed(lambda: [library_alone(media_type, data) for data in originals])
 
 
-def parse_seconds(media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> float:
+def parse_seconds(media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> Timing:
     """One round of the stage's format module alone (no object store): what the stage adds to the library's parse."""
     parse = word if media_type == DOCX else partial(formats.extract, media_type)
-    started = time.perf_counter()
-    for data in originals:
-        parse(data)
-    return time.perf_counter() - started
+    return timed(lambda: [parse(data) for data in originals])
 
 
-def stage_seconds(port: int, media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction]) -> float:
-    """One extractor round on a fresh bucket (every extraction a cache miss), Word files read by `word`."""
+def stage_seconds(
+    port: int, media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction], concurrency: int
+) -> Timing:
+    """One extractor round on a fresh bucket (every extraction a cache miss), Word files read by `word`: the
+    stage's BatchExtractor on batches of RAGBUS_WORKER_MAX_RECORDS events, `concurrency` documents at a time."""
     settings = ObjectSettings(url=f"http://127.0.0.1:{port}", access_key=S3_ACCESS_KEY,
                               secret_key=S3_SECRET_KEY, bucket=f"b{uuid.uuid4().hex[:12]}")  # fmt: skip
-    store = S3ObjectStore(settings)
+    store = S3ObjectStore(settings, connections=concurrency + 1)
     store.ensure_bucket()
     events = []
     for number, data in enumerate(originals):
         store.put_original(data, media_type)
         events.append(DocumentEvent(doc_id=f"d{number}", media_type=media_type, original=original_ref(data)))
-    extractor = DocumentExtractor(store, 50_000_000)
+    extractor = BatchExtractor(DocumentExtractor(store, 50_000_000), concurrency)
+    size = WorkerSettings().max_records
     current, formats.EXTRACTORS[DOCX] = formats.EXTRACTORS[DOCX], word
     try:
-        return timed(lambda: [extractor.extract(e) for e in events])
+        return timed(lambda: [extractor.extract_all(events[at : at + size]) for at in range(0, len(events), size)])
     finally:
         formats.EXTRACTORS[DOCX] = current
+        extractor.close()
         store.close()
 
 
 def main() -> None:
-    """Alternate library-alone and extractor rounds per format; report median units per second and the ratios."""
+    """Alternate library-alone, parse and extractor rounds per format; report median units per second and ratios."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--docx-ref", default="", help="also time the Word module as it was at this git ref")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=ExtractSettings().concurrency,
+        help="documents extracted at once (RAGBUS_EXTRACT_CONCURRENCY); the series `extractor x1` takes one at a time",
+    )
     args = parser.parse_args()
     files = corpus()
     units = {PDF: 20 * len(files[PDF]), HTML: len(files[HTML]), DOCX: len(files[DOCX])}
+    word = formats.EXTRACTORS[DOCX]
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
         server = start_seaweedfs(Path(home), port)
-        series: dict[str, dict[str, Callable[[], float]]] = {
+        series: dict[str, dict[str, Callable[[], Timing]]] = {
             media_type: {
                 "library": partial(library_seconds, media_type, originals),
-                "parse": partial(parse_seconds, media_type, originals, formats.EXTRACTORS[DOCX]),
-                "extractor": partial(stage_seconds, port, media_type, originals, formats.EXTRACTORS[DOCX]),
+                "parse": partial(parse_seconds, media_type, originals, word),
+                "extractor": partial(stage_seconds, port, media_type, originals, word, args.concurrency),
+                "extractor x1": partial(stage_seconds, port, media_type, originals, word, 1),
             }
             for media_type, originals in files.items()
         }
         if args.docx_ref:
             old = docx_module_at(args.docx_ref, Path(home))
             series[DOCX][f"parse@{args.docx_ref}"] = partial(parse_seconds, DOCX, files[DOCX], old)
-            series[DOCX][f"extractor@{args.docx_ref}"] = partial(stage_seconds, port, DOCX, files[DOCX], old)
-        seconds: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
+            series[DOCX][f"extractor@{args.docx_ref}"] = partial(
+                stage_seconds, port, DOCX, files[DOCX], old, args.concurrency
+            )
+        walls: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
+        cpus: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
         try:
             for round_number in range(args.rounds):
                 for media_type, named in series.items():
                     order = list(named)
                     shift = round_number % len(order)  # rotate, so no series always runs first
                     for name in order[shift:] + order[:shift]:
-                        seconds[media_type][name].append(named[name]())
+                        wall, cpu = named[name]()
+                        walls[media_type][name].append(wall)
+                        cpus[media_type][name].append(cpu)
         finally:
             stop_all([server], timeout_s=10)
-    report: dict[str, dict[str, object]] = {}
-    for media_type, runs in seconds.items():
+    report: dict[str, object] = {"concurrency": args.concurrency, "rounds": args.rounds,
+                                 "load_average": list(os.getloadavg())}  # fmt: skip
+    for media_type, runs in walls.items():
         rates = {name: units[media_type] / statistics.median(times) for name, times in runs.items()}
+        cpu = {name: statistics.median(times) for name, times in cpus[media_type].items()}
         ratios = {
             "ratio" if name == "extractor" else f"ratio {name}": round(rate / rates["library"], 3)
             for name, rate in rates.items()
             if name != "library"
         }
+        cpu_ratios = {f"cpu ratio {name}": round(cpu["library"] / c, 3) for name, c in cpu.items() if name != "library"}
         unit = "pages/s" if media_type == PDF else "documents/s"
-        summary = {"unit": unit, **{name: round(rate, 1) for name, rate in rates.items()}, **ratios}
+        summary = {"unit": unit, **{name: round(rate, 1) for name, rate in rates.items()}, **ratios, **cpu_ratios}
         print(media_type, summary)
-        report[media_type] = {**summary, "seconds": runs}
+        report[media_type] = {**summary, "seconds": runs, "cpu_seconds": cpus[media_type]}
+    print("load average after:", os.getloadavg())
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from producers.sources.files import read_documents
 from ragbus.document_follower import follow_documents
-from ragbus.document_publisher import publish_documents
+from ragbus.document_publisher import DocumentPublisher, publish_documents
 from ragbus.kafka_clients import consumer_lag, start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.milvus.store import MilvusChunkStore
@@ -28,7 +28,7 @@ from ragbus.stack.launcher import redis_reachable
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite, start_milvus_server, start_redis, start_tansu
 from schemas.documents import DocumentEvent
-from schemas.topics import STAGES, PipelineTopics, Topics
+from schemas.topics import STAGES, Lane, PipelineTopics, Topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
@@ -135,8 +135,9 @@ async def drained(settings: Settings) -> bool:
     """
     names = PipelineTopics(Topics(settings.kafka.topic_prefix))
     for stage in STAGES:
-        if sum((await consumer_lag(settings, names.group(stage), names.input_topic(stage))).values()):
-            return False
+        for topic in names.input_topics(stage):  # both lanes
+            if sum((await consumer_lag(settings, names.group(stage), topic)).values()):
+                return False
     return True
 
 
@@ -149,13 +150,17 @@ async def _indexer_committed(consumer: AIOKafkaConsumer, topic: str) -> int:
     return sum([(await consumer.committed(TopicPartition(topic, p))) or 0 for p in sorted(partitions)])
 
 
-async def index(settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600) -> float:
+async def index(
+    settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600, lane: Lane | None = None
+) -> float:
     """Publish `events`, wait until the pipeline has drained, check every one is searchable; seconds to drained."""
-    drained_s, _ = await index_timed(settings, events, timeout_s)
+    drained_s, _ = await index_timed(settings, events, timeout_s, lane)
     return drained_s
 
 
-async def index_timed(settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600) -> tuple[float, float]:
+async def index_timed(
+    settings: Settings, events: list[DocumentEvent], timeout_s: float = 3600, lane: Lane | None = None
+) -> tuple[float, float]:
     """`index`, also returning the seconds the publish itself took: (to drained, to published).
 
     Each stage turns one record into one, so the pipeline is through when the indexer's group has committed as
@@ -166,13 +171,14 @@ async def index_timed(settings: Settings, events: list[DocumentEvent], timeout_s
     meanwhile (freshness probes during a bulk) would end the wait early, so the index itself is checked at the end.
     """
     names = PipelineTopics(Topics(settings.kafka.topic_prefix))
-    topic = names.input_topic("indexer")
+    lane = lane or DocumentPublisher(settings).lane_for(len(events))  # a large publish travels in the bulk lane
+    topic = names.input_topic("indexer", lane)
     watcher = AIOKafkaConsumer(**kafka_connection(settings), group_id=names.group("indexer"), enable_auto_commit=False)
     await start_client(settings, watcher)
     try:
         target = await _indexer_committed(watcher, topic) + len(events)
         started = time.perf_counter()
-        report = await publish_documents(settings, events)
+        report = await publish_documents(settings, events, lane=lane)
         published = time.perf_counter() - started
         deadline, lag_checked = time.monotonic() + timeout_s, time.monotonic()
         while await _indexer_committed(watcher, topic) < target:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets, start_client
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, read_to_end, start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders, original_event_id
-from schemas.topics import Topics
+from schemas.topics import Lane, Topics, in_lane
 
 REPLAYED_HEADER = "ragbus.replayed_from"
 
@@ -57,32 +57,24 @@ async def _read_letters(consumer: AIOKafkaConsumer, settings: Settings, stage: s
     tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     if not tps:
         return []
-    ends = await end_offsets(consumer, tps)
     replay = AIOKafkaConsumer(**kafka_connection(settings), group_id=replay_group(settings, stage))
     await start_client(settings, replay)
     try:
         done = {tp: (await replay.committed(tp)) or 0 for tp in tps}
     finally:
         await replay.stop()
-    letters: list[DeadLetter] = []
-    for tp in tps:
-        await consumer.seek_to_beginning(tp)  # not offset 0: retention may have removed it
-        while await consumer.position(tp) < ends[tp]:
-            for record in (await consumer.getmany(tp, timeout_ms=2000)).get(tp, []):
-                if record.offset >= ends[tp]:
-                    break
-                letters.append(
-                    DeadLetter(
-                        stage=stage,
-                        partition=tp.partition,
-                        offset=record.offset,
-                        key=record.key,
-                        value=record.value,
-                        reason=DeadLetterHeaders.from_kafka(record.headers),
-                        replayed=record.offset < done[tp],
-                    )
-                )
-    return letters
+    return [
+        DeadLetter(
+            stage=stage,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=DeadLetterHeaders.from_kafka(record.headers),
+            replayed=record.offset < done[TopicPartition(record.topic, record.partition)],
+        )
+        for record in sorted(await read_to_end(consumer, tps), key=lambda r: (r.partition, r.offset))
+    ]
 
 
 async def list_dead_letters(settings: Settings, stage: str) -> list[DeadLetter]:
@@ -103,7 +95,7 @@ async def replay_dead_letters(settings: Settings, stage: str) -> int:
             await producer.send_all(
                 [
                     OutboundMessage(
-                        letter.reason.topic,
+                        in_lane(letter.reason.topic, Lane.BULK),  # a replay is bulk work: never ahead of live edits
                         letter.key,
                         letter.value,
                         [(REPLAYED_HEADER, f"{stage}:{letter.partition}:{letter.offset}".encode())],

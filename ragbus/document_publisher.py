@@ -1,7 +1,8 @@
 """DocumentPublisher: the one way document events reach Kafka (the CLI, the sources and the REST API use it).
 
 Keyed by document id (each document stays ordered on one partition), size-checked before anything is sent, and
-confirmed by the broker (acks=all) before `publish` returns.
+confirmed by the broker (acks=all) before `publish` returns. A publish travels in the live lane unless it is bulk:
+asked for, or of at least RAGBUS_KAFKA_BULK_THRESHOLD events (docs/architecture.md, lanes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ragbus.originals import store_originals
 from ragbus.settings import Settings
 from schemas.codec import encode
 from schemas.documents import DocumentEvent, DocumentOp, document_key
-from schemas.topics import Topics
+from schemas.topics import Lane, Topics
 
 BATCH = 256
 DocKey = tuple[str, str]  # (tenant, doc_id)
@@ -96,14 +97,17 @@ class DocumentPublisher:
         *,
         on_progress: Callable[[int, int], None] | None = None,
         originals: Mapping[str, bytes] | None = None,
+        lane: Lane | None = None,
     ) -> PublishReport:
-        """Send `events` in order and return once the broker acknowledged every one.
+        """Send `events` in order, in `lane` (by default bulk from RAGBUS_KAFKA_BULK_THRESHOLD events on, else
+        live), and return once the broker acknowledged every one.
 
         InputError (nothing sent) when one is too large; `on_progress(sent, batch_bytes)` after each batch.
         Originals (PDF, HTML, ...) are stored in object storage first: `originals` gives bytes by sha256 (uploads),
         else each is read from the file its event's `source` names (ragbus/originals.py).
         """
-        messages = [to_message(e, self.topics.documents, self.settings.kafka.max_message_bytes) for e in events]
+        topic = self.topics.documents_in(lane or self.lane_for(len(events)))
+        messages = [to_message(e, topic, self.settings.kafka.max_message_bytes) for e in events]
         await store_originals(self.settings, events, originals)
         producer = await self._started()
         sent = 0
@@ -114,16 +118,20 @@ class DocumentPublisher:
             if on_progress:
                 on_progress(sent, sum(len(m.value or b"") for m in batch))
         return PublishReport(
-            topic=self.topics.documents,
+            topic=topic,
             events=len(messages),
             bytes=sum(len(m.value or b"") for m in messages),
             versions={(e.tenant, e.doc_id): e.version for e in events},
             event_ids={(e.tenant, e.doc_id): e.event_id for e in events},
         )
 
-    async def delete(self, tenant: str, doc_ids: Sequence[str]) -> PublishReport:
+    def lane_for(self, events: int) -> Lane:
+        """The lane of a publish of `events` events that asks for none."""
+        return Lane.BULK if events >= self.settings.kafka.bulk_threshold else Lane.LIVE
+
+    async def delete(self, tenant: str, doc_ids: Sequence[str], lane: Lane | None = None) -> PublishReport:
         """Publish the delete events of these documents of `tenant` (InputError for an invalid id)."""
-        return await self.publish(delete_events(tenant, doc_ids))
+        return await self.publish(delete_events(tenant, doc_ids), lane=lane)
 
     async def close(self) -> None:
         """Flush and stop the producer, if it was started."""
@@ -146,10 +154,11 @@ async def publish_documents(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     originals: Mapping[str, bytes] | None = None,
+    lane: Lane | None = None,
 ) -> PublishReport:
     """Publish `events` once with a publisher of their own (the CLI, sources, tests and benchmarks)."""
     async with DocumentPublisher(settings) as publisher:
-        return await publisher.publish(events, on_progress=on_progress, originals=originals)
+        return await publisher.publish(events, on_progress=on_progress, originals=originals, lane=lane)
 
 
 async def delete_documents(settings: Settings, tenant: str, doc_ids: Sequence[str]) -> PublishReport:

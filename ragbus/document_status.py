@@ -129,10 +129,11 @@ async def in_flight(settings: Settings, status: DocumentStatus, limit: int = SCA
     pipeline = PipelineTopics(Topics(settings.kafka.topic_prefix))
     key = document_key(status.tenant, status.doc_id)
     seen: set[int] = set()
-    scans = await asyncio.gather(  # each scan starts Kafka clients of its own: all stages at once
-        *(_unconsumed(settings, pipeline.input_topic(stage), pipeline.group(stage), key, limit) for stage in STAGES)
+    inputs = [(stage, topic) for stage in STAGES for topic in pipeline.input_topics(stage)]  # both lanes
+    scans = await asyncio.gather(  # each scan starts Kafka clients of its own: all stages and lanes at once
+        *(_unconsumed(settings, topic, pipeline.group(stage), key, limit) for stage, topic in inputs)
     )
-    for stage, (values, capped) in zip(STAGES, scans, strict=True):
+    for (stage, _), (values, capped) in zip(inputs, scans, strict=True):
         status.scan_capped |= capped
         for value in values:
             version, deleted = _version(value)

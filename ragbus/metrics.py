@@ -35,6 +35,20 @@ QUARANTINED = Counter(
 )
 DEAD_LETTERED = Counter("ragbus_dead_lettered_total", "Messages sent to a dead-letter topic.", ["stage", "code"])
 EMBEDDING_CACHE = Counter("ragbus_embedding_cache_total", "Embedding cache lookups.", ["result"])
+LANE_RECORDS = Counter(
+    "ragbus_lane_records_total", "Records a stage processed, by lane (live or bulk).", ["stage", "lane"]
+)
+LANE_YIELDED = Counter(
+    "ragbus_lane_bulk_yielded_total",
+    "Polled bulk batches a stage put back to serve live records first (they are polled again).",
+    ["stage"],
+)
+LANE_FRESHNESS_SECONDS = Histogram(
+    "ragbus_lane_freshness_seconds",
+    "From a document event's produce time to its chunks being searchable, by lane.",
+    ["lane"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+)
 FRESHNESS_SECONDS = Histogram(
     "ragbus_freshness_seconds",
     "From a document event's produce time to its chunks being searchable.",
@@ -67,6 +81,9 @@ def register_stage(stage: str) -> None:
     STAGE_DEFERRED.labels(stage)
     STAGE_BATCH_SECONDS.labels(stage)
     STAGE_BATCH_SIZE.labels(stage)
+    LANE_YIELDED.labels(stage)
+    for lane in ("live", "bulk"):
+        LANE_RECORDS.labels(stage, lane)
 
 
 SOURCE_EVENTS = Counter(

@@ -26,7 +26,7 @@ _MISSING = {"NoSuchKey", "404", "NotFound"}
 class S3ObjectStore:
     """One bucket of an S3-compatible store."""
 
-    def __init__(self, settings: ObjectSettings) -> None:
+    def __init__(self, settings: ObjectSettings, connections: int = 10) -> None:
         if not settings.configured:
             raise ConfigError("RAGBUS_OBJECTS_URL is not set (run `ragbus up`, or point it at MinIO/S3)")
         self.bucket = settings.bucket
@@ -41,6 +41,9 @@ class S3ObjectStore:
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=30,
+                # One client serves every thread (boto3 clients are thread-safe); a caller running n requests
+                # at once asks for n pooled connections, else urllib3 opens and drops extra ones per request.
+                max_pool_connections=connections,
             ),
         )
 

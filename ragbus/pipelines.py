@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ragbus.errors import ConfigError, TransientError
-from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, end_offsets, ensure_topics, start_client
+from ragbus.errors import ConfigError
+from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics, read_to_end, start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.codec import decode, encode
@@ -39,21 +39,10 @@ class PipelineRegistry:
             await consumer._client.force_metadata_update()  # the topic may have just been created
             partitions = consumer.partitions_for_topic(self.topics.pipelines) or set()
             tps = [TopicPartition(self.topics.pipelines, p) for p in sorted(partitions)]
-            ends = await end_offsets(consumer, tps)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            while pending:
-                batches = await consumer.getmany(*pending, timeout_ms=2000)
-                if not batches:
-                    raise TransientError(f"could not read {self.topics.pipelines} to its end")
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.value is not None:
-                            spec = _decode_spec(record.value)
-                            specs[spec.collection] = spec
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
+            for record in await read_to_end(consumer, tps):
+                if record.value is not None:
+                    spec = _decode_spec(record.value)
+                    specs[spec.collection] = spec
         finally:
             await consumer.stop()
         return specs

@@ -14,16 +14,22 @@ from ragbus.pipelines import resolve_pipeline
 from ragbus.settings import Settings
 from schemas.codec import encode
 from schemas.quarantine import QuarantineRequest
-from schemas.topics import Topics
+from schemas.topics import Lane, Topics
 
 
 async def quarantine_record(
-    settings: Settings, stage: str, partition: int, offset: int | None = None, reason: str | None = None
+    settings: Settings,
+    stage: str,
+    partition: int,
+    offset: int | None = None,
+    reason: str | None = None,
+    *,
+    lane: Lane = Lane.LIVE,
 ) -> QuarantineRequest:
     """Publish a quarantine request for `offset` (default: the partition's head, what the stage's group has not
-    committed yet) of the stage's input topic; returns it once the broker confirmed it."""
+    committed yet) of the stage's input topic in `lane`; returns it once the broker confirmed it."""
     pipeline = await resolve_pipeline(settings)
-    topic = pipeline.names.input_topic(stage)
+    topic = pipeline.names.input_topic(stage, lane)
     group = pipeline.names.group(stage) + settings.worker.group_suffix
     offsets = await group_offsets(settings, group, topic)
     if partition not in offsets:

@@ -38,11 +38,13 @@ async def measure(pipeline: PipelineContext) -> PipelineProgress:
     lag: dict[str, int] = {}
     total = replayed = 0
     for stage in STAGES:
-        offsets = await group_offsets(settings, names.group(stage), names.input_topic(stage))
-        lag[stage] = sum(max(0, end - committed) for committed, end in offsets.values())
-        if stage == STAGES[0]:  # the stage that reads the documents topic
-            total = sum(end for _, end in offsets.values())
-            replayed = sum(min(committed, end) for committed, end in offsets.values())
+        lag[stage] = 0
+        for topic in names.input_topics(stage):  # both lanes
+            offsets = await group_offsets(settings, names.group(stage), topic)
+            lag[stage] += sum(max(0, end - committed) for committed, end in offsets.values())
+            if stage == STAGES[0]:  # the stage that reads the documents topics
+                total += sum(end for _, end in offsets.values())
+                replayed += sum(min(committed, end) for committed, end in offsets.values())
     return PipelineProgress(pipeline.collection, total, replayed, lag)
 
 

@@ -49,6 +49,12 @@ class KafkaSettings(BaseSettings):
         1_000_000, ge=10_000, description="Largest serialized event a producer sends; larger is refused."
     )
     request_timeout_ms: int = Field(30_000, ge=1000, description="Producer and admin request timeout.")
+    bulk_threshold: int = Field(
+        100,
+        ge=1,
+        description="A publish of at least this many events travels in the bulk lane (`ragbus publish --bulk` "
+        "forces it; the REST API always publishes live), so a large load never delays a live edit.",
+    )
     # An idle stage can wait up to this for a record just published: tansu answers a held fetch late (one hop
     # took 70 ms p50 and 159 ms p95 at aiokafka's 500, 12 and 47 ms at 100; bench/results/kafka-hop.json).
     fetch_max_wait_ms: int = Field(
@@ -270,6 +276,12 @@ class WorkerSettings(BaseSettings):
     quarantine_poll_s: float = Field(
         2.0, gt=0, description="How often a worker reads `ragbus dlq quarantine` requests."
     )
+    live_batches_per_bulk: int = Field(
+        8,
+        ge=1,
+        description="Live batches a stage runs in a row while bulk records wait before it runs one bulk batch "
+        "(bulk is never starved; a live record waits behind at most one bulk batch).",
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the worker's /metrics (0 = none).")
     pipeline: str | None = Field(
         None,
@@ -445,6 +457,13 @@ class ExtractSettings(BaseSettings):
 
     max_bytes: int = Field(
         50_000_000, ge=1, description="Originals larger than this are dead-lettered (reason too_large)."
+    )
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Documents of a batch extracted at once, so their object-store requests overlap (a document's "
+        "own events stay in order; PDFs are parsed one at a time, PDFium is not thread-safe).",
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ragbus.kafka_clients import end_offsets, start_client
+from ragbus.kafka_clients import read_to_end, start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.codec import decode
@@ -42,13 +42,9 @@ async def announced_sources(settings: Settings) -> list[AnnouncedSource]:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
         if not tps:
             return []
-        ends = await end_offsets(consumer, tps)
-        for tp in tps:
-            await consumer.seek_to_beginning(tp)
-            while await consumer.position(tp) < ends[tp]:
-                for record in (await consumer.getmany(tp, timeout_ms=2000)).get(tp, []):
-                    if record.offset < ends[tp] and record.key is not None:
-                        latest[record.key] = record.value
+        for record in await read_to_end(consumer, tps):
+            if record.key is not None:
+                latest[record.key] = record.value
     finally:
         await consumer.stop()
     now = utc_now()

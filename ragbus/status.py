@@ -22,7 +22,7 @@ from ragbus.settings import Settings
 from ragbus.source_registry import announced_sources
 from schemas.fields import utc_now
 from schemas.pipelines import PipelineState
-from schemas.topics import STAGES, PipelineTopics, Topics
+from schemas.topics import STAGES, Lane, PipelineTopics, Topics
 
 
 @dataclass
@@ -30,7 +30,8 @@ class PipelineStatus:
     """A snapshot; a part that could not be read holds the reason instead of a number."""
 
     topics: dict[str, dict[int, int] | str] = field(default_factory=dict)
-    lag: dict[str, dict[int, int] | str] = field(default_factory=dict)
+    lag: dict[str, dict[int, int] | str] = field(default_factory=dict)  # the live lane's, per stage
+    bulk_lag: dict[str, dict[int, int] | str] = field(default_factory=dict)  # the bulk lane's, per stage
     dead_letters: dict[str, int | str] = field(default_factory=dict)
     alias: str = ""
     alias_target: str | None = None
@@ -95,6 +96,7 @@ async def collect_status(settings: Settings) -> PipelineStatus:
         _other_status(settings, status),
     )
     status.lag = {stage: status.lag[stage] for stage in STAGES}  # in pipeline order, whichever answered first
+    status.bulk_lag = {stage: status.bulk_lag[stage] for stage in STAGES}
     status.dead_letters = {stage: status.dead_letters[stage] for stage in STAGES}
     return status
 
@@ -135,10 +137,11 @@ async def _other_status(settings: Settings, status: PipelineStatus) -> None:
 
 
 async def _stage_status(settings: Settings, names: PipelineTopics, stage: str, status: PipelineStatus) -> None:
-    try:
-        status.lag[stage] = await consumer_lag(settings, names.group(stage), names.input_topic(stage))
-    except (RagbusError, OSError) as exc:
-        status.lag[stage] = f"unavailable: {exc}"
+    for lane, lags in ((Lane.LIVE, status.lag), (Lane.BULK, status.bulk_lag)):
+        try:
+            lags[stage] = await consumer_lag(settings, names.group(stage), names.input_topic(stage, lane))
+        except (RagbusError, OSError) as exc:
+            lags[stage] = f"unavailable: {exc}"
     try:
         letters = await list_dead_letters(settings, stage)
         status.pending_letters[stage] = [letter for letter in letters if not letter.replayed]
@@ -187,11 +190,13 @@ def render(status: PipelineStatus) -> str:
         shown = f"{len(ends):<11} {sum(ends.values())}" if isinstance(ends, dict) else cell(ends)
         lines.append(f"{name:<40} {shown}")
     lines.append("")
-    lines.append("stage     lag (per partition)            pending dead letters")
+    lines.append("stage     live lag (per partition)       bulk lag (per partition)       pending dead letters")
     for stage in STAGES:
-        lag = status.lag.get(stage)
-        shown = f"{sum(lag.values())} {dict(sorted(lag.items()))}" if isinstance(lag, dict) else cell(lag)
-        lines.append(f"{stage:<9} {shown:<30} {cell(status.dead_letters.get(stage))}")
+        live, bulk = (
+            f"{sum(lag.values())} {dict(sorted(lag.items()))}" if isinstance(lag, dict) else cell(lag)
+            for lag in (status.lag.get(stage), status.bulk_lag.get(stage))
+        )
+        lines.append(f"{stage:<9} {live:<30} {bulk:<30} {cell(status.dead_letters.get(stage))}")
     ratio = status.embedding_cache_hit_ratio
     if isinstance(status.embedding_cache, str):
         cache = cell(status.embedding_cache)

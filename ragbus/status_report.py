@@ -61,10 +61,19 @@ class StatusReport(BaseModel):
     retrieval: list[RetrievalOut] = Field(
         default_factory=list, description="Per Milvus deployment the API searches (RAGBUS_MILVUS_READ_URIS order)."
     )
-    lag: dict[str, StageLag] = Field(description="Per stage: extractor, chunker, embedder, indexer.")
+    lag: dict[str, StageLag] = Field(description="Live lane, per stage: extractor, chunker, embedder, indexer.")
+    bulk_lag: dict[str, StageLag] = Field(
+        default_factory=dict, description="Bulk lane (large publishes, snapshots, replays), per stage."
+    )
     dead_letters: list[DeadLetterOut] = Field(description="The tenant's pending dead letters, with reasons.")
     dead_letters_error: dict[str, str] = Field(default_factory=dict, description="Stages whose DLQ was unreadable.")
     pipelines: list[str] = Field(description="Live pipelines; a reindex line has its progress and ETA.")
+
+
+def _stage_lag(read: dict[int, int] | str) -> StageLag:
+    if isinstance(read, str):
+        return StageLag(error=read)
+    return StageLag(total=sum(read.values()), partitions={str(p): n for p, n in sorted(read.items())})
 
 
 def _counts(settings: Settings, tenant: str, collection: str) -> tuple[int, int]:
@@ -99,13 +108,8 @@ async def tenant_status(settings: Settings, tenant: str) -> StatusReport:
             index_error = f"unavailable: {exc}"
     elif not index_error:
         documents = chunks = 0
-    lag = {}
-    for stage in STAGES:
-        read = status.lag.get(stage, "unavailable")
-        if isinstance(read, str):
-            lag[stage] = StageLag(error=read)
-        else:
-            lag[stage] = StageLag(total=sum(read.values()), partitions={str(p): n for p, n in sorted(read.items())})
+    lag = {stage: _stage_lag(status.lag.get(stage, "unavailable")) for stage in STAGES}
+    bulk_lag = {stage: _stage_lag(status.bulk_lag.get(stage, "unavailable")) for stage in STAGES}
     return StatusReport(
         tenant=tenant,
         generated_at=time.time(),
@@ -116,6 +120,7 @@ async def tenant_status(settings: Settings, tenant: str) -> StatusReport:
         serving_collection=status.alias_target,
         retrieval=[RetrievalOut(mode=m.mode, reason=m.reason) for m in status.retrieval],
         lag=lag,
+        bulk_lag=bulk_lag,
         dead_letters=_letters(status, tenant),
         dead_letters_error={s: v for s, v in status.dead_letters.items() if isinstance(v, str)},
         pipelines=status.pipelines,
@@ -128,9 +133,11 @@ def render_report(report: StatusReport) -> str:
     if report.index_error:
         lines[0] = f"tenant {report.tenant}: index {report.index_error}"
     lines.append("")
-    lines.append("stage     lag (per partition)")
+    lines.append("stage     live lag (per partition)       bulk lag (per partition)")
     for stage, lag in report.lag.items():
-        lines.append(f"{stage:<9} {lag.error or f'{lag.total} {lag.partitions}'}")
+        bulk = report.bulk_lag.get(stage)
+        bulk_shown = (bulk.error or f"{bulk.total} {bulk.partitions}") if bulk else "-"
+        lines.append(f"{stage:<9} {lag.error or f'{lag.total} {lag.partitions}':<30} {bulk_shown}")
     lines.append(f"index     alias {report.alias} -> {report.serving_collection or '(not created yet)'}")
     lines.extend(f"retrieval {r.mode} ({r.reason})" for r in report.retrieval)
     lines.append(f"dead letters ({len(report.dead_letters)} pending)")

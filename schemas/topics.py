@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 STAGES = ("extractor", "chunker", "embedder", "indexer")
+LANED = ("documents", "extracted", "chunks", "embedded")  # the topics that have a bulk twin
+
+
+class Lane(StrEnum):
+    """Which lane a document event travels in. Every stage serves the live lane first; bulk work (a large
+    publish, a source's snapshot, a dead-letter replay) never holds a live change for more than one batch."""
+
+    LIVE = "live"
+    BULK = "bulk"
+
+
+def in_lane(topic: str, lane: Lane) -> str:
+    """The twin of a laned `topic` (`<name>.v1` live, `<name>.bulk.v1` bulk) in `lane`; other topics unchanged."""
+    base = topic.removesuffix(".v1").removesuffix(".bulk")
+    if not topic.endswith(".v1") or base.rsplit(".", 1)[-1] not in LANED:
+        return topic
+    return f"{base}.bulk.v1" if lane is Lane.BULK else f"{base}.v1"
+
+
+def lane_of(topic: str) -> Lane:
+    """The lane a topic belongs to."""
+    return Lane.BULK if topic.endswith(".bulk.v1") else Lane.LIVE
 
 
 @dataclass(frozen=True)
@@ -17,6 +40,14 @@ class Topics:
     def documents(self) -> str:
         """Document events (source of truth), keyed by doc_id; a null value is a delete."""
         return f"{self.prefix}.documents.v1"
+
+    def documents_in(self, lane: Lane) -> str:
+        """The documents topic of `lane`: both are sources of truth, compacted, and versions decide between them."""
+        return in_lane(self.documents, lane)
+
+    def document_topics(self) -> list[str]:
+        """Both documents topics, live first."""
+        return [self.documents_in(lane) for lane in Lane]
 
     @property
     def extracted(self) -> str:
@@ -59,15 +90,12 @@ class Topics:
 
     def compacted(self) -> list[str]:
         """Topics that keep the latest record per key (the sources of truth)."""
-        return [self.documents, self.pipelines, self.quarantine]
+        return [*self.document_topics(), self.pipelines, self.quarantine]
 
     def all(self) -> list[str]:
         """Every topic a deployment needs, created at start-up if missing."""
         return [
-            self.documents,
-            self.extracted,
-            self.chunks,
-            self.embedded,
+            *(in_lane(t, lane) for t in (self.documents, self.extracted, self.chunks, self.embedded) for lane in Lane),
             self.cache_invalidation,
             self.pipelines,
             self.quarantine,
@@ -108,15 +136,27 @@ class PipelineTopics:
         """Consumer group of a stage."""
         return self._named(stage) if self.name else f"{self.topics.prefix}.{stage}"
 
-    def input_topic(self, stage: str) -> str:
-        """What a stage consumes."""
-        return {
+    def input_topic(self, stage: str, lane: Lane = Lane.LIVE) -> str:
+        """What a stage consumes in `lane`."""
+        live = {
             "extractor": self.topics.documents,
             "chunker": self.extracted,
             "embedder": self.chunks,
             "indexer": self.embedded,
         }[stage]
+        return in_lane(live, lane)
+
+    def input_topics(self, stage: str) -> list[str]:
+        """What a stage consumes, live lane first."""
+        return [self.input_topic(stage, lane) for lane in Lane]
+
+    def routes(self, stage: str) -> dict[str, str]:
+        """Where a stage forwards a record, by the topic it came from: into the same lane downstream."""
+        following = {"extractor": self.extracted, "chunker": self.chunks, "embedder": self.embedded}.get(stage)
+        if following is None:
+            return {}
+        return {self.input_topic(stage, lane): in_lane(following, lane) for lane in Lane}
 
     def own_topics(self) -> list[str]:
-        """Topics only this pipeline uses."""
-        return [self.extracted, self.chunks, self.embedded]
+        """Topics only this pipeline uses (both lanes)."""
+        return [in_lane(topic, lane) for topic in (self.extracted, self.chunks, self.embedded) for lane in Lane]

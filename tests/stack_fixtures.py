@@ -93,8 +93,9 @@ class Pipeline:
         settings = self.settings
         names = PipelineTopics(Topics(settings.kafka.topic_prefix))
         return sum(
-            sum(asyncio.run(consumer_lag(settings, names.group(stage), names.input_topic(stage))).values())
+            sum(asyncio.run(consumer_lag(settings, names.group(stage), topic)).values())
             for stage in STAGES
+            for topic in names.input_topics(stage)  # both lanes
         )
 
     def wait_drained(self, timeout_s: float = 180) -> None:

@@ -1,4 +1,5 @@
-"""Read what a source published: the records of a topic past a remembered position."""
+"""Read what a source published: the records of topics (by default both documents topics, live and bulk lanes)
+past a remembered position."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from schemas.documents import DocumentEvent
 from schemas.topics import Topics
 
 
-async def _ends(settings: Settings, topic: str) -> dict[TopicPartition, int]:
-    await ensure_topics(settings, [topic])
+async def _ends(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    await ensure_topics(settings, topics)
     consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
     await start_client(settings, consumer)
     try:
         await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         return await end_offsets(consumer, tps)
     finally:
         await consumer.stop()
@@ -44,12 +45,12 @@ async def _read(settings: Settings, since: dict[TopicPartition, int]) -> list[Co
 
 
 class TopicReader:
-    """Remembers the end of a topic; `records()` are those written after it."""
+    """Remembers the end of topics (one, or both documents topics); `records()` are those written after it."""
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         self.settings = settings
-        self.topic = topic or Topics(settings.kafka.topic_prefix).documents
-        self.since = asyncio.run(_ends(settings, self.topic))
+        self.topics = [topic] if topic else Topics(settings.kafka.topic_prefix).document_topics()
+        self.since = asyncio.run(_ends(settings, self.topics))
 
     def records(self) -> list[ConsumerRecord[bytes, bytes]]:
         """Every record written since construction."""

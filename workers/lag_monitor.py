@@ -29,10 +29,11 @@ async def export_lag_once(settings: Settings, stage: str, topic: str, group: str
     return lag
 
 
-async def _export_forever(settings: Settings, stage: str, topic: str, group: str, interval_s: float) -> None:
+async def _export_forever(settings: Settings, stage: str, topics: list[str], group: str, interval_s: float) -> None:
     while True:
         try:
-            await export_lag_once(settings, stage, topic, group)
+            for topic in topics:  # both lanes' input topics: the `topic` label tells the lanes apart
+                await export_lag_once(settings, stage, topic, group)
         except (RagbusError, KafkaError, OSError) as exc:
             # Kafka being away is visible elsewhere (the worker backs off); the gauge keeps its last value.
             metrics.CONSUMER_LAG_ERRORS.labels(stage).inc()
@@ -41,13 +42,13 @@ async def _export_forever(settings: Settings, stage: str, topic: str, group: str
 
 
 @contextlib.asynccontextmanager
-async def lag_exporter(settings: Settings, stage: str, topic: str, *, group_id: str) -> AsyncIterator[None]:
+async def lag_exporter(settings: Settings, stage: str, topics: list[str], *, group_id: str) -> AsyncIterator[None]:
     """While open, a background task refreshes the lag gauge every RAGBUS_WORKER_LAG_INTERVAL_S seconds."""
     interval_s = settings.worker.lag_interval_s
     if not interval_s:
         yield
         return
-    task = asyncio.create_task(_export_forever(settings, stage, topic, group_id, interval_s), name=f"lag-{stage}")
+    task = asyncio.create_task(_export_forever(settings, stage, topics, group_id, interval_s), name=f"lag-{stage}")
     try:
         yield
     finally:

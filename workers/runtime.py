@@ -36,8 +36,9 @@ from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.errors import ContractError
 from schemas.quarantine import QuarantineRequest
-from schemas.topics import Topics
+from schemas.topics import Topics, lane_of
 from workers.lag_monitor import lag_exporter
+from workers.lanes import LaneScheduler, YieldToLive, rewind_to
 from workers.quarantine_watch import QuarantineWatch, quarantine_watch
 from workers.transient_budget import IsolateBatch, TransientBudget, TransientBudgetExhausted
 
@@ -138,6 +139,8 @@ class StageRunner(Generic[T]):
         if taken < len(records):
             self._leave_for_next_poll(records[taken:], rewind)
         metrics.STAGE_BATCH_SIZE.labels(stage).observe(taken)
+        if records:
+            metrics.LANE_RECORDS.labels(stage, lane_of(records[0].topic).value).inc(taken)
         if decoded:
             rejected += await self._process_isolating_poison(decoded)
         if rejected:
@@ -150,12 +153,7 @@ class StageRunner(Generic[T]):
     def _leave_for_next_poll(self, left: list[ConsumerRecord[bytes, bytes]], rewind: Rewind) -> None:
         # Records keep their partition's order within a batch, so what is left of each partition follows
         # everything taken from it: rewinding to its first left record re-polls exactly the rest.
-        first: dict[TopicPartition, int] = {}
-        for record in left:
-            partition = TopicPartition(record.topic, record.partition)
-            first[partition] = min(record.offset, first.get(partition, record.offset))
-        for partition, offset in first.items():
-            rewind(partition, offset)
+        rewind_to(left, rewind)
         metrics.STAGE_DEFERRED.labels(self.handler.stage).inc(len(left))
         log.debug("%s: chunk budget reached, %d records left for the next poll", self.handler.stage, len(left))
 
@@ -188,7 +186,7 @@ class StageRunner(Generic[T]):
                 raise _quarantined(request) if len(batch) == 1 and request else IsolateBatch("quarantine requested")
             try:
                 return await self.handler.process(batch)
-            except PermanentError:
+            except (PermanentError, YieldToLive):
                 raise
             except Exception as exc:
                 # Transient by type, or a bug: either way retry with backoff rather than drop or spin.
@@ -260,7 +258,8 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
     """The FastStream app of one stage of one pipeline: its consumer group, batches, commit after success."""
     settings = pipeline.settings
     worker = settings.worker
-    input_topic, group = pipeline.names.input_topic(stage), pipeline.names.group(stage) + worker.group_suffix
+    inputs, group = pipeline.names.input_topics(stage), pipeline.names.group(stage) + worker.group_suffix
+    lanes = LaneScheduler(stage, max_records=worker.max_records, live_batches_per_bulk=worker.live_batches_per_bulk)
     broker = KafkaBroker(
         kafka_connection(settings)["bootstrap_servers"],
         security=faststream_security(settings),
@@ -281,15 +280,15 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
         async with (
             KafkaEventProducer(settings) as producer,
             open_handler(pipeline, producer) as handler,
-            lag_exporter(settings, stage, input_topic, group_id=group),
+            lag_exporter(settings, stage, inputs, group_id=group),
             quarantine_watch(settings, stage) as quarantine,
         ):
             holder["runner"] = StageRunner(handler, producer, settings, quarantine)
-            log.info("%s ready: consuming %s for %s", stage, input_topic, pipeline.collection)
+            log.info("%s ready: consuming %s (live first) for %s", stage, " and ".join(inputs), pipeline.collection)
             yield
 
     @broker.subscriber(
-        input_topic,
+        *inputs,
         group_id=group,
         batch=True,
         max_records=worker.max_records,
@@ -303,6 +302,6 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
     async def on_batch(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message
         batch = list(records) if isinstance(records, tuple) else [records]
-        await holder["runner"].run_batch(batch, msg.consumer.seek)
+        await lanes.run(batch, msg.consumer, holder["runner"].run_batch)
 
     return FastStream(broker, lifespan=lifespan)

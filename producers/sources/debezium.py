@@ -19,25 +19,28 @@ from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
+from schemas.topics import Lane
 
 log = logging.getLogger(__name__)
 
 
 async def _handle(run: SourceRun, mapping: DebeziumMapping, records: list[ConsumerRecord[bytes, bytes]]) -> None:
     events: list[DocumentEvent] = []
+    snapshot: list[DocumentEvent] = []  # Debezium's snapshot reads (op "r"): bulk work, never ahead of live changes
     newest: float | None = None
     for record in records:
         if record.value is None:
             continue  # a tombstone: the delete event before it already removed the document
         try:
             payload = envelope_of(record.value)
-            events.append(document_event(mapping, record.key, payload))
+            (snapshot if payload.get("op") == "r" else events).append(document_event(mapping, record.key, payload))
             newest = max(newest or 0.0, change_time(payload) or 0.0) or None
         except InvalidMessage as exc:
             await run.dead_letter(record.key, record.value, exc, origin=record.topic, partition=record.partition,
                                   offset=record.offset)  # fmt: skip
     if newest:
         run.saw_change(newest)
+    await run.publish(snapshot, newest, lane=Lane.BULK)
     await run.publish(events, newest)
 
 

@@ -31,6 +31,7 @@ from producers.sources.runtime import SourceRun, running_source
 from ragbus.errors import InvalidMessage
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
+from schemas.topics import Lane
 
 log = logging.getLogger(__name__)
 SNAPSHOT_BATCH = 500
@@ -79,7 +80,7 @@ class PostgresSource:
                 rows.execute(f"SELECT {columns} FROM {quoted}")  # noqa: S608 (names checked against pg_attribute)
                 while (batch := rows.fetchmany(SNAPSHOT_BATCH)) and not self.run.stopping.is_set():
                     events = await self._events([dict(zip(spec.columns, r, strict=True)) for r in batch], version)
-                    await self.run.publish(events)
+                    await self.run.publish(events, lane=Lane.BULK)  # a snapshot never delays live changes
                     published += len(events)
             conn.commit()
         finally:

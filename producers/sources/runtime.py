@@ -24,7 +24,7 @@ from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_top
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.documents import DocumentEvent
-from schemas.topics import Topics
+from schemas.topics import Lane, Topics
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,18 @@ class SourceRun:
         self.events = 0
         self.last_change: float | None = None
 
-    async def publish(self, events: Sequence[DocumentEvent], changed_at: float | None = None) -> None:
-        """Publish `events`, retrying a broker that is down (backpressure) until the retry budget is spent."""
+    async def publish(
+        self, events: Sequence[DocumentEvent], changed_at: float | None = None, *, lane: Lane | None = None
+    ) -> None:
+        """Publish `events` (a snapshot in the bulk lane; changes by their number, DocumentPublisher.lane_for),
+        retrying a broker that is down (backpressure) until the retry budget is spent."""
         if not events:
             return
         deadline = time.monotonic() + self.settings.source.retry_budget_s
         delay = 0.5
         while True:
             try:
-                await self.publisher.publish(events)
+                await self.publisher.publish(events, lane=lane)
                 break
             except TransientError as exc:
                 if time.monotonic() + delay > deadline:

@@ -26,6 +26,7 @@ from producers.sources.runtime import SourceRun, running_source
 from ragbus.errors import InputError, PermanentError
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent, DocumentOp
+from schemas.topics import Lane
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class FolderWatcher:
         self.spec, self.run = spec, run
         self.manifest = WatchManifest(spec.manifest_path(run.settings))
 
-    async def reconcile(self) -> int:
-        """Publish what differs from the manifest; returns the number of events."""
+    async def reconcile(self, lane: Lane | None = None) -> int:
+        """Publish what differs from the manifest (in `lane`, by default by number); returns the number of events."""
         current = await asyncio.to_thread(scan, self.spec)
         updated: dict[str, FileEntry] = {}
         upserts: list[DocumentEvent] = []
@@ -124,7 +125,7 @@ class FolderWatcher:
             deletes += [_delete(i, self.spec.tenant, version, path) for i in self.manifest.entries[path].doc_ids]
         upserted = {d.doc_id for d in upserts}  # a document moved between files is an upsert, not a delete
         events = upserts + [d for d in deletes if d.doc_id not in upserted]
-        await self.run.publish(events, changed_at=version / 1e6 if events else None)
+        await self.run.publish(events, changed_at=version / 1e6 if events else None, lane=lane)
         if updated or gone:
             self.manifest.entries.update(updated)
             for path in gone:
@@ -136,7 +137,7 @@ class FolderWatcher:
 
     async def follow(self) -> None:
         """Catch up with what changed while down, then follow changes until SIGTERM."""
-        await self.reconcile()
+        await self.reconcile(Lane.BULK)  # the first sync: bulk work, never ahead of the edits that follow
         quiet_ms = self.run.settings.source.debounce_ms
         roots = [str(r) for r in self.spec.roots]
         log.info("watch: watching %s (manifest %s)", ", ".join(roots), self.manifest.path)

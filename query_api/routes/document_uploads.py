@@ -24,6 +24,7 @@ from query_api.errors import InvalidRequest
 from schemas.documents import DocumentEvent, original_ref
 from schemas.fields import DocId
 from schemas.media_types import INLINE_MEDIA_TYPES, media_type_for
+from schemas.topics import Lane
 
 
 class MultipartRoute(APIRoute):
@@ -83,5 +84,6 @@ async def upload_document(
             event = DocumentEvent(**fields, media_type=media_type, original=original_ref(data))
     except (ValidationError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"file {filename!r}: {exc}") from None
-    await publisher.publish([event], originals={event.original.sha256: data} if event.original else None)
+    originals = {event.original.sha256: data} if event.original else None
+    await publisher.publish([event], originals=originals, lane=Lane.LIVE)
     return DocumentsAccepted(event_ids=[event.event_id], doc_ids=[event.doc_id], versions=[event.version])

@@ -21,6 +21,7 @@ from ragbus.document_status import document_status
 from schemas.bounds import version_problem
 from schemas.documents import DocumentEvent
 from schemas.fields import DOC_ID_PATTERN, DocId
+from schemas.topics import Lane
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 _ERRORS = error_responses(*AUTHENTICATED, 409)
@@ -83,7 +84,7 @@ async def publish_documents(
         DocumentEvent(tenant=caller.tenant, **(d.model_dump(exclude_none=True) | _version_of(d, versions)))
         for d in documents
     ]
-    await publisher.publish(events)
+    await publisher.publish(events, lane=Lane.LIVE)  # an API caller edits: never behind a bulk load
     return _accepted(events)
 
 
@@ -116,7 +117,7 @@ async def delete_document(
     _valid_id(doc_id)
     versions = await superseding_versions(store, caller.tenant, [doc_id])
     events = delete_events(caller.tenant, [doc_id], {doc_id: _bounded(doc_id, versions)})
-    await publisher.publish(events)
+    await publisher.publish(events, lane=Lane.LIVE)  # an API caller edits: never behind a bulk load
     return _accepted(events)
 
 

@@ -124,7 +124,7 @@ def _print_ready(api_url: str, metrics: dict[str, str]) -> None:
 
 
 @app.command()
-def publish(
+def publish(  # noqa: PLR0917 - one parameter per option
     paths: Annotated[list[Path], typer.Argument(help="Files (.txt, .md, .jsonl) or directories (recursive).")],
     tenant: Annotated[str, typer.Option(help="Tenant owning the documents.")] = "default",
     wait: Annotated[bool, typer.Option(help="Wait until every document is searchable.")] = False,
@@ -132,6 +132,14 @@ def publish(
     versions: Annotated[
         bool, typer.Option(help="Print each document's version as JSON (a query's min_versions).")
     ] = False,
+    bulk: Annotated[
+        bool | None,
+        typer.Option(
+            "--bulk/--live",
+            help="Lane: bulk never delays live edits. Default: bulk from RAGBUS_KAFKA_BULK_THRESHOLD documents on.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Publish documents (create or update) to the documents topic, keyed by document id.
 
@@ -146,7 +154,7 @@ def publish(
         events = read_with_progress(paths, tenant)
         if not events:
             _fail("no .txt, .md or .jsonl documents found under the given paths")
-        report = publish_with_progress(settings, events)
+        report = publish_with_progress(settings, events, bulk=bulk)
     except RagbusError as exc:
         _fail(f"{exc}\nnothing was published" if exc.code == "invalid_input" else str(exc))
     typer.echo(f"published {report.events} documents ({report.bytes} bytes) to {report.topic}")

@@ -13,6 +13,7 @@ from ragbus.cli.progress import CountedProgress
 from ragbus.document_publisher import PublishReport, publish_documents
 from ragbus.settings import Settings
 from schemas.documents import DocumentEvent
+from schemas.topics import Lane
 
 
 def read_with_progress(paths: Sequence[Path], tenant: str) -> list[DocumentEvent]:
@@ -25,8 +26,12 @@ def read_with_progress(paths: Sequence[Path], tenant: str) -> list[DocumentEvent
         return read_documents(paths, tenant=tenant, on_file=on_file)
 
 
-def publish_with_progress(settings: Settings, events: Sequence[DocumentEvent]) -> PublishReport:
-    """Publish `events`, counting the events the broker confirmed and their bytes."""
+def publish_with_progress(
+    settings: Settings, events: Sequence[DocumentEvent], *, bulk: bool | None = None
+) -> PublishReport:
+    """Publish `events` (in the bulk lane, the live one, or by default by their number), counting the events the
+    broker confirmed and their bytes."""
+    lane = None if bulk is None else Lane.BULK if bulk else Lane.LIVE
     sent_bytes = 0
     with CountedProgress("sent", len(events), unit="events") as display:
 
@@ -35,4 +40,4 @@ def publish_with_progress(settings: Settings, events: Sequence[DocumentEvent]) -
             sent_bytes += batch_bytes
             display.update(sent, detail=decimal(sent_bytes))
 
-        return asyncio.run(publish_documents(settings, events, on_progress=on_batch))
+        return asyncio.run(publish_documents(settings, events, on_progress=on_batch, lane=lane))

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ragbus.cli.settings import command_settings, fail
 from ragbus.errors import RagbusError
+from schemas.topics import Lane
 
 
 def dlq_quarantine(
@@ -19,12 +20,14 @@ def dlq_quarantine(
         int | None, typer.Option("--offset", min=0, help="Record to quarantine (default: the partition's head).")
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the dead letter.")] = None,
+    bulk: Annotated[bool, typer.Option("--bulk", help="The record is in the bulk lane's input topic.")] = False,
 ) -> None:
     """Have the running workers dead-letter one record unprocessed (default: the one at the partition's head)."""
     from ragbus.quarantine import quarantine_record  # Kafka clients load only for this command
 
     try:
-        request = asyncio.run(quarantine_record(command_settings(), stage, partition, offset, reason))
+        lane = Lane.BULK if bulk else Lane.LIVE
+        request = asyncio.run(quarantine_record(command_settings(), stage, partition, offset, reason, lane=lane))
     except (RagbusError, ValidationError) as exc:
         fail(str(exc))
     typer.echo(

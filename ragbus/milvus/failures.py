@@ -47,7 +47,13 @@ _CLIENT_DATA_ERRORS = (
     PrimaryKeyException,
     FieldTypeException,
 )
-MISSING_COLLECTION = re.compile(r"collection not found|can ?not find collection|can't find collection|not exist", re.I)
+# Only a collection that does not exist: "field cite_page not exist" (an output field an older layout lacks) must
+# never read as a missing collection, or a search would fall back to another collection through the alias.
+MISSING_COLLECTION = re.compile(
+    r"collection not found|can ?not find collection|can't find collection"
+    r"|collection\W+[\w.\[\]=-]*\W*(?:does )?not exist",
+    re.I,
+)
 _RELEASED = re.compile(r"[Cc]ollection '([^']+)'")
 
 

@@ -11,6 +11,7 @@ from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, unpack_vector
 # Where a passage sits in its document (PDF page, section path): dynamic fields, so collections made before they
 # existed keep their schema and simply return none.
 CITE_PAGE, CITE_SECTION = "cite_page", "cite_section"
+DYNAMIC_OUTPUT_FIELDS = frozenset({CITE_PAGE, CITE_SECTION})
 # The fields a search returns for each hit.
 OUTPUT_FIELDS = [
     "chunk_id", "doc_id", "version", "tenant", "title", "text", "chunk_index", "source", CITE_PAGE, CITE_SECTION

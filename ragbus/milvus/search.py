@@ -15,7 +15,7 @@ from ragbus.milvus.bm25 import SPARSE_FIELD
 from ragbus.milvus.connection import MilvusConnection
 from ragbus.milvus.failures import MISSING_COLLECTION
 from ragbus.milvus.filters import MetadataWhere, milvus_str
-from ragbus.milvus.rows import OUTPUT_FIELDS, ChunkHit, to_hit
+from ragbus.milvus.rows import DYNAMIC_OUTPUT_FIELDS, OUTPUT_FIELDS, ChunkHit, to_hit
 from ragbus.milvus.schema import has_bm25, has_metadata_fields
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ def search(
         except TransientError as exc:
             if not MISSING_COLLECTION.search(str(exc)):
                 raise
-            log.warning("collection %s is gone (pruned?): searching through alias %s", collection, connection.alias)
+            log.warning(
+                "collection %s is gone (pruned?): searching through alias %s (%s)", collection, connection.alias, exc
+            )
     if connection.alias_target() is None:
         return []
     expr = _filter(connection, connection.alias, tenant, where)
@@ -100,7 +102,7 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
             data=[vector],
             limit=top_k,
             filter=expr,
-            output_fields=_fields(OUTPUT_FIELDS, where),
+            output_fields=_fields(connection, target, OUTPUT_FIELDS, where),
             search_params={"metric_type": "COSINE"},
             consistency_level=connection.settings.consistency_level,
         )
@@ -131,7 +133,7 @@ def _hybrid_search(  # noqa: PLR0917
             requests,
             RRFRanker(rrf_k),
             limit=top_k,
-            output_fields=_fields([*OUTPUT_FIELDS, "embedding"], where),
+            output_fields=_fields(connection, target, [*OUTPUT_FIELDS, "embedding"], where),
             consistency_level=connection.settings.consistency_level,
         )
     )
@@ -145,7 +147,11 @@ def _hybrid_search(  # noqa: PLR0917
     ]
 
 
-def _fields(fields: list[str], where: MetadataWhere | None) -> list[str]:
+def _fields(connection: MilvusConnection, target: str, fields: list[str], where: MetadataWhere | None) -> list[str]:
+    # The citation fields are dynamic: a collection made without dynamic fields (the layout before metadata fields)
+    # has none, and the real engine refuses an output field it does not have ("field cite_page not exist").
+    if not has_metadata_fields(connection, target):
+        fields = [f for f in fields if f not in DYNAMIC_OUTPUT_FIELDS]
     return [*fields, "metadata"] if where else fields
 
 

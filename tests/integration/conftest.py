@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from query_api.app import create_app
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
+from ragbus.object_store import S3ObjectStore
+from ragbus.settings import ObjectSettings
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import (
     S3_ACCESS_KEY,
@@ -34,6 +36,19 @@ from tests.stack_fixtures import (
     test_redis_url,
 )
 from tests.tls_certs import make_tls_files
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A module marked one_engine (the API contract, the CLI, the page, the change sources, the lanes) runs on
+    milvus-lite only: its real-engine variant would show nothing the engine decides and costs CI minutes."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_real = callspec is not None and callspec.params.get("engine") == "milvus-server"
+        (dropped if on_real and item.get_closest_marker("one_engine") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -148,3 +163,20 @@ def seaweedfs(stack_home: Path) -> Iterator[dict[str, str]]:
         }
     finally:
         stop_all([process], timeout_s=10)
+
+
+@pytest.fixture
+def object_store(seaweedfs: dict[str, str]) -> Iterator[S3ObjectStore]:
+    """A fresh bucket of the session's SeaweedFS."""
+    settings = ObjectSettings(
+        url=seaweedfs["RAGBUS_OBJECTS_URL"],
+        access_key=seaweedfs["RAGBUS_OBJECTS_ACCESS_KEY"],
+        secret_key=seaweedfs["RAGBUS_OBJECTS_SECRET_KEY"],
+        bucket=f"t{uuid.uuid4().hex[:10]}",
+    )
+    opened = S3ObjectStore(settings)
+    opened.ensure_bucket()
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -25,7 +25,7 @@ from tests.corpus import animal_doc_id
 from tests.fake_llm import FakeLLM
 from tests.stack_fixtures import Pipeline, wait_for
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine]
 
 
 @pytest.fixture(autouse=True)

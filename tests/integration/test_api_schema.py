@@ -17,7 +17,7 @@ from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from tests.security_keys import Credentials
 from tests.stack_fixtures import Pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 # What must hold for every generated request, valid or not: no 5xx, and only responses the document describes.
 CONFORMANCE = (
     "not_a_server_error",
@@ -33,6 +33,7 @@ CONFORMANCE = (
 # version or top_k is refused in tests/unit/test_bounds.py).
 STRICT_INPUT = ("negative_data_rejection", "positive_data_acceptance")
 MAX_EXAMPLES = 25  # per route and phase: about 20 s a run on a loaded 2-core machine
+STRICT_MAX_EXAMPLES = 10  # the strict run is known to disagree (see its xfail): enough to show where, not more
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,12 @@ def live_api(pipeline: Pipeline, creds: Credentials, stack_home: Path) -> Iterat
         stop_all([api], timeout_s=10)
 
 
-def _schemathesis(url: str, api_key: str, checks: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _schemathesis(
+    url: str, api_key: str, checks: tuple[str, ...], cwd: Path, examples: int = MAX_EXAMPLES
+) -> subprocess.CompletedProcess[str]:
     argv = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json", "--checks", ",".join(checks),
-        "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic", "--header", f"X-API-Key: {api_key}",
+        "--max-examples", str(examples), "--generation-deterministic", "--header", f"X-API-Key: {api_key}",
     ]  # fmt: skip
     try:
         return subprocess.run(  # cwd: its cache of failing examples stays out of the repository
@@ -89,6 +92,6 @@ def test_generated_requests_get_no_5xx_and_only_documented_responses(
     strict=False,
 )
 def test_the_api_refuses_exactly_what_its_schema_refuses(live_api: str, creds: Credentials, tmp_path: Path) -> None:
-    run = _schemathesis(live_api, creds.keys["acme"], STRICT_INPUT, tmp_path)
+    run = _schemathesis(live_api, creds.keys["acme"], STRICT_INPUT, tmp_path, STRICT_MAX_EXAMPLES)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-12000:]

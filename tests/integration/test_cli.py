@@ -14,7 +14,7 @@ from ragbus.stack.process import free_port, port_in_use, stop_all
 from ragbus.stack.servers import start_redis
 from tests.stack_fixtures import Pipeline
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine]
 ROOT = Path(__file__).resolve().parents[2]
 
 

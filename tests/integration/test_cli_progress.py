@@ -14,7 +14,7 @@ import pytest
 
 from tests.stack_fixtures import Pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 
 
 @pytest.fixture

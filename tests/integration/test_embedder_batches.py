@@ -35,7 +35,7 @@ def handler_for(embedder: SentenceEmbedder, redis_url: str) -> EmbedderHandler:
     redis = open_redis(RedisSettings(url=SecretStr(redis_url)))
     cache = RedisEmbeddingCache(redis, KeySpace(f"test-{uuid.uuid4().hex[:8]}"), embedder.model_name, 600)
     # The producer is never started: these tests stop before the handler produces.
-    return EmbedderHandler(embedder, cache, KafkaEventProducer(load_settings()), "unused")
+    return EmbedderHandler(embedder, cache, KafkaEventProducer(load_settings()), {})
 
 
 def chunked(texts: list[str], counts: list[int], tokenizer: str | None) -> ChunkedDocument:

@@ -22,15 +22,7 @@ from ragbus.stack.servers import llama_server_missing
 from schemas.documents import DocumentEvent
 from tests.stack_fixtures import Pipeline, environment
 
-pytestmark = [pytest.mark.integration, pytest.mark.llm_local]
-
-
-@pytest.fixture(autouse=True)
-def _on_milvus_lite_only(request: pytest.FixtureRequest) -> None:
-    """The model does not depend on the Milvus engine: spend CI time on one."""
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and callspec.params.get("engine", "milvus-lite") != "milvus-lite":
-        pytest.skip("engine-independent: runs on milvus-lite")
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.llm_local]
 
 
 def _require_local_llm() -> None:

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
 from ragbus.settings import load_settings
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
-from schemas.topics import STAGES, Topics
+from schemas.topics import STAGES, PipelineTopics, Topics
 from tests.corpus import corpus
 from tests.pipeline_helpers import publish, wait_indexed
 from tests.stack_fixtures import Pipeline, environment, pipeline_env, running_pipeline, wait_for
@@ -28,7 +28,6 @@ from workers.lag_monitor import export_lag_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-INPUT_TOPIC = {"extractor": "documents", "chunker": "extracted", "embedder": "chunks", "indexer": "embedded"}
 
 
 def _promql(prometheus: str, query: str) -> list[dict[str, Any]]:
@@ -142,13 +141,15 @@ def test_prometheus_scrapes_every_stage_and_the_api(observed: Pipeline, api_url:
 
     # Lag per partition of every stage's input topic, drained to 0 once everything is committed.
     partitions = observed.settings.kafka.partitions
+    names = PipelineTopics(Topics(prefix))
 
     def lag_drained() -> bool:
         lag = _promql(prometheus, "ragbus_consumer_lag_messages")
         per_stage = {stage: [s for s in lag if s["metric"]["stage"] == stage] for stage in STAGES}
+        # Both lanes' input topics (live and bulk), every partition of each.
         return all(
-            len(samples) == partitions
-            and {s["metric"]["topic"] for s in samples} == {f"{prefix}.{INPUT_TOPIC[stage]}.v1"}
+            len(samples) == 2 * partitions
+            and {s["metric"]["topic"] for s in samples} == set(names.input_topics(stage))
             and {s["metric"]["group"] for s in samples} == {f"{prefix}.{stage}"}
             and all(float(s["value"][1]) == 0 for s in samples)
             for stage, samples in per_stage.items()

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from query_api.cache import CachedAnswer, CacheKeys
 from ragbus.document_publisher import delete_events
+from schemas.documents import DocumentEvent
 from tests.integration.test_answering_cache import bird, cited, invalidations_applied
 from tests.integration.test_cli import ragbus
 from tests.pipeline_helpers import publish, wait_indexed
@@ -19,10 +20,22 @@ from tests.stack_fixtures import Pipeline
 
 pytestmark = [pytest.mark.integration]
 QUESTION = "What does the {} mimic in the breeding season?"
+# The session's collection holds every test's songbirds, and a made-up bird name is no word the embedding model
+# knows: each question is scoped to this module's run by a metadata filter, so no other test's bird can rank first.
+RUN = {"ryw_run": uuid.uuid4().hex[:8]}
 
 
-def ask_after(api: TestClient, query: str, min_versions: dict[str, int], timeout_s: float = 120) -> dict[str, object]:
-    body = {"query": query, "top_k": 1, "min_versions": min_versions, "min_versions_timeout_s": timeout_s}
+def songbird(doc_id: str, name: str, sound: str) -> DocumentEvent:
+    return bird(doc_id, name, sound, metadata=RUN)
+
+
+def ask_after(
+    api: TestClient, query: str, min_versions: dict[str, int], timeout_s: float = 120, filters: dict[str, str] = RUN
+) -> dict[str, object]:
+    body = {
+        "query": query, "top_k": 1, "filters": filters, "min_versions": min_versions,
+        "min_versions_timeout_s": timeout_s,
+    }  # fmt: skip
     response = api.post("/v1/query", json=body)
     assert response.status_code == 200, response.text
     answer: dict[str, object] = response.json()
@@ -33,20 +46,21 @@ def test_min_versions_waits_for_the_published_version_and_answers_with_its_text(
     pipeline: Pipeline, api: TestClient
 ) -> None:
     doc_id = f"ryw/kokako-{uuid.uuid4().hex[:6]}.md"
-    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "kokako", "ringtones")])))
+    wait_indexed(pipeline, dict(publish(pipeline, [songbird(doc_id, "kokako", "ringtones")])))
     # Published and asked at once: without the wait, the answer would come from the first version (or nothing).
-    version = publish(pipeline, [bird(doc_id, "kokako", "car alarms")])[("default", doc_id)]
+    version = publish(pipeline, [songbird(doc_id, "kokako", "car alarms")])[("default", doc_id)]
     answer = ask_after(api, QUESTION.format("kokako"), {doc_id: version})
     assert cited(answer) == [doc_id] and "car alarms" in str(answer["answer"]) and answer["cached"] is False
 
 
 def test_min_versions_past_the_bound_is_a_409_naming_the_pending_documents(pipeline: Pipeline, api: TestClient) -> None:
     doc_id = f"ryw/tui-{uuid.uuid4().hex[:6]}.md"
-    version = publish(pipeline, [bird(doc_id, "tieke", "doorbells")])[("default", doc_id)]
+    version = publish(pipeline, [songbird(doc_id, "tieke", "doorbells")])[("default", doc_id)]
     wait_indexed(pipeline, {("default", doc_id): version})
     unknown = f"ryw/never-{uuid.uuid4().hex[:6]}.md"
     body = {
         "query": QUESTION.format("tieke"),
+        "filters": RUN,
         "min_versions": {doc_id: version + 1, unknown: 1},
         "min_versions_timeout_s": 0.5,
     }
@@ -69,9 +83,9 @@ def test_min_versions_never_serves_an_answer_cached_before_those_versions(pipeli
     cache in exactly that moment (the first version's answer, valid at the current generation) and asks both ways."""
     doc_id = f"ryw/lyrebird-{uuid.uuid4().hex[:6]}.md"
     question = QUESTION.format("spotted bowerbird")
-    wait_indexed(pipeline, dict(publish(pipeline, [bird(doc_id, "spotted bowerbird", "camera shutters")])))
+    wait_indexed(pipeline, dict(publish(pipeline, [songbird(doc_id, "spotted bowerbird", "camera shutters")])))
     invalidations_applied(pipeline)
-    body = {"query": question, "top_k": 1}
+    body = {"query": question, "top_k": 1, "filters": RUN}
     assert "camera shutters" in str(api.post("/v1/query", json=body).json()["answer"])
     settings = pipeline.settings
     keys = CacheKeys(settings.redis.namespace, settings.milvus.alias)
@@ -79,7 +93,7 @@ def test_min_versions_never_serves_an_answer_cached_before_those_versions(pipeli
     try:
         (entry_key,) = [k for k in client.smembers(keys.citing("default", doc_id)) if b":a:" in k]
         stale = CachedAnswer.model_validate_json(client.get(entry_key))
-        version = publish(pipeline, [bird(doc_id, "spotted bowerbird", "fire sirens")])[("default", doc_id)]
+        version = publish(pipeline, [songbird(doc_id, "spotted bowerbird", "fire sirens")])[("default", doc_id)]
         wait_indexed(pipeline, {("default", doc_id): version})
         invalidations_applied(pipeline)
         generation = int(client.get(keys.generation("default")) or 0)
@@ -96,7 +110,7 @@ def test_min_versions_never_serves_an_answer_cached_before_those_versions(pipeli
 
 def test_a_delete_at_or_after_the_version_satisfies_min_versions(pipeline: Pipeline, api: TestClient) -> None:
     doc_id = f"ryw/moa-{uuid.uuid4().hex[:6]}.md"
-    publish(pipeline, [bird(doc_id, "moa", "bellbirds")])
+    publish(pipeline, [songbird(doc_id, "moa", "bellbirds")])
     deleted = publish(pipeline, delete_events("default", [doc_id]))[("default", doc_id)]
     # Only the delete reaches this version: the wait ends once the document is gone, and the answer never cites it.
     answer = ask_after(api, QUESTION.format("moa"), {doc_id: deleted})
@@ -110,5 +124,6 @@ def test_publish_prints_the_versions_a_query_can_wait_for(pipeline: Pipeline, ap
     assert published.returncode == 0, published.stderr
     versions = json.loads(published.stdout.strip().splitlines()[-1])
     assert list(versions) == [note.name] and isinstance(versions[note.name], int)
-    answer = ask_after(api, "What does the kiwi probe the leaf litter for at night?", versions)
+    # A published file carries no metadata; the kiwi's words are the module's own.
+    answer = ask_after(api, "What does the kiwi probe the leaf litter for at night?", versions, filters={})
     assert cited(answer) == [note.name] and "worms" in str(answer["answer"])

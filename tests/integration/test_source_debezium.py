@@ -22,7 +22,7 @@ from tests.pipeline_helpers import chunks_of, wait_indexed
 from tests.stack_fixtures import Pipeline
 from tests.topic_reader import TopicReader
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 
 
 def produce(pipeline: Pipeline, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:

@@ -20,7 +20,7 @@ from tests.pipeline_helpers import ask, chunks_of, wait_indexed
 from tests.postgres_server import execute, postgres_server
 from tests.stack_fixtures import Pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 SOURCE_ARGS = ["--table", "articles", "--id", "id", "--title", "title", "--text", "body", "--metadata", "category"]
 
 

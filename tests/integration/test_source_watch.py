@@ -18,7 +18,7 @@ from tests.pipeline_helpers import chunks_of, wait_indexed
 from tests.stack_fixtures import Pipeline, environment
 from tests.topic_reader import TopicReader
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 
 
 def start_watch(env: dict[str, str], folder: Path, home: Path, metrics_port: int = 0) -> ManagedProcess:

@@ -16,7 +16,7 @@ from tests.fake_llm import FakeLLM
 from tests.security_keys import Credentials
 from tests.stack_fixtures import Pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

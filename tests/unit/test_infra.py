@@ -357,10 +357,11 @@ def test_each_worker_scales_with_keda_on_its_consumer_group_lag() -> None:
         obj = scaled[f"ragbus-{stage}"]
         jsonschema.validate(obj, KEDA_SCALED_OBJECT)
         assert obj["spec"]["scaleTargetRef"]["name"] in deployments
-        (trigger,) = obj["spec"]["triggers"]
-        assert trigger["metadata"]["consumerGroup"] == f"ragbus.{stage}"  # <prefix>.<stage>, as the workers join
-        assert trigger["metadata"]["topic"] == INPUT_TOPICS[stage]
-        assert int(trigger["metadata"]["lagThreshold"]) > 0
+        live, bulk = obj["spec"]["triggers"]  # one group reads both lanes' input topics
+        for trigger, topic in ((live, INPUT_TOPICS[stage]), (bulk, INPUT_TOPICS[stage].replace(".v1", ".bulk.v1"))):
+            assert trigger["metadata"]["consumerGroup"] == f"ragbus.{stage}"  # <prefix>.<stage>, as workers join
+            assert trigger["metadata"]["topic"] == topic
+            assert int(trigger["metadata"]["lagThreshold"]) > 0
         assert obj["spec"]["maxReplicaCount"] <= partitions  # more consumers than partitions would sit idle
 
 

@@ -13,7 +13,7 @@ from ragbus.replay import ReplayFrom, parse_offsets
 from ragbus.settings import load_settings
 from schemas.codec import decode, encode
 from schemas.pipelines import PipelineSpec, PipelineState
-from schemas.topics import PipelineTopics, Topics
+from schemas.topics import Lane, PipelineTopics, Topics, in_lane, lane_of
 
 
 def spec(**overrides: object) -> PipelineSpec:
@@ -84,3 +84,22 @@ def test_replay_targets_are_checked_before_anything_is_touched() -> None:
     with pytest.raises(InputError, match="timezone"):
         ReplayFrom(timestamp=datetime(2026, 11, 25, 10, 0))
     assert ReplayFrom(timestamp=datetime(2026, 11, 25, 10, 0, tzinfo=UTC)).timestamp is not None
+
+
+def test_each_laned_topic_has_a_bulk_twin_and_a_stage_forwards_into_its_own_lane() -> None:
+    topics = Topics("acme")
+    named = PipelineTopics(topics, "acme_chunks_v2")
+    assert topics.document_topics() == ["acme.documents.v1", "acme.documents.bulk.v1"]
+    assert set(topics.document_topics()) <= set(topics.compacted())  # both are sources of truth
+    assert in_lane("acme.chunks.v1", Lane.BULK) == "acme.chunks.bulk.v1"
+    assert in_lane("acme.chunks.bulk.v1", Lane.LIVE) == "acme.chunks.v1"
+    assert in_lane("acme.dlq.chunker.v1", Lane.BULK) == "acme.dlq.chunker.v1"  # not laned
+    assert lane_of("acme.pipeline.acme_chunks_v2.embedded.bulk.v1") is Lane.BULK
+    # A reindex's extractor replays both documents topics into its own lanes.
+    assert named.input_topics("extractor") == topics.document_topics()
+    assert named.routes("extractor") == {
+        "acme.documents.v1": "acme.pipeline.acme_chunks_v2.extracted.v1",
+        "acme.documents.bulk.v1": "acme.pipeline.acme_chunks_v2.extracted.bulk.v1",
+    }
+    assert named.routes("indexer") == {}
+    assert len(named.own_topics()) == 6 and set(named.own_topics()).isdisjoint(topics.all())

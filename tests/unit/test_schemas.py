@@ -122,7 +122,8 @@ def test_topic_names_share_the_prefix() -> None:
     topics = Topics("acme")
     assert topics.documents == "acme.documents.v1"
     assert all(name.startswith("acme.") for name in topics.all())
-    assert len(set(topics.all())) == len(topics.all()) == 11  # with extracted, the extractor DLQ and quarantine
+    # with extracted, the extractor DLQ, quarantine and the bulk twins of documents, extracted, chunks, embedded
+    assert len(set(topics.all())) == len(topics.all()) == 15
 
 
 def test_a_dead_letter_is_told_by_its_original_event_id_field_not_by_bytes_in_the_payload() -> None:

@@ -20,7 +20,7 @@ async def open_chunker(pipeline: PipelineContext, producer: KafkaEventProducer) 
     """The handler with its tokenizer loaded."""
     settings = pipeline.settings
     chunker = TokenChunker(ModelTokenizer.from_settings(settings.embedding), settings.chunking)
-    yield ChunkerHandler(chunker, producer, pipeline.names.chunks)
+    yield ChunkerHandler(chunker, producer, pipeline.names.routes("chunker"))
 
 
 def create_app(pipeline: PipelineContext) -> FastStream:

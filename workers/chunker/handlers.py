@@ -21,8 +21,8 @@ class ChunkerHandler:
 
     stage = "chunker"
 
-    def __init__(self, chunker: TokenChunker, producer: KafkaEventProducer, output_topic: str) -> None:
-        self.chunker, self.producer, self.output_topic = chunker, producer, output_topic
+    def __init__(self, chunker: TokenChunker, producer: KafkaEventProducer, routes: dict[str, str]) -> None:
+        self.chunker, self.producer, self.routes = chunker, producer, routes
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> ExtractedDocument:
         """The extracted document."""
@@ -36,29 +36,30 @@ class ChunkerHandler:
         """Kafka answers (the chunker's only store)."""
         return await self.producer.answers()
 
-    def _chunk_all(self, batch: list[Inbound[ExtractedDocument]]) -> tuple[list[ChunkedDocument], list[Rejected]]:
-        chunked: list[ChunkedDocument] = []
+    def _chunk_all(
+        self, batch: list[Inbound[ExtractedDocument]]
+    ) -> tuple[list[tuple[Inbound[ExtractedDocument], ChunkedDocument]], list[Rejected]]:
+        chunked: list[tuple[Inbound[ExtractedDocument], ChunkedDocument]] = []
         rejected: list[Rejected] = []
         for item in batch:
             try:
-                chunked.append(self.chunker.chunk(item.value))
+                chunked.append((item, self.chunker.chunk(item.value)))
             except PermanentError as exc:
                 rejected.append(Rejected(item.record, exc))
         return chunked, rejected
 
     async def process(self, batch: list[Inbound[ExtractedDocument]]) -> list[Rejected]:
-        """Chunk (off the event loop, so heartbeats continue) and produce."""
+        """Chunk (off the event loop, so heartbeats continue) and produce into the same lane downstream."""
         chunked, rejected = await asyncio.to_thread(self._chunk_all, batch)
-        headers_by_event = {item.value.event_id: list(item.record.headers or ()) for item in batch}
         await self.producer.send_all(
             [
                 OutboundMessage(
-                    self.output_topic,
+                    self.routes[item.record.topic],
                     document_key(doc.tenant, doc.doc_id),
                     encode(doc),
-                    headers_by_event.get(doc.event_id, []),
+                    list(item.record.headers or ()),
                 )
-                for doc in chunked
+                for item, doc in chunked
             ]
         )
         return rejected

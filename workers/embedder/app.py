@@ -27,7 +27,7 @@ async def open_embedder(pipeline: PipelineContext, producer: KafkaEventProducer)
         cache = RedisEmbeddingCache(
             redis, KeySpace(settings.redis.namespace), embedder.model_name, settings.redis.embedding_ttl_s
         )
-        handler = EmbedderHandler(embedder, cache, producer, pipeline.names.embedded)
+        handler = EmbedderHandler(embedder, cache, producer, pipeline.names.routes("embedder"))
         freeze_startup_objects()
         yield handler
     finally:

@@ -17,6 +17,7 @@ from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
 from workers.embedder.batching import plan_model_batches
+from workers.lanes import yield_to_live
 from workers.runtime import Inbound, Rejected
 
 
@@ -30,9 +31,9 @@ class EmbedderHandler:
         embedder: SentenceEmbedder,
         cache: RedisEmbeddingCache,
         producer: KafkaEventProducer,
-        output_topic: str,
+        routes: dict[str, str],
     ) -> None:
-        self.embedder, self.cache, self.producer, self.output_topic = embedder, cache, producer, output_topic
+        self.embedder, self.cache, self.producer, self.routes = embedder, cache, producer, routes
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> ChunkedDocument:
         """The chunked document."""
@@ -68,7 +69,7 @@ class EmbedderHandler:
             )
             out.append(
                 OutboundMessage(
-                    self.output_topic,
+                    self.routes[item.record.topic],  # the same lane downstream
                     document_key(doc.tenant, doc.doc_id),
                     encode(embedded),
                     list(item.record.headers or ()),
@@ -127,4 +128,6 @@ class EmbedderHandler:
             computed = await self.embedder.encode_async(part, check_length=False)
             await self.cache.put_many(part, computed)
             fresh.update(zip(part, computed, strict=True))
+            # A bulk batch gives way here to live records (it resumes from the cache); a live batch never does.
+            await yield_to_live()
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])

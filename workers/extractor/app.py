@@ -12,6 +12,7 @@ from ragbus import metrics
 from ragbus.kafka_clients import KafkaEventProducer
 from ragbus.object_store import S3ObjectStore
 from ragbus.pipelines import PipelineContext
+from workers.extractor.batches import BatchExtractor
 from workers.extractor.extraction import DocumentExtractor
 from workers.extractor.handlers import ExtractorHandler
 from workers.runtime import build_stage_app
@@ -23,15 +24,17 @@ OUTCOMES = ("extracted", "cache_hit", "inline", "delete", "superseded")
 async def open_extractor(pipeline: PipelineContext, producer: KafkaEventProducer) -> AsyncIterator[ExtractorHandler]:
     """The handler with its object store (none when RAGBUS_OBJECTS_URL is unset: inline text only)."""
     settings = pipeline.settings
-    store = S3ObjectStore(settings.objects) if settings.objects.configured else None
+    concurrency = settings.extract.concurrency
+    store = S3ObjectStore(settings.objects, connections=concurrency + 1) if settings.objects.configured else None
     for outcome in OUTCOMES:
         metrics.EXTRACTIONS.labels(outcome)
+    extractor = BatchExtractor(DocumentExtractor(store, settings.extract.max_bytes), concurrency)
     try:
         if store is not None:
             await asyncio.to_thread(store.ensure_bucket)
-        extractor = DocumentExtractor(store, settings.extract.max_bytes)
-        yield ExtractorHandler(extractor, producer, pipeline.names.extracted)
+        yield ExtractorHandler(extractor, producer, pipeline.names.routes("extractor"))
     finally:
+        extractor.close()
         if store is not None:
             store.close()
 

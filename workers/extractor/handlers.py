@@ -11,7 +11,8 @@ from ragbus.errors import InvalidMessage, PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from schemas.codec import decode, encode
 from schemas.documents import DocumentEvent, document_key, key_problem, tombstone_event
-from workers.extractor.extraction import DocumentExtractor, Outcome
+from workers.extractor.batches import BatchExtractor
+from workers.extractor.extraction import Outcome
 from workers.runtime import Inbound, Rejected
 
 
@@ -30,12 +31,13 @@ def decode_document_record(record: ConsumerRecord[bytes, bytes]) -> DocumentEven
 
 
 class ExtractorHandler:
-    """Extracts each document's text (from its original when it has one) and forwards it; deletes pass through."""
+    """Extracts each document's text (from its original when it has one) and forwards it into its lane's extracted
+    topic (`routes`: input topic -> output topic); deletes pass through."""
 
     stage = "extractor"
 
-    def __init__(self, extractor: DocumentExtractor, producer: KafkaEventProducer, output_topic: str) -> None:
-        self.extractor, self.producer, self.output_topic = extractor, producer, output_topic
+    def __init__(self, extractor: BatchExtractor, producer: KafkaEventProducer, routes: dict[str, str]) -> None:
+        self.extractor, self.producer, self.routes = extractor, producer, routes
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
         """The document event."""
@@ -47,28 +49,23 @@ class ExtractorHandler:
 
     async def stores_answer(self) -> bool:
         """Kafka and the object store (when originals are configured) answer."""
-        return await self.producer.answers() and await asyncio.to_thread(self.extractor.store_answers)
-
-    def _extract_all(
-        self, batch: list[Inbound[DocumentEvent]]
-    ) -> tuple[list[tuple[Inbound[DocumentEvent], Outcome]], list[Rejected]]:
-        # A TransientError (object store down) propagates: the runner retries the whole batch.
-        done: list[tuple[Inbound[DocumentEvent], Outcome]] = []
-        rejected: list[Rejected] = []
-        for item in batch:
-            try:
-                done.append((item, self.extractor.extract(item.value)))
-            except PermanentError as exc:
-                rejected.append(Rejected(item.record, exc))
-        return done, rejected
+        return await self.producer.answers() and await asyncio.to_thread(self.extractor.extractor.store_answers)
 
     async def process(self, batch: list[Inbound[DocumentEvent]]) -> list[Rejected]:
-        """Extract (off the event loop, so heartbeats continue) and produce, in the batch's order."""
-        done, rejected = await asyncio.to_thread(self._extract_all, batch)
+        """Extract (off the event loop, so heartbeats continue; documents side by side) and produce in the batch's
+        order. A TransientError (object store down) propagates: the runner retries the whole batch."""
+        results = await asyncio.to_thread(self.extractor.extract_all, [item.value for item in batch])
+        done: list[tuple[Inbound[DocumentEvent], Outcome]] = []
+        rejected: list[Rejected] = []
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, PermanentError):
+                rejected.append(Rejected(item.record, result))
+            else:
+                done.append((item, result))
         await self.producer.send_all(
             [
                 OutboundMessage(
-                    self.output_topic,
+                    self.routes[item.record.topic],  # the same lane downstream
                     document_key(outcome.document.tenant, outcome.document.doc_id),
                     encode(outcome.document),
                     list(item.record.headers or ()),

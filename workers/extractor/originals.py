@@ -5,15 +5,24 @@ keeps `documents/<tenant>/<doc_id hash>` = {sha256, version} and per original `h
 An upsert with an original takes a hold on it; a delete, or an upsert with other bytes, releases the previous
 hold; an original (and its cached text) is deleted when its last hold goes. Events older than the recorded
 version are stale (a replay of a superseded event): they change nothing.
+
+The holder is written before the holding and removed only when the holding moves to other bytes, so a holding of
+some bytes implies its holder: a document that keeps its bytes writes only its new version, and a replay of the
+recorded event writes nothing. Documents of one batch are recorded concurrently (BatchExtractor); taking a hold on
+some bytes and releasing the last hold on them take turns per content hash, so an original is never deleted
+between another document's hold and its read (across extractor replicas that is not guaranteed).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 
 from ragbus.object_store import S3ObjectStore
 from workers.extractor.cache import ExtractionCache
+
+_STRIPES = 64
 
 
 def _doc_hash(tenant: str, doc_id: str) -> str:
@@ -33,6 +42,10 @@ class OriginalLedger:
 
     def __init__(self, store: S3ObjectStore, cache: ExtractionCache) -> None:
         self.store, self.cache = store, cache
+        self._locks = [threading.Lock() for _ in range(_STRIPES)]
+
+    def _lock(self, sha256: str) -> threading.Lock:
+        return self._locks[int(sha256[:8], 16) % _STRIPES]
 
     def holding(self, tenant: str, doc_id: str) -> Holding | None:
         """What the document holds, or None when nothing was ever recorded."""
@@ -45,15 +58,19 @@ class OriginalLedger:
         previous = self.holding(tenant, doc_id)
         if previous is not None and previous.version > version:
             return False
-        if sha256 is not None:
-            self.store.put_json(f"holders/{sha256}/{doc}", {"doc_id": doc_id, "tenant": tenant})
+        if previous == Holding(sha256, version):
+            return True  # this very event was recorded (a retried batch or a replay)
+        if sha256 is not None and (previous is None or previous.sha256 != sha256):
+            with self._lock(sha256):
+                self.store.put_json(f"holders/{sha256}/{doc}", {"doc_id": doc_id, "tenant": tenant})
         self.store.put_json(f"documents/{tenant}/{doc}", {"sha256": sha256, "version": version})
         if previous is not None and previous.sha256 is not None and previous.sha256 != sha256:
             self._release(previous.sha256, doc)
         return True
 
     def _release(self, sha256: str, doc: str) -> None:
-        self.store.delete(f"holders/{sha256}/{doc}")
-        if not self.store.keys(f"holders/{sha256}/"):
-            self.store.delete(f"originals/{sha256}")
-            self.cache.drop(sha256)
+        with self._lock(sha256):
+            self.store.delete(f"holders/{sha256}/{doc}")
+            if not self.store.keys(f"holders/{sha256}/"):
+                self.store.delete(f"originals/{sha256}")
+                self.cache.drop(sha256)

@@ -18,7 +18,7 @@ from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedDocument
 from schemas.invalidation import CacheInvalidation
-from schemas.topics import Topics
+from schemas.topics import Topics, lane_of
 from workers.indexer.applier import VersionApplier, check_chunk_ids
 from workers.indexer.sealer import CollectionSealer
 from workers.runtime import Inbound, Rejected
@@ -104,9 +104,10 @@ class IndexerHandler:
         records = {item.value.event_id: item.record for item in batch}
         for doc in docs:
             freshness = max(0.0, (now - doc.produced_at).total_seconds())
+            record = records[doc.event_id]
             if serving:  # a reindex replaying old events is not a freshness problem
                 metrics.FRESHNESS_SECONDS.observe(freshness)
-            record = records[doc.event_id]
+                metrics.LANE_FRESHNESS_SECONDS.labels(lane_of(record.topic).value).observe(freshness)
             # The record's timestamp is when the embedder published it: the rest is this stage's share.
             here = max(0.0, now.timestamp() - record.timestamp / 1000)
             with correlated(correlation_of(record.headers)):

@@ -1,9 +1,13 @@
 """PDF text layers with pypdfium2 (PDFium): text per page, sections from the document outline.
 
 Measured against pypdf on the same fpdf2 files (docs/documents.md): identical text, about 3x the pages per second.
+PDFium is not thread-safe, not even for separate documents (pypdfium2's "Incompatibility with Threading"), so one
+PDF is read at a time in a process: the extractor's other work (other formats, the object store) runs beside it.
 """
 
 from __future__ import annotations
+
+import threading
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -14,6 +18,7 @@ from workers.extractor.formats.structure import BlockWriter
 from workers.extractor.formats.types import Extraction
 
 MEDIA_TYPES = ("application/pdf",)
+_PDFIUM = threading.Lock()
 
 
 def _open(data: bytes) -> pdfium.PdfDocument:
@@ -41,15 +46,19 @@ def _outline(document: pdfium.PdfDocument) -> list[tuple[int, int, str]]:
 
 def extract(data: bytes) -> Extraction:
     """One paragraph block per page (page numbers from 1), in the outline section where the page starts."""
+    with _PDFIUM:  # every PDFium call, closing included (document.close() closes its pages and text pages)
+        return _extract(data)
+
+
+def _extract(data: bytes) -> Extraction:
     document = _open(data)
     try:
         out = BlockWriter()
         outline = _outline(document)
         found_text = False
         for index in range(len(document)):
-            page = document[index]
             try:
-                text = page.get_textpage().get_text_bounded()
+                text = document[index].get_textpage().get_text_bounded()
             except pdfium.PdfiumError as exc:
                 raise UnreadableDocument(f"page {index + 1} cannot be read ({exc})", code="corrupt_pdf") from None
             while outline and outline[0][0] <= index:

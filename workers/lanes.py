@@ -1,0 +1,116 @@
+"""Live first: which of a stage's polled records it processes now.
+
+A stage consumes both lanes' input topics in one consumer group (one consumer). Each poll it processes one lane's
+records: the live ones if it has any (those polled, else those its consumer has already fetched: a look that does
+not wait), and puts the bulk ones back (their partitions are rewound, so they are polled again and nothing is
+committed past them). So a live record waits behind at most the one bulk batch that was running when it arrived.
+After `live_batches_per_bulk` live batches in a row that put bulk records back, one bulk batch runs: bulk is never
+starved, and a live record then waits that one batch. Only one batch runs per poll, so the time between polls is
+bounded by RAGBUS_WORKER_MAX_CHUNKS as it was (max_poll_interval_ms, aiokafka#848).
+
+A bulk batch can also give way in the middle: a stage whose batches are long (the embedder: one model call after
+another) calls `yield_to_live()` between steps, which raises `YieldToLive` when live records wait (the consumer has
+fetched past its position on a live partition). The batch is then put back whole, untouched downstream, and what it
+already did is kept where that is free (the embedder's vectors are in the embedding cache), so it resumes there.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from ragbus import metrics
+from schemas.topics import Lane, lane_of
+
+log = logging.getLogger(__name__)
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Rewind = Callable[[TopicPartition, int], None]
+Process = Callable[[list[Record], Rewind], Awaitable[None]]
+_live_waiting: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = contextvars.ContextVar(
+    "live_waiting", default=None
+)
+
+
+class YieldToLive(Exception):
+    """A bulk batch stops between two steps because live records wait; it is polled again whole."""
+
+
+async def yield_to_live() -> None:
+    """Raise YieldToLive inside a bulk batch while live records wait (elsewhere: nothing)."""
+    check = _live_waiting.get()
+    if check is not None and await check():
+        raise YieldToLive
+
+
+async def live_waiting(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer has seen live records past its position (from fetches it made anyway: no round trip)."""
+    for tp in consumer.assignment():
+        if lane_of(tp.topic) is Lane.LIVE:
+            highwater = consumer.highwater(tp)
+            if highwater is not None and highwater > await consumer.position(tp):
+                return True
+    return False
+
+
+def rewind_to(records: Sequence[Record], rewind: Rewind) -> None:
+    """Rewind each partition of `records` to its first one, so they are all polled again."""
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        first[partition] = min(record.offset, first.get(partition, record.offset))
+    for partition, offset in first.items():
+        rewind(partition, offset)
+
+
+class LaneScheduler:
+    """Chooses the lane of each batch of one stage: live first, one bulk batch after a run of live ones."""
+
+    def __init__(self, stage: str, *, max_records: int, live_batches_per_bulk: int) -> None:
+        self.stage, self.max_records, self.live_batches_per_bulk = stage, max_records, live_batches_per_bulk
+        self.live_streak = 0  # live batches in a row that put bulk records back
+
+    async def run(self, records: list[Record], consumer: AIOKafkaConsumer, process: Process) -> None:
+        """Process one lane's share of `records` (or of what the consumer fetched) and put the rest back."""
+        live = [r for r in records if lane_of(r.topic) is Lane.LIVE]
+        bulk = [r for r in records if lane_of(r.topic) is Lane.BULK]
+        looked: list[Record] = []
+        if bulk and self.live_streak >= self.live_batches_per_bulk:
+            chosen, put_back = bulk, live  # bulk's turn: live waits this one batch
+        else:
+            if bulk and not live:
+                live = looked = await self._fetched_live(consumer)
+            chosen, put_back = (live, bulk) if live else (bulk, [])
+        if put_back:
+            rewind_to(put_back, consumer.seek)
+        if chosen is bulk:
+            self.live_streak = 0
+        elif put_back:
+            self.live_streak += 1
+            metrics.LANE_YIELDED.labels(self.stage).inc()
+            log.debug("%s: %d bulk records put back for %d live ones", self.stage, len(put_back), len(chosen))
+        token = _live_waiting.set((lambda: live_waiting(consumer)) if chosen is bulk and put_back == [] else None)
+        try:
+            await process(chosen, consumer.seek)
+        except YieldToLive:
+            rewind_to(chosen, consumer.seek)  # nothing of it was forwarded: all of it is polled again
+            metrics.LANE_YIELDED.labels(self.stage).inc()
+            log.debug("%s: a bulk batch of %d records gave way to live records", self.stage, len(chosen))
+        except BaseException:
+            # Records taken by the look are not in the batch the subscriber rewinds on failure: rewind them here.
+            if looked:
+                rewind_to(looked, consumer.seek)
+            raise
+        finally:
+            _live_waiting.reset(token)
+
+    async def _fetched_live(self, consumer: AIOKafkaConsumer) -> list[Record]:
+        # Only what the consumer already holds (timeout 0): looking costs no round trip and never waits.
+        live = [tp for tp in consumer.assignment() if lane_of(tp.topic) is Lane.LIVE]
+        if not live:
+            return []
+        fetched = await consumer.getmany(*live, timeout_ms=0, max_records=self.max_records)
+        return [record for part in fetched.values() for record in part]
