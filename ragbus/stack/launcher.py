@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import redis
 
+from ragbus import local_llm
 from ragbus.embedding import model_dimension
 from ragbus.errors import ConfigError
 from ragbus.kafka_clients import ensure_topics
@@ -20,13 +21,16 @@ from ragbus.settings import Settings
 from ragbus.stack import servers
 from ragbus.stack.endpoints import clear_endpoints, write_endpoints
 from ragbus.stack.pipeline_supervisor import PipelineSupervisor
-from ragbus.stack.process import ManagedProcess, require_free_port, stop_all
+from ragbus.stack.process import ManagedProcess, free_port, require_free_port, stop_all
 from ragbus.stack.scrape_targets import write_scrape_targets
 from ragbus.stack.supervisor import ProcessSupervisor, RestartPolicy
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# LLM settings the API gets with the stack's local model, unless set: passages in the prompt (tokens of the
+# embedding model's tokenizer) and the answer's length (its tokens).
+LOCAL_LLM_DEFAULTS = {"max_context_tokens": 1000, "max_answer_tokens": 160}
 
 
 def redis_reachable(url: str) -> bool:
@@ -120,8 +124,34 @@ class EmbeddedStack:
             "RAGBUS_API_AUTH": self.settings.api_security.auth
             if "auth" in self.settings.api_security.model_fields_set
             else "off",
+            **self.start_llm(),
         }
         return self.env
+
+    def start_llm(self) -> dict[str, str]:
+        """The local LLM server (RAGBUS_STACK_LLM) unless RAGBUS_LLM_BASE_URL names one; the API's LLM settings."""
+        stack, llm = self.settings.stack, self.settings.llm
+        if llm.base_url:
+            self._say("using the LLM at RAGBUS_LLM_BASE_URL")
+            return {}
+        if stack.llm == "off":
+            return {}  # extractive answers
+        model = local_llm.MODELS[stack.llm]
+        port = stack.llm_port or free_port()
+        require_free_port(port, "RAGBUS_STACK_LLM_PORT", "LLM server")
+        path = local_llm.verified_model(self.home, model)
+        self._say(f"starting llama-cpp-python server ({model.name}, SHA-256 verified) on {port} ...")
+        server = servers.start_llama_server(
+            self.home, port, path, model.name, chat_format=local_llm.write_chat_format(self.home, model),
+            context_tokens=stack.llm_context_tokens, threads=stack.llm_threads, timeout_s=stack.start_timeout_s,
+        )  # fmt: skip
+        self.servers.append(server)
+        env = {"RAGBUS_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "RAGBUS_LLM_MODEL": model.name}
+        # A small model answers best from few passages, and briefly; explicit settings win.
+        for name, value in LOCAL_LLM_DEFAULTS.items():
+            if name not in llm.model_fields_set:
+                env[f"RAGBUS_LLM_{name.upper()}"] = str(value)
+        return env
 
     def _object_storage_env(self) -> dict[str, str]:
         """RAGBUS_OBJECTS_* of the embedded SeaweedFS, unless the environment names an object store."""

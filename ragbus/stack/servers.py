@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -194,4 +195,51 @@ def start_redis(home: Path, port: int) -> ManagedProcess:
             client.close()
 
     process.wait_ready(pong, timeout_s=20)
+    return process
+
+
+# What `python -m llama_cpp.server` imports besides llama_cpp (its `server` extra).
+LLAMA_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+
+
+def llama_server_missing() -> list[str]:
+    """The modules of llama-cpp-python's server that are not installed (empty when it can start)."""
+    import importlib.util
+
+    return [name for name in LLAMA_SERVER_MODULES if importlib.util.find_spec(name) is None]
+
+
+def start_llama_server(
+    home: Path,
+    port: int,
+    model: Path,
+    alias: str,
+    *,
+    chat_format: Path,
+    context_tokens: int,
+    threads: int,
+    timeout_s: float = 120,
+) -> ManagedProcess:
+    """llama-cpp-python's OpenAI-compatible server on `port`, serving the (verified) GGUF `model` as `alias`.
+
+    `chat_format` is a tokenizer config holding the model's chat template: without one, a GGUF that carries none
+    is prompted in Llama 2's format, and Gemma then echoes the prompt back instead of answering.
+    """
+    missing = llama_server_missing()
+    if missing:
+        raise ConfigError(
+            f"RAGBUS_STACK_LLM={alias} needs llama-cpp-python's server ({', '.join(missing)} not installed): "
+            "pip install 'ragbus[llm]', or set RAGBUS_STACK_LLM=off for extractive answers"
+        )
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
+            "--host", LOCALHOST, "--port", str(port), "--n_ctx", str(context_tokens),
+            "--n_threads", str(threads or os.cpu_count() or 1), "--chat_format", "hf-tokenizer-config",
+            "--hf_tokenizer_config_path", str(chat_format)]  # fmt: skip
+    process = ManagedProcess("llm", argv, home / "logs" / "llm.log").start()
+
+    def models_listed() -> bool:
+        with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/v1/models", timeout=2) as response:
+            return bool(response.status == 200)
+
+    process.wait_ready(models_listed, timeout_s=timeout_s)
     return process
