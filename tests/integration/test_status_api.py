@@ -9,13 +9,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from query_api.app import create_app
 from ragbus.settings import load_settings
 from ragbus.stack.endpoints import write_endpoints
-from ragbus.stack.process import free_port
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from schemas.documents import DocumentEvent
 from tests.pipeline_helpers import publish, wait_indexed
 from tests.security_keys import Credentials
@@ -114,3 +115,34 @@ def test_cli_status_from_another_directory_finds_the_stack_of_ragbus_stack_home(
     prefix = fresh.env["RAGBUS_KAFKA_TOPIC_PREFIX"]
     assert f"{prefix}.documents" in result.stdout
     assert re.search(r"^chunker\s+0 ", result.stdout, flags=re.MULTILINE), result.stdout
+
+
+def test_cli_status_without_a_stack_here_asks_the_running_api_as_the_callers_tenant(
+    fresh: Pipeline, tmp_path: Path
+) -> None:
+    """No stack recorded where it runs: `ragbus status` falls back to the query API (RAGBUS_API_URL) and prints the
+    report of the key's tenant."""
+    wait_indexed(
+        fresh, publish(fresh, [_doc("globex", "tps-report.md", "Globex files TPS reports with cover sheets.")])
+    )
+    creds = Credentials()
+    port = free_port()
+    env = {**fresh.env, **creds.env(), "RAGBUS_API_PORT": str(port)}
+    api = ManagedProcess("status-cli-api", [sys.executable, "-m", "ragbus", "api"], tmp_path / "api.log", env).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        api.wait_ready(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, timeout_s=180)
+        nowhere = tmp_path / "elsewhere"
+        nowhere.mkdir()
+        asked = _ragbus_status(nowhere, RAGBUS_API_URL=url, RAGBUS_QUERY_API_KEY=creds.keys["globex"])
+        direct = httpx.get(f"{url}/v1/status", headers={"X-API-Key": creds.keys["globex"]}, timeout=60).json()
+        refused = _ragbus_status(nowhere, RAGBUS_API_URL=url, RAGBUS_QUERY_API_KEY="not-a-key")
+    finally:
+        stop_all([api], timeout_s=10)
+    assert asked.returncode == 0, asked.stderr
+    assert f"(from the query API at {url})" in asked.stdout
+    assert direct["documents"] >= 1  # this test's document, and the first test's when the module runs whole
+    shown = f"tenant globex: {direct['documents']} documents, {direct['chunks']} chunks"
+    assert re.search(rf"^{shown}$", asked.stdout, flags=re.MULTILINE), asked.stdout
+    assert re.search(r"^chunker\s+0 ", asked.stdout, flags=re.MULTILINE), asked.stdout
+    assert refused.returncode == 1 and "answered 401" in refused.stderr, refused.stderr
