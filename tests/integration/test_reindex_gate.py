@@ -74,7 +74,7 @@ def test_a_worse_reindex_is_refused_and_an_equal_one_switches(
         assert "not switching: quality gate" in refused.stderr
         serving, serving_ndcg, candidate, candidate_ndcg = figures(refused.stderr)
         assert (serving, candidate) == (old, worse)
-        assert serving_ndcg - candidate_ndcg > 0.01, refused.stderr
+        assert serving_ndcg - candidate_ndcg > 0.1, refused.stderr  # past the tolerance the equal case needs
         # Measured 0.7436 against 0.5452: with the title prefix most harbours are found first.
         store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
         try:
@@ -96,12 +96,14 @@ def test_a_worse_reindex_is_refused_and_an_equal_one_switches(
         equal = f"{settings.milvus.alias}_same"
         asyncio.run(Reindexer(settings).start(ReindexOptions(collection=equal)))
         start_pipeline_workers(pipeline, equal)
-        switched = ragbus_cli(pipeline, "reindex", "--gate", judged, "--timeout", "300")
+        # The reports are near-identical but for the harbour's name, so ties in the fused ranking break by storage
+        # order, which differs between collections: one full run of 6 Dec ranked the same chunking 0.6818 against
+        # 0.7436. The allowed drop covers that noise and still refuses the worse chunking above (a drop of ~0.2).
+        switched = ragbus_cli(pipeline, "reindex", "--gate", judged, "--max-drop", "0.1", "--timeout", "300")
         assert switched.returncode == 0, switched.stdout + switched.stderr
         serving, serving_ndcg, candidate, candidate_ndcg = figures(switched.stdout)
         assert (serving, candidate) == (old, equal)
-        # The same chunking; near-identical reports can tie, and ties may break differently in another collection.
-        assert candidate_ndcg >= serving_ndcg - 0.01
+        assert candidate_ndcg >= serving_ndcg - 0.1
         assert "passed" in switched.stdout
         assert f"switched: alias {settings.milvus.alias} -> {equal}" in switched.stdout
         store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
