@@ -24,13 +24,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
-from prometheus_client import start_http_server
 
 from ragbus import metrics
 from ragbus.errors import InvalidMessage, PermanentError, TransientError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
 from ragbus.kafka_security import faststream_security, kafka_connection
 from ragbus.logging_setup import correlated, correlation_of
+from ragbus.metrics_server import serve_metrics
 from ragbus.pipelines import PipelineContext
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
@@ -273,7 +273,7 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         if worker.metrics_port:
-            start_http_server(worker.metrics_port, addr=worker.metrics_host)
+            serve_metrics(worker.metrics_port, worker.metrics_host)
         topics = Topics(settings.kafka.topic_prefix)
         await ensure_topics(settings, topics.all(), compacted=topics.compacted())
         await ensure_topics(settings, pipeline.names.own_topics())

@@ -14,13 +14,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from prometheus_client import start_http_server
-
 from producers.sources.heartbeat import Heartbeat
 from ragbus import metrics
 from ragbus.document_publisher import DocumentPublisher
 from ragbus.errors import PermanentError, TransientError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
+from ragbus.metrics_server import serve_metrics
 from ragbus.settings import Settings
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.documents import DocumentEvent
@@ -108,7 +107,7 @@ async def running_source(name: str, settings: Settings, follows: str) -> AsyncIt
     announce the source on the sources topic (`ragbus status` lists it) until it stops."""
     metrics.register_source(name)
     if settings.source.metrics_port:
-        start_http_server(settings.source.metrics_port, addr=settings.source.metrics_host)
+        serve_metrics(settings.source.metrics_port, settings.source.metrics_host)
     loop = asyncio.get_running_loop()
     async with DocumentPublisher(settings) as publisher, KafkaEventProducer(settings) as producer:
         run = SourceRun(name, settings, publisher, producer)
