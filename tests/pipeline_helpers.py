@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi.testclient import TestClient
 
 from ragbus.document_follower import follow_documents
 from ragbus.document_publisher import publish_documents
+from ragbus.kafka_clients import read_to_end, start_client
+from ragbus.kafka_security import kafka_connection
 from ragbus.milvus.bm25 import SPARSE_FIELD
 from ragbus.milvus.filters import milvus_str
 from ragbus.milvus.store import MilvusChunkStore
+from schemas.codec import decode
 from schemas.documents import DocumentEvent
+from schemas.invalidation import CacheInvalidation
+from schemas.topics import Topics
 from tests.stack_fixtures import Pipeline
 
 INDEX_TIMEOUT_S = 180
@@ -58,3 +64,26 @@ def ask(api: TestClient, query: str, top_k: int = 3) -> dict[str, object]:
 def writable(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     """Rows read with output_fields=["*"], ready to write elsewhere: without the BM25 field the server derives."""
     return [{k: v for k, v in row.items() if k != SPARSE_FIELD} for row in rows]
+
+
+def freshness_of(pipeline: Pipeline, event_ids: set[str]) -> dict[str, float]:
+    """Seconds from each event's `produced_at` to when the indexer made it searchable, as the indexer announced it
+    on the cache-invalidation topic (what the status view's freshness figures are made of)."""
+    settings = pipeline.settings
+
+    async def read() -> dict[str, float]:
+        consumer = AIOKafkaConsumer(**kafka_connection(settings), enable_auto_commit=False)
+        await start_client(settings, consumer)
+        try:
+            topic = Topics(settings.kafka.topic_prefix).cache_invalidation
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            found = {}
+            for record in await read_to_end(consumer, tps):
+                change = decode(record.value, CacheInvalidation)
+                if change.event_id in event_ids:
+                    found[change.event_id] = (change.indexed_at - change.produced_at).total_seconds()
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

@@ -88,7 +88,28 @@ def check_source(conn: Connection, spec: PostgresTableSpec) -> dict[str, int]:
         if missing:
             raise ConfigError(f"table {spec.table} has no column {', '.join(missing)} (it has: {', '.join(types)})")
         _check_replica_identity(cur, spec, relid)
+        _check_publication_rights(cur, spec, relid)
     return types
+
+
+def _check_publication_rights(cur: psycopg2.extensions.cursor, spec: PostgresTableSpec, relid: int) -> None:
+    # Without its publication, the first run creates it: that needs CREATE on the database and owning the table.
+    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (spec.slot,))
+    if cur.fetchone() is not None:
+        return
+    cur.execute(
+        "SELECT current_database(), has_database_privilege(current_database(), 'CREATE'), "
+        "pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = %s",
+        (relid,),
+    )
+    database, may_create, owns = cur.fetchone() or ("?", False, False)
+    missing = [f"CREATE on database {database}"] * (not may_create) + [f"ownership of {spec.table}"] * (not owns)
+    if missing:
+        raise ConfigError(
+            f"cannot create publication {spec.slot}: the role lacks {' and '.join(missing)}; grant "
+            f"{'it' if len(missing) == 1 else 'them'}, or let an owner run: "
+            f"CREATE PUBLICATION {spec.slot} FOR TABLE {spec.table}"
+        )
 
 
 def _check_replica_identity(cur: psycopg2.extensions.cursor, spec: PostgresTableSpec, relid: int) -> None:
@@ -124,8 +145,8 @@ def ensure_publication(conn: Connection, spec: PostgresTableSpec) -> bool:
             cur.execute(f"CREATE PUBLICATION {_ident(spec.slot)} FOR TABLE {quoted}")
         except psycopg2.errors.InsufficientPrivilege as exc:
             raise ConfigError(
-                f"cannot create publication {spec.slot}: {str(exc).strip()} (the role must own {spec.table}; "
-                f"or let an owner run: CREATE PUBLICATION {spec.slot} FOR TABLE {spec.table})"
+                f"cannot create publication {spec.slot}: {str(exc).strip()} (the role needs CREATE on the database "
+                f"and to own {spec.table}; or let an owner run: CREATE PUBLICATION {spec.slot} FOR TABLE {spec.table})"
             ) from None
     return False
 

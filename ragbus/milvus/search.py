@@ -95,7 +95,7 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
     where: MetadataWhere | None = None,
 ) -> list[ChunkHit]:
     if text and text.strip() and has_bm25(connection, target):
-        return _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where)
+        return newest_versions_only(_hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where))
     result = connection.call(
         lambda: connection.client.search(
             target,
@@ -107,7 +107,20 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
             consistency_level=connection.settings.consistency_level,
         )
     )
-    return [to_hit(hit) for hit in _typed(result[0] if result else [], where)]
+    return newest_versions_only([to_hit(hit) for hit in _typed(result[0] if result else [], where)])
+
+
+def newest_versions_only(hits: list[ChunkHit]) -> list[ChunkHit]:
+    """The hits without those of a document version older than another hit of the same document.
+
+    The indexer writes a new version's chunks before it removes the earlier version's (so a document is never
+    absent), and a search in between can find both: the older text is never cited beside the newer one.
+    """
+    newest: dict[tuple[str, str], int] = {}
+    for hit in hits:
+        key = (hit.tenant, hit.doc_id)
+        newest[key] = max(hit.version, newest.get(key, hit.version))
+    return [hit for hit in hits if hit.version == newest[(hit.tenant, hit.doc_id)]]
 
 
 def _hybrid_search(  # noqa: PLR0917

@@ -2,7 +2,7 @@
 
 - Out-of-bounds values are refused over REST with a 422, and dead-lettered by the extractor (the stage that
   reads the documents topic) with their reason when published raw on it, while a later document of another
-  tenant on the same partition is still indexed.
+  tenant on the same partition is still indexed within the freshness goal.
 - A value the collection's schema refuses (a store-side data error) is dead-lettered by the indexer; the others
   are indexed.
 - A REST delete or replace supersedes a version ahead of the clock.
@@ -29,11 +29,12 @@ from schemas.bounds import version_clock_now
 from schemas.codec import encode
 from schemas.documents import DocumentEvent, document_key
 from schemas.topics import Topics
-from tests.pipeline_helpers import publish, wait_indexed
+from tests.pipeline_helpers import freshness_of, publish, wait_indexed
 from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HOUR_US = 3_600_000_000
+FRESHNESS_GOAL_S = 2.0  # issue #7's idle p95 goal, from an event's production to searchable
 
 
 def test_out_of_bounds_values_are_refused_over_rest_with_a_clear_422(api: TestClient) -> None:
@@ -97,6 +98,12 @@ def test_raw_events_out_of_bounds_are_dead_lettered_and_the_partition_keeps_flow
             "signed 64 bits",
         ),
     }
+    # Clean documents first, the same way on the same partition: the second one's freshness is what this machine
+    # gives right now (the first may meet workers that have not served anything yet).
+    for n in (1, 2):
+        clean = DocumentEvent(doc_id=f"clean-{n}-{run}.md", tenant="acme", text=f"Heron {n} waits in the shallows.")
+        _send_raw(pipeline, [(document_key(clean.tenant, clean.doc_id), encode(clean))], partition=0)
+        wait_indexed(pipeline, {(clean.tenant, clean.doc_id): clean.version})
     later = DocumentEvent(doc_id=f"after-poison-{run}.md", tenant="acme", text="The otter floats on its back.")
     _send_raw(
         pipeline,
@@ -105,6 +112,13 @@ def test_raw_events_out_of_bounds_are_dead_lettered_and_the_partition_keeps_flow
         partition=0,
     )
     wait_indexed(pipeline, {(later.tenant, later.doc_id): later.version})
+    # The other tenant's document, behind five poison events on its partition, is searchable within the freshness
+    # goal (p95 under 2 s idle, docs/benchmarks.md); on a machine too loaded for that, no later than twice what the
+    # clean one took. A poison event retried before being dead-lettered would cost seconds of backoff.
+    freshness = freshness_of(pipeline, {clean.event_id, later.event_id})
+    clean_s, later_s = freshness[clean.event_id], freshness[later.event_id]
+    print(f"freshness: clean {clean_s:.2f} s, behind the poison events {later_s:.2f} s")
+    assert later_s <= max(FRESHNESS_GOAL_S, 2 * clean_s), (clean_s, later_s)
     letters = _letters(pipeline, "extractor", set(poison))
     assert set(letters) == set(poison)
     for key, (value, code, reason) in poison.items():

@@ -96,6 +96,8 @@ def test_a_transaction_updating_many_rows(pipeline: Pipeline, database: str, sou
         cur.execute("UPDATE articles SET body = 'Second edit in the same transaction' WHERE id = 100")
     conn.close()
     wait_indexed(pipeline, {("default", str(i)): before for i in range(100, 400)})
+    # Searchable means the new chunks are written; the indexer removes the snapshot's right after, and commits.
+    pipeline.wait_drained()
     versions = {c["version"] for i in range(100, 400) for c in chunks_of(pipeline, str(i))}
     assert len(versions) == 1, "one transaction, one version: its commit LSN"
 
@@ -126,6 +128,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_change_at_its_latest_vers
         expected: dict[tuple[str, str], int | None] = {("default", str(i)): v for i, v in last_change.items()}
         expected.update({("default", str(i)): None for i in range(600, 620)})
         wait_indexed(pipeline, expected)
+        pipeline.wait_drained()  # the earlier versions' chunks are removed once the indexer has committed
         for i in range(500, 600):
             chunks = chunks_of(pipeline, str(i))
             assert len({c["version"] for c in chunks}) == 1, f"row {i}: one version indexed"
@@ -180,3 +183,39 @@ def test_missing_table_column_and_identity_are_clear_errors(database: str) -> No
         assert "category" in check_source(conn, spec)
     finally:
         conn.close()
+
+
+def test_missing_privileges_are_clear_errors(pipeline: Pipeline, database: str) -> None:
+    """A role without REPLICATION, one that may not read the table, and one that may read it but can create no
+    publication: each stops the source before it starts, with what to grant (exit 1), and leaves no slot."""
+    execute(
+        database,
+        "CREATE ROLE reader LOGIN",
+        "GRANT SELECT ON articles TO reader",
+        "CREATE ROLE blind LOGIN REPLICATION",
+        "CREATE ROLE tenant_app LOGIN REPLICATION",
+        "GRANT SELECT ON articles TO tenant_app",
+    )
+    expected = {
+        "reader": "has no REPLICATION attribute: ALTER ROLE <role> WITH REPLICATION",
+        "blind": "may not SELECT from articles: GRANT SELECT ON articles",
+        "tenant_app": "cannot create publication ragbus_articles: the role lacks CREATE on database postgres and "
+        "ownership of articles; grant them, or let an owner run: CREATE PUBLICATION ragbus_articles FOR TABLE articles",
+    }
+    for role, message in expected.items():
+        dsn = database.replace("user=postgres", f"user={role}")
+        result = subprocess.run(
+            [sys.executable, "-m", "ragbus", "source", "postgres", "--dsn", dsn, *SOURCE_ARGS, "--name", f"s_{role}"],
+            env={**os.environ, **pipeline.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, (role, result.stderr[-2000:])
+        assert message.replace("ragbus_articles", f"s_{role}") in result.stderr, (role, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and "source postgres running" not in result.stderr, role
+    with psycopg2.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 's\\_%'")
+        assert cur.fetchall() == [], "a refused start leaves nothing behind"
+    conn.close()
