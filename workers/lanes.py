@@ -3,15 +3,17 @@
 A stage consumes both lanes' input topics in one consumer group (one consumer). Each poll it processes one lane's
 records: the live ones if it has any (those polled, else those its consumer has already fetched: a look that does
 not wait), and puts the bulk ones back (their partitions are rewound, so they are polled again and nothing is
-committed past them). So a live record waits behind at most the one bulk batch that was running when it arrived.
-After `live_batches_per_bulk` live batches in a row that put bulk records back, one bulk batch runs: bulk is never
-starved, and a live record then waits that one batch. Only one batch runs per poll, so the time between polls is
-bounded by RAGBUS_WORKER_MAX_CHUNKS as it was (max_poll_interval_ms, aiokafka#848).
+committed past them). After `live_batches_per_bulk` live batches in a row that put bulk records back, one bulk batch
+runs: bulk is never starved. Only one batch runs per poll, so the time between polls is bounded by
+RAGBUS_WORKER_MAX_CHUNKS as it was (max_poll_interval_ms, aiokafka#848).
 
-A bulk batch can also give way in the middle: a stage whose batches are long (the embedder: one model call after
-another) calls `yield_to_live()` between steps, which raises `YieldToLive` when live records wait (the consumer has
-fetched past its position on a live partition). The batch is then put back whole, untouched downstream, and what it
-already did is kept where that is free (the embedder's vectors are in the embedding cache), so it resumes there.
+A bulk batch is short: at most `bulk_max_records` records (RAGBUS_WORKER_BULK_MAX_RECORDS), the rest put back, so
+a live record that arrives while one runs waits little. It can also give way in the middle: a stage whose batches
+are long (the embedder: one model call after another) calls `yield_to_live()` between steps, which raises
+`YieldToLive` when live records wait (the consumer has fetched past its position on a live partition), but never
+before the batch's first step: each bulk batch moves the bulk on, even one that runs while live records wait. The
+batch is then put back whole, untouched downstream, and what it already did is kept where that is free (the
+embedder's vectors are in the embedding cache), so it resumes there.
 """
 
 from __future__ import annotations
@@ -40,10 +42,28 @@ class YieldToLive(Exception):
 
 
 async def yield_to_live() -> None:
-    """Raise YieldToLive inside a bulk batch while live records wait (elsewhere: nothing)."""
+    """Raise YieldToLive inside a bulk batch while live records wait, from its second step on (elsewhere: nothing).
+
+    Call it after each step of a bulk batch's work."""
     check = _live_waiting.get()
     if check is not None and await check():
         raise YieldToLive
+
+
+def in_bulk_batch() -> bool:
+    """Whether the running batch is a bulk one (a stage may then cut its work into shorter steps)."""
+    return _live_waiting.get() is not None
+
+
+class _AfterFirstStep:
+    """The live-waiting check of one bulk batch: False at the first step's end, then whether live records wait."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer, self.steps = consumer, 0
+
+    async def __call__(self) -> bool:
+        self.steps += 1
+        return self.steps > 1 and await live_waiting(self.consumer)
 
 
 async def live_waiting(consumer: AIOKafkaConsumer) -> bool:
@@ -69,8 +89,9 @@ def rewind_to(records: Sequence[Record], rewind: Rewind) -> None:
 class LaneScheduler:
     """Chooses the lane of each batch of one stage: live first, one bulk batch after a run of live ones."""
 
-    def __init__(self, stage: str, *, max_records: int, live_batches_per_bulk: int) -> None:
+    def __init__(self, stage: str, *, max_records: int, live_batches_per_bulk: int, bulk_max_records: int) -> None:
         self.stage, self.max_records, self.live_batches_per_bulk = stage, max_records, live_batches_per_bulk
+        self.bulk_max_records = bulk_max_records
         self.live_streak = 0  # live batches in a row that put bulk records back
 
     async def run(self, records: list[Record], consumer: AIOKafkaConsumer, process: Process) -> None:
@@ -84,15 +105,19 @@ class LaneScheduler:
             if bulk and not live:
                 live = looked = await self._fetched_live(consumer)
             chosen, put_back = (live, bulk) if live else (bulk, [])
+        bulk_turn = chosen is bulk
+        if bulk_turn and len(chosen) > self.bulk_max_records:
+            # Records keep their partition's order in a poll: what is left of each partition follows what is taken.
+            chosen, put_back = chosen[: self.bulk_max_records], put_back + chosen[self.bulk_max_records :]
         if put_back:
             rewind_to(put_back, consumer.seek)
-        if chosen is bulk:
+        if bulk_turn:
             self.live_streak = 0
-        elif put_back:
+        elif any(lane_of(r.topic) is Lane.BULK for r in put_back):
             self.live_streak += 1
             metrics.LANE_YIELDED.labels(self.stage).inc()
             log.debug("%s: %d bulk records put back for %d live ones", self.stage, len(put_back), len(chosen))
-        token = _live_waiting.set((lambda: live_waiting(consumer)) if chosen is bulk and put_back == [] else None)
+        token = _live_waiting.set(_AfterFirstStep(consumer) if bulk_turn else None)
         try:
             await process(chosen, consumer.seek)
         except YieldToLive:

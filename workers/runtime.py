@@ -259,7 +259,12 @@ def build_stage_app(stage: str, pipeline: PipelineContext, open_handler: OpenHan
     settings = pipeline.settings
     worker = settings.worker
     inputs, group = pipeline.names.input_topics(stage), pipeline.names.group(stage) + worker.group_suffix
-    lanes = LaneScheduler(stage, max_records=worker.max_records, live_batches_per_bulk=worker.live_batches_per_bulk)
+    lanes = LaneScheduler(
+        stage,
+        max_records=worker.max_records,
+        live_batches_per_bulk=worker.live_batches_per_bulk,
+        bulk_max_records=worker.bulk_max_records,
+    )
     broker = KafkaBroker(
         kafka_connection(settings)["bootstrap_servers"],
         security=faststream_security(settings),

@@ -17,7 +17,7 @@ from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
 from workers.embedder.batching import plan_model_batches
-from workers.lanes import yield_to_live
+from workers.lanes import in_bulk_batch, yield_to_live
 from workers.runtime import Inbound, Rejected
 
 
@@ -123,7 +123,9 @@ class EmbedderHandler:
         metrics.EMBEDDING_CACHE.labels("miss").inc(sum(v is None for v in cached))
         fresh: dict[str, np.ndarray] = {}
         misses = list(missing)
-        for group in plan_model_batches(list(missing.values()), self.embedder.settings.batch_size):
+        settings = self.embedder.settings
+        call_size = settings.bulk_batch_size if in_bulk_batch() else settings.batch_size
+        for group in plan_model_batches(list(missing.values()), call_size):
             part = [misses[i] for i in group]
             computed = await self.embedder.encode_async(part, check_length=False)
             await self.cache.put_many(part, computed)
