@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi.testclient import TestClient
@@ -66,9 +67,10 @@ def writable(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return [{k: v for k, v in row.items() if k != SPARSE_FIELD} for row in rows]
 
 
-def freshness_of(pipeline: Pipeline, event_ids: set[str]) -> dict[str, float]:
+def freshness_of(pipeline: Pipeline, event_ids: set[str], timeout_s: float = 30) -> dict[str, float]:
     """Seconds from each event's `produced_at` to when the indexer made it searchable, as the indexer announced it
-    on the cache-invalidation topic (what the status view's freshness figures are made of)."""
+    on the cache-invalidation topic (what the status view's freshness figures are made of). The announcement
+    follows the write: this waits, at most `timeout_s`, until every event's is on the topic."""
     settings = pipeline.settings
 
     async def read() -> dict[str, float]:
@@ -77,11 +79,17 @@ def freshness_of(pipeline: Pipeline, event_ids: set[str]) -> dict[str, float]:
         try:
             topic = Topics(settings.kafka.topic_prefix).cache_invalidation
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            found = {}
-            for record in await read_to_end(consumer, tps):
-                change = decode(record.value, CacheInvalidation)
-                if change.event_id in event_ids:
-                    found[change.event_id] = (change.indexed_at - change.produced_at).total_seconds()
+            found: dict[str, float] = {}
+            deadline = time.monotonic() + timeout_s
+            while True:
+                for record in await read_to_end(consumer, tps):
+                    change = decode(record.value, CacheInvalidation)
+                    if change.event_id in event_ids:
+                        found[change.event_id] = (change.indexed_at - change.produced_at).total_seconds()
+                if set(found) == event_ids or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            assert set(found) == event_ids, f"never announced: {sorted(event_ids - set(found))}"
             return found
         finally:
             await consumer.stop()

@@ -10,16 +10,17 @@ RAGBUS_WORKER_MAX_CHUNKS as it was (max_poll_interval_ms, aiokafka#848).
 A bulk batch is short: at most `bulk_max_records` records (RAGBUS_WORKER_BULK_MAX_RECORDS), the rest put back, so
 a live record that arrives while one runs waits little. It can also give way in the middle: a stage whose batches
 are long (the embedder: one model call after another) calls `yield_to_live()` between steps, which raises
-`YieldToLive` when live records wait (the consumer has fetched past its position on a live partition), but never
-before the batch's first step: each bulk batch moves the bulk on, even one that runs while live records wait. The
-batch is then put back whole, untouched downstream, and what it already did is kept where that is free (the
-embedder's vectors are in the embedding cache), so it resumes there.
+`YieldToLive` when live records wait (the consumer has fetched past its position on a live partition). The bulk's
+own turn gives way only after it has run TURN_S (1 s), so the bulk moves on under any live load. The batch is then
+put back whole, and what it already did is kept where that is free (the embedder's vectors are in the embedding
+cache), so it resumes there.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Rewind = Callable[[TopicPartition, int], None]
 Process = Callable[[list[Record], Rewind], Awaitable[None]]
+# The least a bulk batch runs when it is the bulk's turn after a run of live batches: the bulk moves on by at least
+# this much work per turn under any live load, and a live record waits at most about this long (plus one step).
+TURN_S = 1.0
 _live_waiting: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = contextvars.ContextVar(
     "live_waiting", default=None
 )
@@ -42,9 +46,7 @@ class YieldToLive(Exception):
 
 
 async def yield_to_live() -> None:
-    """Raise YieldToLive inside a bulk batch while live records wait, from its second step on (elsewhere: nothing).
-
-    Call it after each step of a bulk batch's work."""
+    """Raise YieldToLive inside a bulk batch while live records wait (elsewhere: nothing); call it between steps."""
     check = _live_waiting.get()
     if check is not None and await check():
         raise YieldToLive
@@ -55,15 +57,14 @@ def in_bulk_batch() -> bool:
     return _live_waiting.get() is not None
 
 
-class _AfterFirstStep:
-    """The live-waiting check of one bulk batch: False at the first step's end, then whether live records wait."""
+class _GiveWay:
+    """The live-waiting check of one bulk batch: whether live records wait, once it has run `after_s` seconds."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self.consumer, self.steps = consumer, 0
+    def __init__(self, consumer: AIOKafkaConsumer, after_s: float) -> None:
+        self.consumer, self.until = consumer, time.monotonic() + after_s
 
     async def __call__(self) -> bool:
-        self.steps += 1
-        return self.steps > 1 and await live_waiting(self.consumer)
+        return time.monotonic() >= self.until and await live_waiting(self.consumer)
 
 
 async def live_waiting(consumer: AIOKafkaConsumer) -> bool:
@@ -99,8 +100,9 @@ class LaneScheduler:
         live = [r for r in records if lane_of(r.topic) is Lane.LIVE]
         bulk = [r for r in records if lane_of(r.topic) is Lane.BULK]
         looked: list[Record] = []
-        if bulk and self.live_streak >= self.live_batches_per_bulk:
-            chosen, put_back = bulk, live  # bulk's turn: live waits this one batch
+        turn = bool(bulk) and self.live_streak >= self.live_batches_per_bulk
+        if turn:
+            chosen, put_back = bulk, live  # bulk's turn: live waits this one batch (at least TURN_S of it)
         else:
             if bulk and not live:
                 live = looked = await self._fetched_live(consumer)
@@ -117,11 +119,13 @@ class LaneScheduler:
             self.live_streak += 1
             metrics.LANE_YIELDED.labels(self.stage).inc()
             log.debug("%s: %d bulk records put back for %d live ones", self.stage, len(put_back), len(chosen))
-        token = _live_waiting.set(_AfterFirstStep(consumer) if bulk_turn else None)
+        token = _live_waiting.set(_GiveWay(consumer, TURN_S if turn else 0.0) if bulk_turn else None)
         try:
             await process(chosen, consumer.seek)
         except YieldToLive:
-            rewind_to(chosen, consumer.seek)  # nothing of it was forwarded: all of it is polled again
+            # Nothing of it is committed: all of it is polled again. What it forwarded already (only where poison
+            # isolation sent records one by one) is forwarded again, an equal version the indexer re-applies.
+            rewind_to(chosen, consumer.seek)
             metrics.LANE_YIELDED.labels(self.stage).inc()
             log.debug("%s: a bulk batch of %d records gave way to live records", self.stage, len(chosen))
         except BaseException:

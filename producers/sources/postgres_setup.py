@@ -93,9 +93,27 @@ def check_source(conn: Connection, spec: PostgresTableSpec) -> dict[str, int]:
 
 
 def _check_publication_rights(cur: psycopg2.extensions.cursor, spec: PostgresTableSpec, relid: int) -> None:
-    # Without its publication, the first run creates it: that needs CREATE on the database and owning the table.
-    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (spec.slot,))
-    if cur.fetchone() is not None:
+    # The source records its snapshot on the publication (a comment: only its owner may), which must publish the
+    # table. Without it, the first run creates it: that needs CREATE on the database and owning the table.
+    cur.execute(
+        "SELECT pg_has_role(pubowner, 'USAGE'), puballtables OR EXISTS "
+        "(SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = %s) "
+        "FROM pg_publication p WHERE pubname = %s",
+        (relid, spec.slot),
+    )
+    existing = cur.fetchone()
+    if existing is not None:
+        owns_it, publishes_table = existing
+        if not publishes_table:
+            raise ConfigError(
+                f"publication {spec.slot} exists but does not publish {spec.table}: "
+                f"ALTER PUBLICATION {spec.slot} ADD TABLE {spec.table} (or --drop-slot, then start again)"
+            )
+        if not owns_it:
+            raise ConfigError(
+                f"publication {spec.slot} belongs to another role, and the source records its snapshot on it: "
+                f"ALTER PUBLICATION {spec.slot} OWNER TO the source's role (which needs CREATE on the database)"
+            )
         return
     cur.execute(
         "SELECT current_database(), has_database_privilege(current_database(), 'CREATE'), "

@@ -186,8 +186,9 @@ def test_missing_table_column_and_identity_are_clear_errors(database: str) -> No
 
 
 def test_missing_privileges_are_clear_errors(pipeline: Pipeline, database: str) -> None:
-    """A role without REPLICATION, one that may not read the table, and one that may read it but can create no
-    publication: each stops the source before it starts, with what to grant (exit 1), and leaves no slot."""
+    """A role without REPLICATION, one that may not read the table, one that may read it but can create no
+    publication, one whose publication another role owns (the source marks its snapshot on it), and a publication
+    of another table: each stops the source before it starts, with what to do (exit 1), and leaves no slot."""
     execute(
         database,
         "CREATE ROLE reader LOGIN",
@@ -195,17 +196,31 @@ def test_missing_privileges_are_clear_errors(pipeline: Pipeline, database: str) 
         "CREATE ROLE blind LOGIN REPLICATION",
         "CREATE ROLE tenant_app LOGIN REPLICATION",
         "GRANT SELECT ON articles TO tenant_app",
+        "CREATE TABLE other_things (id int PRIMARY KEY)",
+        "CREATE PUBLICATION s_postgres FOR TABLE articles",  # an owner's publication, for a source run as another
+        "CREATE PUBLICATION s_elsewhere FOR TABLE other_things",
     )
-    expected = {
-        "reader": "has no REPLICATION attribute: ALTER ROLE <role> WITH REPLICATION",
-        "blind": "may not SELECT from articles: GRANT SELECT ON articles",
-        "tenant_app": "cannot create publication ragbus_articles: the role lacks CREATE on database postgres and "
-        "ownership of articles; grant them, or let an owner run: CREATE PUBLICATION ragbus_articles FOR TABLE articles",
-    }
-    for role, message in expected.items():
+    cases = [  # (role, slot and publication name, what the error says)
+        ("reader", "s_reader", "has no REPLICATION attribute: ALTER ROLE <role> WITH REPLICATION"),
+        ("blind", "s_blind", "may not SELECT from articles: GRANT SELECT ON articles"),
+        (
+            "tenant_app",
+            "s_tenant_app",
+            "cannot create publication s_tenant_app: the role lacks CREATE on database postgres and ownership of "
+            "articles; grant them, or let an owner run: CREATE PUBLICATION s_tenant_app FOR TABLE articles",
+        ),
+        (
+            "tenant_app",
+            "s_postgres",
+            "publication s_postgres belongs to another role, and the source records its snapshot on it: "
+            "ALTER PUBLICATION s_postgres OWNER TO",
+        ),
+        ("postgres", "s_elsewhere", "publication s_elsewhere exists but does not publish articles"),
+    ]
+    for role, slot, message in cases:
         dsn = database.replace("user=postgres", f"user={role}")
         result = subprocess.run(
-            [sys.executable, "-m", "ragbus", "source", "postgres", "--dsn", dsn, *SOURCE_ARGS, "--name", f"s_{role}"],
+            [sys.executable, "-m", "ragbus", "source", "postgres", "--dsn", dsn, *SOURCE_ARGS, "--name", slot],
             env={**os.environ, **pipeline.env},
             capture_output=True,
             text=True,
@@ -213,7 +228,7 @@ def test_missing_privileges_are_clear_errors(pipeline: Pipeline, database: str) 
             check=False,
         )
         assert result.returncode == 1, (role, result.stderr[-2000:])
-        assert message.replace("ragbus_articles", f"s_{role}") in result.stderr, (role, result.stderr[-2000:])
+        assert message in result.stderr, (role, slot, result.stderr[-2000:])
         assert "Traceback" not in result.stderr and "source postgres running" not in result.stderr, role
     with psycopg2.connect(database) as conn, conn.cursor() as cur:
         cur.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 's\\_%'")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
+from workers import lanes as lanes_module
 from workers.lanes import LaneScheduler, in_bulk_batch, yield_to_live
 
 LIVE, BULK = "t.documents.v1", "t.documents.bulk.v1"
@@ -70,7 +73,7 @@ def test_live_records_go_first_and_the_bulk_gets_its_turn_after_a_run_of_live_ba
     assert turns == [{LIVE}, {LIVE}, {BULK}]  # two live batches put the bulk back, then the bulk's turn
 
 
-def test_a_bulk_batch_gives_way_to_live_records_but_never_before_its_first_step() -> None:
+def test_a_bulk_batch_gives_way_between_steps_when_live_records_wait() -> None:
     consumer = StandInConsumer(highwaters={TopicPartition(LIVE, 0): 5})  # live records wait at the consumer
     steps: list[int] = []
 
@@ -80,8 +83,33 @@ def test_a_bulk_batch_gives_way_to_live_records_but_never_before_its_first_step(
             await yield_to_live()
 
     asyncio.run(scheduler().run([record(BULK, n) for n in range(4)], consumer, process))  # type: ignore[arg-type]
-    assert steps == [0, 1], "the first step is done, then the batch gives way"
+    assert steps == [0], "one step is done, then the batch gives way"
     assert consumer.seeks == [(TopicPartition(BULK, 0), 0)], "the whole batch is polled again"
+
+
+def test_the_bulk_turn_after_a_run_of_live_batches_runs_turn_s_before_it_gives_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lanes_module, "TURN_S", 0.2)
+    consumer, lanes = StandInConsumer(), scheduler()
+    steps: list[float] = []
+
+    async def process(records: list[ConsumerRecord[bytes, bytes]], _rewind: object) -> None:
+        if records[0].topic == BULK:
+            started = time.monotonic()
+            consumer.highwaters[TopicPartition(LIVE, 0)] = 99  # live records keep arriving
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                steps.append(time.monotonic() - started)
+                await yield_to_live()
+
+    async def polls() -> None:
+        for n in range(3):
+            await lanes.run([record(BULK, 0), record(LIVE, n)], consumer, process)  # type: ignore[arg-type]
+
+    asyncio.run(polls())
+    assert 0.2 <= steps[-1] < 0.5, steps[-1]  # the turn ran its 0.2 s, then gave way at the next step
+    assert len(steps) < 100
 
 
 def test_a_live_batch_never_gives_way() -> None:
