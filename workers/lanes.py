@@ -115,7 +115,7 @@ class LaneScheduler:
             rewind_to(put_back, consumer.seek)
         if bulk_turn:
             self.live_streak = 0
-        elif any(lane_of(r.topic) is Lane.BULK for r in put_back):
+        elif put_back:  # a live batch puts back only bulk records
             self.live_streak += 1
             metrics.LANE_YIELDED.labels(self.stage).inc()
             log.debug("%s: %d bulk records put back for %d live ones", self.stage, len(put_back), len(chosen))

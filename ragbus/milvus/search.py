@@ -95,7 +95,21 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
     where: MetadataWhere | None = None,
 ) -> list[ChunkHit]:
     if text and text.strip() and has_bm25(connection, target):
-        return newest_versions_only(_hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where))
+        hits = _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where)
+    else:
+        hits = _dense_search(connection, target, vector, top_k, expr, where=where)
+    return newest_versions_only(hits)
+
+
+def _dense_search(
+    connection: MilvusConnection,
+    target: str,
+    vector: list[float],
+    top_k: int,
+    expr: str,
+    *,
+    where: MetadataWhere | None = None,
+) -> list[ChunkHit]:
     result = connection.call(
         lambda: connection.client.search(
             target,
@@ -107,7 +121,7 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
             consistency_level=connection.settings.consistency_level,
         )
     )
-    return newest_versions_only([to_hit(hit) for hit in _typed(result[0] if result else [], where)])
+    return [to_hit(hit) for hit in _typed(result[0] if result else [], where)]
 
 
 def newest_versions_only(hits: list[ChunkHit]) -> list[ChunkHit]:

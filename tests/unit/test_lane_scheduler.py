@@ -1,4 +1,4 @@
-"""LaneScheduler on a stand-in consumer: short bulk batches, live first, a bulk batch's first step always done."""
+"""LaneScheduler on a stand-in consumer: short bulk batches, live first, giving way between steps, the bulk's turn."""
 
 from __future__ import annotations
 
