@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LLM_STAMP := $(VENV)/.installed-llm-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -17,10 +18,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*; touch $@
 
+# The local generative model's extra, for its tests (tests/integration/test_local_llm.py): llama-cpp-python is built
+# from source, about 7 minutes on 2 idle cores, once per .venv (`make run` does not need it).
+$(LLM_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,llm]'
+	rm -f $(VENV)/.installed-llm-*; touch $@
+
 run: $(STAMP)
 	$(VENV)/bin/ragbus up --demo
 
-test: $(STAMP)
+test: $(STAMP) $(LLM_STAMP)
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP)

@@ -1,16 +1,16 @@
-"""Extractive answers vs the embedded stack's local generative model (Gemma 3 270M on llama-cpp-python), side by side.
+"""Extractive answers vs the embedded stack's local generative models (llama-cpp-python), side by side.
 
-    python -m bench.answers_llm [--limit N]
+    python -m bench.answers_llm [--limit N] [--models gemma3-270m,smollm2-135m]
 
 One stack (tansu, milvus-lite, Redis, the workers) holds the README and docs/ as `ragbus up --demo` publishes them.
-Two query API processes serve it: one with no LLM (extractive answers), one whose provider chain points at the
-llama-cpp-python server the stack starts for RAGBUS_STACK_LLM=gemma3-270m (same code, same verified GGUF, same
-LLM settings as `ragbus up`). Both have the answer cache off. Each judged question of tests/data/docs_questions.json
-is streamed from both in turn, then each unanswerable one; per answer: time to the first answer delta, time to the
-`done` event, the judged facts it holds, the share of its sentences supported by the passages it cites
-(bench/answer_support.py), whether it repeats the prompt instead of answering, whether it abstains, and whether the
-API fell back (degraded). The machine's load
-average is recorded before and after. Writes bench/results/answers-llm.json.
+One query API process serves it with no LLM (extractive answers) and one per local model, whose provider chain
+points at the llama-cpp-python server the stack starts for RAGBUS_STACK_LLM=<model> (same code, same verified GGUF,
+same LLM settings as `ragbus up`). All have the answer cache off. Each judged question of
+tests/data/docs_questions.json is streamed from each in turn (the order alternates), then each unanswerable one;
+per answer: time to the first answer delta, time to the `done` event, the judged facts it holds, the share of its
+sentences supported by the passages it cites (bench/answer_support.py), whether it repeats the prompt instead of
+answering, whether it abstains, and whether the API fell back (degraded). The machine's load average is recorded
+before and after. Writes bench/results/answers-llm.json.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -129,33 +130,55 @@ async def compare(urls: dict[str, str], limit: int | None) -> dict[str, list[dic
     return rows
 
 
+def start_model(
+    home: Path, env: dict[str, str], model: local_llm.GGUFModel, stack: StackSettings
+) -> tuple[list[ManagedProcess], str, float]:
+    """The model's llama-cpp-python server as `ragbus up` starts it, and a query API answering through it; returns
+    both processes, the API's URL and the seconds the GGUF took to reassemble (or copy) and verify."""
+    started = time.perf_counter()
+    path = local_llm.verified_model(home, model)
+    verify_s = time.perf_counter() - started
+    port = free_port()
+    chat_format = local_llm.write_chat_format(home, model)
+    server = start_llama_server(home, port, path, model.name, chat_format=chat_format,
+                                context_tokens=stack.llm_context_tokens, threads=stack.llm_threads)  # fmt: skip
+    llm_env = {"RAGBUS_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "RAGBUS_LLM_MODEL": model.name}
+    llm_env |= {f"RAGBUS_LLM_{k.upper()}": str(v) for k, v in LOCAL_LLM_DEFAULTS.items()}
+    try:
+        api, url = start_api({**env, **llm_env}, home)
+    except BaseException:
+        stop_all([server], timeout_s=20)
+        raise
+    return [server, api], url, verify_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="only the first N judged questions")
+    parser.add_argument(
+        "--models", type=lambda s: s.split(","), default=list(local_llm.MODELS),
+        help=f"local models to ask beside the extractive answers (default: {','.join(local_llm.MODELS)})",
+    )  # fmt: skip
     args = parser.parse_args()
-    stack = StackSettings(llm="gemma3-270m")
+    unknown = set(args.models) - set(local_llm.MODELS)
+    if unknown:
+        parser.error(f"unknown models {sorted(unknown)}; choose from {', '.join(local_llm.MODELS)}")
+    stack = StackSettings()
     with bench_stack() as (stack_env, settings, home):
         env = {**stack_env, "RAGBUS_REDIS_QUERY_CACHE_TTL_S": "0"}
         processes: list[ManagedProcess] = []
+        verify_s: dict[str, float] = {}
         try:
             processes += start_workers(env, home)
             asyncio.run(index(settings, read_documents([ROOT / "README.md", ROOT / "docs"])))
-            model = local_llm.MODELS[stack.llm]
-            started = time.perf_counter()
-            path = local_llm.verified_model(home, model)
-            verify_s = time.perf_counter() - started
-            port = free_port()
-            chat_format = local_llm.write_chat_format(home, model)
-            server = start_llama_server(home, port, path, model.name, chat_format=chat_format,
-                                        context_tokens=stack.llm_context_tokens, threads=stack.llm_threads)  # fmt: skip
-            processes.append(server)
-            llm_env = {"RAGBUS_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1", "RAGBUS_LLM_MODEL": model.name}
-            llm_env |= {f"RAGBUS_LLM_{k.upper()}": str(v) for k, v in LOCAL_LLM_DEFAULTS.items()}
             extractive, extractive_url = start_api(env, home)
-            generative, generative_url = start_api({**env, **llm_env}, home)
-            processes += [extractive, generative]
+            processes.append(extractive)
+            urls = {"extractive": extractive_url}
+            for name in args.models:
+                started, urls[name], verify_s[name] = start_model(home, env, local_llm.MODELS[name], stack)
+                processes += started
             load_before, reference_before = os.getloadavg(), cpu_reference()
-            rows = asyncio.run(compare({"extractive": extractive_url, model.name: generative_url}, args.limit))
+            rows = asyncio.run(compare(urls, args.limit))
             load_after, reference_after = os.getloadavg(), cpu_reference()
         finally:
             stop_all(processes, timeout_s=20)
@@ -167,7 +190,7 @@ def main() -> None:
             "llm_threads": stack.llm_threads or os.cpu_count(),
             **LOCAL_LLM_DEFAULTS,
         },
-        "gguf_reassemble_and_verify_s": round(verify_s, 2),
+        "gguf_copy_and_verify_s": {name: round(seconds, 2) for name, seconds in verify_s.items()},
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
         "cpu_reference_ms": {"before": reference_before, "after": reference_after},
         "answers": rows,

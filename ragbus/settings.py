@@ -502,10 +502,11 @@ class StackSettings(BaseSettings):
     restart_healthy_after_s: float = Field(
         60.0, gt=0, description="A process that ran this long counts as healthy: its crash streak starts over."
     )
-    llm: Literal["gemma3-270m", "off"] = Field(
+    llm: Literal["gemma3-270m", "smollm2-135m", "off"] = Field(
         "off",
         description="Local generative model `ragbus up` serves with llama-cpp-python (pip install 'ragbus[llm]') "
-        "when RAGBUS_LLM_BASE_URL is unset; off: extractive answers (docs/benchmarks.md compares them).",
+        "when RAGBUS_LLM_BASE_URL is unset: gemma3-270m (Gemma 3 270M, base model) or smollm2-135m "
+        "(SmolLM2-135M-Instruct); off: extractive answers (docs/benchmarks.md compares the three).",
     )
     llm_port: int = Field(0, ge=0, le=65535, description="Port of the local LLM server (0: a free port).")
     llm_context_tokens: int = Field(

