@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*; touch $@
 
-# The local generative model's extra, for its tests (tests/integration/test_local_llm.py): llama-cpp-python is built
-# from source, about 7 minutes on 2 idle cores, once per .venv (`make run` does not need it).
+# The local generative models' extra, for their tests (tests/integration/test_local_llm.py): llama-cpp-python is built
+# from source with the machine's C++ compiler and cmake, 7 to 26 minutes on 2 cores, once per .venv (`make run` does
+# not need it).
 $(LLM_STAMP): $(STAMP)
+	@echo "installing the llm extra: building llama-cpp-python from source (once per .venv, 7 to 26 min on 2 cores)"
 	$(PY) -m pip install --quiet -e '.[dev,llm]'
 	rm -f $(VENV)/.installed-llm-*; touch $@
 

@@ -6,7 +6,7 @@ One stack (tansu, milvus-lite, Redis, the workers) holds the README and docs/ as
 One query API process serves it with no LLM (extractive answers) and one per local model, whose provider chain
 points at the llama-cpp-python server the stack starts for RAGBUS_STACK_LLM=<model> (same code, same verified GGUF,
 same LLM settings as `ragbus up`). All have the answer cache off. Each judged question of
-tests/data/docs_questions.json is streamed from each in turn (the order alternates), then each unanswerable one;
+tests/data/docs_questions.json is streamed from each in turn (the order rotates), then each unanswerable one;
 per answer: time to the first answer delta, time to the `done` event, the judged facts it holds, the share of its
 sentences supported by the passages it cites (bench/answer_support.py), whether it repeats the prompt instead of
 answering, whether it abstains, and whether the API fell back (degraded). The machine's load average is recorded
@@ -115,7 +115,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def compare(urls: dict[str, str], limit: int | None) -> dict[str, list[dict[str, Any]]]:
-    """Every question to each API in turn (the order alternates), judged."""
+    """Every question to each API in turn (the order rotates), judged."""
     items = QUESTIONS["questions"][:limit]
     asked = [(q["question"], q["facts"]) for q in items] + [(q, None) for q in QUESTIONS["unanswerable"]]
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in urls}
@@ -123,7 +123,8 @@ async def compare(urls: dict[str, str], limit: int | None) -> dict[str, list[dic
         for url in urls.values():  # first requests load what each process loads lazily
             await ask(client, url, "What is ragbus?")
         for n, (question, facts) in enumerate(asked):
-            for name in list(urls) if n % 2 == 0 else list(reversed(urls)):
+            names = list(urls)
+            for name in names[n % len(names) :] + names[: n % len(names)]:  # rotated: none always first
                 reply = await ask(client, urls[name], question)
                 rows[name].append(judge({**reply, "question": question}, facts))
                 print(f"{name:10} {rows[name][-1]['total_s']:6.2f}s {question}", flush=True)

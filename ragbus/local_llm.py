@@ -65,8 +65,9 @@ GEMMA_TEMPLATE = (
 )
 
 
-# ChatML, as SmolLM2's own template writes it (its GGUF carries one too; ragbus gives its own so that what prompts a
-# model is pinned here, not shipped by a package). The empty assistant message opens the model's turn, as for Gemma.
+# ChatML, as SmolLM2's own template writes it, less the default system message that one adds when a conversation has
+# none (ragbus always sends one). Its GGUF carries that template; ragbus gives its own so that what prompts a model is
+# pinned here, not shipped by a package. The empty assistant message opens the model's turn, as for Gemma.
 CHATML_TEMPLATE = (
     "{% for m in messages %}{% if m.role == 'assistant' and not m.content %}{{ '<|im_start|>assistant\\n' }}"
     "{% else %}{{ '<|im_start|>' + m.role + '\\n' + (m.content | trim) + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
@@ -145,7 +146,7 @@ def check_model_file(path: Path, model: GGUFModel) -> None:
     if actual != model.sha256:
         raise ModelChecksumMismatch(
             f"{path} has SHA-256 {actual}, expected {model.sha256} for {model.filename}: refused (reinstall "
-            f"{model.sums_distribution} and its parts if they were altered)"
+            f"{', '.join(model.part_distributions)} if they were altered)"
         )
 
 
@@ -186,7 +187,7 @@ def verified_model(home: Path, model: GGUFModel = GEMMA3_270M) -> Path:
             check_model_file(target, model)
             return target
         except ModelChecksumMismatch as exc:  # a damaged or altered copy: never loaded, made again from the parts
-            log.warning("%s; reassembling it from the installed parts", exc)
+            log.warning("%s; copying it again from the installed package(s)", exc)
     return reassemble(installed_parts(model), target, model)
 
 
