@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -25,27 +26,91 @@ from bench.scifact import load_scifact
 from bench.scoring import summary_ms
 from bench.stack import ROOT, bench_stack, save_result
 from bench.stale_removal import fill
+from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
+from ragbus.redis_store import KeySpace, open_redis
+from ragbus.settings import Settings
 from ragbus.stack.process import ManagedProcess, stop_all
+from ragbus.write_marks import WriteMarks
 
 
-async def alternate(urls: dict[str, str], questions: list[str], rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Seconds per request of each API; each round gives both the same new questions, in turn."""
-    took: dict[str, list[float]] = {name: [] for name in urls}
-    async with httpx.AsyncClient(timeout=30) as client:
+def stage_times(header: str) -> dict[str, float]:
+    """Seconds per stage of a Server-Timing header (`encode;dur=7.91, ...`); {} without one (an older API)."""
+    stages: dict[str, float] = {}
+    for part in filter(None, (item.strip() for item in header.split(","))):
+        name, _, duration = part.partition(";dur=")
+        if duration:
+            stages[name.strip()] = float(duration) / 1000
+    return stages
+
+
+@dataclass
+class Took:
+    """One API's requests: seconds each, as the client saw them, and the stages its Server-Timing named."""
+
+    seconds: list[float] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    busy_s: float = 0.0  # wall time of its turns, for requests/s
+
+    def add(self, seconds: float, header: str) -> None:
+        """Record one request."""
+        self.seconds.append(seconds)
+        for name, value in stage_times(header).items():
+            self.stages.setdefault(name, []).append(value)
+
+    def summary(self) -> dict[str, object]:
+        """Latency percentiles, requests/s over its turns, and each stage's percentiles."""
+        return summary_ms(self.seconds) | {
+            "requests": len(self.seconds),
+            "requests_per_s": round(len(self.seconds) / self.busy_s, 1) if self.busy_s else None,
+            "stages": {
+                name: summary_ms(values) | {"mean_ms": round(1000 * sum(values) / len(values), 2)}
+                for name, values in self.stages.items()
+            },
+        }
+
+
+async def _turn(client: httpx.AsyncClient, url: str, questions: list[str], concurrency: int, took: Took) -> None:
+    """Every question once, `concurrency` at a time."""
+    pending = iter(questions)
+
+    async def ask() -> None:
+        for question in pending:
+            began = time.perf_counter()
+            body = {"query": question, "top_k": 5, "retrieve_only": True}
+            response = await client.post(f"{url}/v1/query", json=body)
+            response.raise_for_status()
+            took.add(time.perf_counter() - began, response.headers.get("server-timing", ""))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(ask() for _ in range(concurrency)))
+    took.busy_s += time.perf_counter() - began
+
+
+async def alternate(
+    urls: dict[str, str], questions: list[str], rounds: int, per_round: int, concurrency: int = 1
+) -> dict[str, Took]:
+    """Each API's requests; each round gives both the same new questions, in turn, `concurrency` at a time."""
+    took = {name: Took() for name in urls}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         for url in urls.values():  # first requests load what each process loads lazily
-            for question in questions[-5:]:
-                await client.post(f"{url}/v1/query", json={"query": question, "top_k": 5, "retrieve_only": True})
+            await _turn(client, url, questions[-5:], 1, Took())
         for round_no in range(rounds):
             order = list(urls) if round_no % 2 == 0 else list(reversed(urls))
             for name in order:
-                for question in questions[round_no * per_round : (round_no + 1) * per_round]:
-                    began = time.perf_counter()
-                    body = {"query": question, "top_k": 5, "retrieve_only": True}
-                    response = await client.post(f"{urls[name]}/v1/query", json=body)
-                    response.raise_for_status()
-                    took[name].append(time.perf_counter() - began)
+                batch = questions[round_no * per_round : (round_no + 1) * per_round]
+                await _turn(client, urls[name], batch, concurrency, took[name])
     return took
+
+
+async def record_mark(settings: Settings, namespace: str, collection: str, written: int) -> None:
+    """Record the write mark of `collection` on the main Milvus URI (ragbus.write_marks) in a Redis namespace."""
+    redis = open_redis(settings.redis)
+    try:
+        await WriteMarks(redis, KeySpace(namespace)).record(collection, settings.milvus_uri, written)
+    finally:
+        await redis.aclose()
 
 
 def main() -> None:
@@ -58,6 +123,8 @@ def main() -> None:
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the after API only"
     )
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight per API")
+    parser.add_argument("--engine", choices=["milvus-lite", "milvus-server"], default="milvus-lite")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api-ab.json")
     args = parser.parse_args()
     data = load_scifact(None, None)
@@ -68,11 +135,14 @@ def main() -> None:
     if bad := [item for item in args.after_env if "=" not in item]:
         parser.error(f"--after-env takes NAME=VALUE, not {bad[0]!r}")
     own_env = {"before": {}, "after": dict(item.split("=", 1) for item in args.after_env)}
-    with bench_stack("milvus-lite") as (env, settings, home):
+    with bench_stack(args.engine) as (env, settings, home):
         store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
         try:
-            fill(store, settings.milvus.initial_collection, data.documents)
-            store.client.create_alias(settings.milvus.initial_collection, settings.milvus.alias)
+            collection = settings.milvus.initial_collection
+            fill(store, collection, data.documents)
+            store.client.create_alias(collection, settings.milvus.alias)
+            # As the indexer does after each batch: the mark an API that reads at write marks searches at.
+            written = store.last_write_ts([collection, MilvusDocumentStates.collection_for(collection)])
         finally:
             store.close()
         processes: list[ManagedProcess] = []
@@ -80,20 +150,24 @@ def main() -> None:
         try:
             for name, root in roots.items():
                 namespace = f"{env['RAGBUS_REDIS_NAMESPACE']}{name}"
+                if written:
+                    asyncio.run(record_mark(settings, namespace, collection, written))
                 process, urls[name] = start_api(
                     {**env, "PYTHONPATH": str(root), "RAGBUS_REDIS_NAMESPACE": namespace, **own_env[name]}, home
                 )
                 processes.append(process)
-            took = asyncio.run(alternate(urls, questions, args.rounds, args.per_round))
+            took = asyncio.run(alternate(urls, questions, args.rounds, args.per_round, args.concurrency))
         finally:
             stop_all(processes, timeout_s=10)
     result = {
         "benchmark": "api_ab",
         "sources": {name: str(root) for name, root in roots.items()},
         "after_env": own_env["after"],
-        "uncached_retrieve_only_c1": {name: summary_ms(s) | {"requests": len(s)} for name, s in took.items()},
+        "engine": args.engine,
+        "concurrency": args.concurrency,
+        "uncached_retrieve_only": {name: t.summary() for name, t in took.items()},
     }
-    save_result(result, args.out, "uncached_retrieve_only_c1")
+    save_result(result, args.out, "uncached_retrieve_only")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def start_api(env: dict[str, str], home: Path, timeout_s: float = 180) -> tuple[
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process_env = {**env, **API_ENV, "RAGBUS_API_PORT": str(port)}
-    argv = [sys.executable, "-m", "ragbus", "api"]
+    # -P: the current directory does not come first on sys.path, so PYTHONPATH decides which tree runs (bench.api_ab
+    # starts two trees' APIs from this one; without it both ran this tree's code).
+    argv = [sys.executable, "-P", "-m", "ragbus", "api"]
     process = ManagedProcess("api", argv, home / f"api-{port}.log", process_env).start()
     process.wait_ready(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout_s, interval_s=1.0)
     return process, url

@@ -15,7 +15,9 @@ from query_api.retrieval import ReplicatedRetriever
 from query_api.service import QueryService
 from query_api.single_flight import SingleFlight
 from ragbus.embedding import ModelTokenizer, SentenceEmbedder
+from ragbus.redis_store import KeySpace
 from ragbus.settings import Settings
+from ragbus.write_marks import WriteMarks
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ async def open_answering(settings: Settings, embedder: SentenceEmbedder, redis: 
     cache = QueryCache(redis, CacheKeys(settings.redis.namespace, settings.milvus.alias), ttl_s)
     llm = LLMAnswerer(settings.llm, ModelTokenizer.from_settings(settings.embedding)) if settings.llm.base_url else None
     invalidation = CacheInvalidationConsumer(settings, cache)
+    # Reading at the indexer's write marks replaces Strong's wait; a weaker level configured stays as it is.
+    at_marks = settings.api.read_at_write_marks and settings.milvus.consistency_level == "Strong"
+    marks = WriteMarks(redis, KeySpace(settings.redis.namespace)) if at_marks else None
     if cache.enabled:
         invalidation.start()
     try:
@@ -41,6 +46,7 @@ async def open_answering(settings: Settings, embedder: SentenceEmbedder, redis: 
             cache=cache,
             flights=SingleFlight(redis, settings.api.single_flight_lock_s),
             llm=llm,
+            marks=marks,
         )
     finally:
         await invalidation.stop()

@@ -20,6 +20,7 @@ from query_api.routes import document_uploads, documents, feedback, health, quer
 from query_api.routes.metrics import install_metrics
 from query_api.routes.web import install_web_page
 from query_api.security.authenticator import Authenticator
+from query_api.server_timing import install_server_timing
 from query_api.service import QueryService
 from ragbus import __version__
 from ragbus.document_publisher import DocumentPublisher
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_security.max_body_bytes)
     install_request_ids(app)
+    install_server_timing(app)
     app.include_router(health.router)
     app.include_router(query.router)
     app.include_router(document_uploads.router)  # before the JSON route of the same path

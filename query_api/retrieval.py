@@ -8,8 +8,8 @@ import itertools
 import logging
 import math
 import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,6 +52,9 @@ class SearchQuery:
     collection: str | None = None  # default: through the alias
     text: str | None = None  # hybrid retrieval where the collection has BM25; None = dense only
     rrf_k: int = 60
+    # Per replica URI, the engine timestamp to read at (ragbus.write_marks); a replica without one reads at
+    # RAGBUS_MILVUS_CONSISTENCY_LEVEL.
+    written: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,14 @@ class MilvusReplica:
                 self._store = MilvusChunkStore(self.settings, self.uri)
             store = self._store
         return store.search(
-            vector, top_k, tenant, query.where, collection=query.collection, text=query.text, rrf_k=query.rrf_k
+            vector,
+            top_k,
+            tenant,
+            query.where,
+            collection=query.collection,
+            text=query.text,
+            rrf_k=query.rrf_k,
+            written=query.written.get(self.uri),
         )
 
     def alias_target(self) -> str | None:

@@ -7,6 +7,7 @@ answer keeps the last part, a streamed one sends every part as it comes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,12 +20,14 @@ from query_api.composer import AnswerComposer
 from query_api.generation import LLMAnswerer
 from query_api.models import QueryResponse
 from query_api.retrieval import ReplicatedRetriever, Retrieved, SearchQuery, SearchUnavailable
+from query_api.server_timing import timed
 from query_api.single_flight import SingleFlight
 from query_api.streaming import StreamEvent, answer_events
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import TransientError
 from ragbus.milvus.filters import MetadataWhere
 from ragbus.settings import ApiSettings
+from ragbus.write_marks import WriteMarks
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,10 @@ class QueryService:
         cache: QueryCache,
         flights: SingleFlight,
         llm: LLMAnswerer | None,
+        marks: WriteMarks | None = None,
     ) -> None:
         self.settings, self.embedder, self.retriever = settings, embedder, retriever
-        self.cache, self.flights, self.llm = cache, flights, llm
+        self.cache, self.flights, self.llm, self.marks = cache, flights, llm, marks
         self.composer = AnswerComposer(settings, embedder, llm)
 
     async def answer(
@@ -121,7 +125,9 @@ class QueryService:
         """Retrieval now, then the answer's parts, cached as the answer is done; the last good answer while search
         is down (if `stale_ok`)."""
         try:
-            found = await self.retrieve(question.query, question.top_k, question.tenant, question.where, collection)
+            found = await self.retrieve(
+                question.query, question.top_k, question.tenant, question.where, collection, at_marks=stale_ok
+            )
         except SearchUnavailable:
             if stale_ok and (stale := await self._last_good(slot)):
                 return finished(stale)
@@ -138,19 +144,45 @@ class QueryService:
             yield part
 
     async def retrieve(
-        self, query: str, top_k: int, tenant: str, where: MetadataWhere | None = None, collection: str | None = None
+        self,
+        query: str,
+        top_k: int,
+        tenant: str,
+        where: MetadataWhere | None = None,
+        collection: str | None = None,
+        *,
+        at_marks: bool = True,
     ) -> Retrieved:
         """The query's vector and the top_k passages of `tenant` (matching `where`) closest to it.
 
         `collection`: the serving collection this query's cache key names (default: whatever the alias resolves to).
+        `at_marks`: read at the indexer's write marks (ragbus.write_marks) where the API does; False: at
+        RAGBUS_MILVUS_CONSISTENCY_LEVEL (a read-your-writes query, whose versions were seen by a read of its own).
         """
         started = time.perf_counter()
-        vector = (await self.embedder.encode_async([query], check_length=False))[0]
+        marks = asyncio.ensure_future(self._written(collection)) if at_marks and collection else None
+        try:
+            with timed("encode"):
+                vector = (await self.embedder.encode_async([query], check_length=False))[0]
+        finally:
+            with timed("marks"):
+                written = await marks if marks else {}
         hybrid = self.settings.retrieval == "hybrid"
-        search = SearchQuery(where, collection or None, query if hybrid else None, self.settings.rrf_k)
-        hits = await self.retriever.search(vector.tolist(), top_k, tenant, search)
+        search = SearchQuery(where, collection or None, query if hybrid else None, self.settings.rrf_k, written)
+        with timed("search"):
+            hits = await self.retriever.search(vector.tolist(), top_k, tenant, search)
         metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - started)
         return Retrieved(vector, hits)
+
+    async def _written(self, collection: str | None) -> dict[str, int]:
+        """The write marks of `collection` on each replica (none without marks, a collection or Redis)."""
+        if self.marks is None or not collection:
+            return {}
+        try:
+            return await self.marks.read(collection, [replica.uri for replica in self.retriever.replicas])
+        except TransientError as exc:
+            log.warning("write marks unavailable, searching at RAGBUS_MILVUS_CONSISTENCY_LEVEL: %s", exc)
+            return {}
 
     async def _lookup(self, question: Question, collection: str) -> tuple[CacheSlot | None, QueryResponse | None]:
         """The question's cache slot and cached answer; (None, None) with the cache off or Redis down."""
@@ -160,7 +192,8 @@ class QueryService:
         try:
             shape = f"top_k={question.top_k}\x00mode={mode}\x00retrieval={self.settings.retrieval}"
             params = f"{shape}\x00collection={collection}\x00where={question.where or ''}"
-            return await self.cache.lookup(question.tenant, question.query, params)
+            with timed("cache"):
+                return await self.cache.lookup(question.tenant, question.query, params)
         except TransientError as exc:
             log.warning("query cache skipped: %s", exc)
             return None, None

@@ -70,6 +70,10 @@ class KeySpace:
         """A cached answer."""
         return f"{self.namespace}:q:{alias}:{generation}:{fingerprint}"
 
+    def milvus_writes(self, collection: str) -> str:
+        """Hash: per Milvus URI, the timestamp of the indexer's last write to `collection` (ragbus.write_marks)."""
+        return f"{self.namespace}:written:{collection}"
+
 
 class RedisEmbeddingCache:
     """Embeddings keyed by model and content hash, so unchanged text is never embedded twice."""

@@ -358,6 +358,12 @@ class ApiSettings(BaseSettings):
         description="hybrid: BM25 + dense fused by reciprocal rank fusion where the collection has BM25; else dense.",
     )
     rrf_k: int = Field(60, ge=1, description="k of reciprocal rank fusion (score = sum of 1 / (k + rank)).")
+    read_at_write_marks: bool = Field(
+        True,
+        description="Search at the indexer's last write to the collection (ragbus.write_marks): every acknowledged "
+        "change visible, without the real engine's Strong wait for its next time tick. Off: "
+        "RAGBUS_MILVUS_CONSISTENCY_LEVEL on every search.",
+    )
     query_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
         description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch and the model is "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from pymilvus import MilvusClient, MilvusException
+from pymilvus.client import ts_utils
 
 from ragbus.errors import TransientError
 from ragbus.milvus.failures import mapped_error, released, released_collection, security_refusal
@@ -122,6 +123,18 @@ class MilvusConnection:
                 raise TransientError(f"Milvus at {self.uri} unreachable: {exc}") from exc
             raise
         return str(info["collection_name"])
+
+    def last_write_ts(self, collections: Iterable[str]) -> int:
+        """The engine's timestamp of this client's latest write to any of `collections`; 0 when it gave none.
+
+        pymilvus records each mutation's timestamp per address, database and collection name (its own Session
+        consistency reads it). The real engine stamps upserts; milvus-lite stamps nothing, and the real engine
+        2.3 stamps no delete. A delete is therefore covered only by a later upsert's stamp in the same batch.
+        """
+        handler = self.client._get_connection()
+        address = handler.server_address
+        stamps = (ts_utils.get_collection_ts(name, address, db) or 0 for name in collections for db in ("", "default"))
+        return max(stamps, default=0)
 
     def description(self, collection: str) -> dict[str, Any]:
         """`describe_collection` of `collection`, asked once per name (an alias is asked every time: it can move)."""

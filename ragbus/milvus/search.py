@@ -31,12 +31,14 @@ def search(
     collection: str | None = None,
     text: str | None = None,
     rrf_k: int = 60,
+    written: int | None = None,
 ) -> list[ChunkHit]:
     """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet (MilvusChunkStore.search)."""
     if collection:
         try:
             expr = _filter(connection, collection, tenant, where)
-            return _search(connection, collection, vector, top_k, expr, text, rrf_k, where=where)
+            read_at = consistency(connection, written)
+            return _search(connection, collection, vector, top_k, expr, text, rrf_k, where=where, read_at=read_at)
         except TransientError as exc:
             if not MISSING_COLLECTION.search(str(exc)):
                 raise
@@ -45,8 +47,16 @@ def search(
             )
     if connection.alias_target() is None:
         return []
-    expr = _filter(connection, connection.alias, tenant, where)
+    expr = _filter(connection, connection.alias, tenant, where)  # a mark names a collection, not the alias
     return _search(connection, connection.alias, vector, top_k, expr, text, rrf_k, where=where)
+
+
+def consistency(connection: MilvusConnection, written: int | None = None) -> dict[str, Any]:
+    """A search's consistency arguments: at the write mark `written` where there is one (ragbus.write_marks), else
+    at RAGBUS_MILVUS_CONSISTENCY_LEVEL."""
+    if written:
+        return {"consistency_level": "Customized", "guarantee_timestamp": written}
+    return {"consistency_level": connection.settings.consistency_level}
 
 
 def indexed_versions(connection: MilvusConnection, tenant: str, doc_ids: Iterable[str]) -> dict[str, set[int]]:
@@ -93,11 +103,13 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
     rrf_k: int,
     *,
     where: MetadataWhere | None = None,
+    read_at: dict[str, Any] | None = None,
 ) -> list[ChunkHit]:
+    read_at = read_at or consistency(connection)
     if text and text.strip() and has_bm25(connection, target):
-        hits = _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where)
+        hits = _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where, read_at=read_at)
     else:
-        hits = _dense_search(connection, target, vector, top_k, expr, where=where)
+        hits = _dense_search(connection, target, vector, top_k, expr, where=where, read_at=read_at)
     return newest_versions_only(hits)
 
 
@@ -109,6 +121,7 @@ def _dense_search(
     expr: str,
     *,
     where: MetadataWhere | None = None,
+    read_at: dict[str, Any],
 ) -> list[ChunkHit]:
     result = connection.call(
         lambda: connection.client.search(
@@ -118,7 +131,7 @@ def _dense_search(
             filter=expr,
             output_fields=_fields(connection, target, OUTPUT_FIELDS, where),
             search_params={"metric_type": "COSINE"},
-            consistency_level=connection.settings.consistency_level,
+            **read_at,
         )
     )
     return [to_hit(hit) for hit in _typed(result[0] if result else [], where)]
@@ -147,6 +160,7 @@ def _hybrid_search(  # noqa: PLR0917
     rrf_k: int,
     *,
     where: MetadataWhere | None = None,
+    read_at: dict[str, Any],
 ) -> list[ChunkHit]:
     requests = [
         AnnSearchRequest(
@@ -161,7 +175,7 @@ def _hybrid_search(  # noqa: PLR0917
             RRFRanker(rrf_k),
             limit=top_k,
             output_fields=_fields(connection, target, [*OUTPUT_FIELDS, "embedding"], where),
-            consistency_level=connection.settings.consistency_level,
+            **read_at,
         )
     )
     hits = _typed(result[0] if result else [], where)

@@ -77,6 +77,7 @@ class MilvusChunkStore(MilvusConnection):
         collection: str | None = None,
         text: str | None = None,
         rrf_k: int = 60,
+        written: int | None = None,
     ) -> list[ChunkHit]:
         """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet.
 
@@ -87,5 +88,9 @@ class MilvusChunkStore(MilvusConnection):
         alias.
         With `text` and a collection that has the BM25 field, the search is hybrid: BM25 on `text` and dense on
         `vector`, fused by reciprocal rank fusion (`rrf_k`); each hit's score is still its cosine to `vector`.
+        `written`: the engine timestamp of the last write to `collection` (ragbus.write_marks) to read at, instead
+        of RAGBUS_MILVUS_CONSISTENCY_LEVEL.
         """
-        return search.search(self, vector, top_k, tenant, where, collection=collection, text=text, rrf_k=rrf_k)
+        return search.search(
+            self, vector, top_k, tenant, where, collection=collection, text=text, rrf_k=rrf_k, written=written
+        )

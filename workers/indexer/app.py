@@ -13,6 +13,7 @@ from ragbus.kafka_clients import KafkaEventProducer
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.pipelines import PipelineContext
 from ragbus.redis_store import IndexGeneration, KeySpace, open_redis
+from ragbus.write_marks import WriteMarks
 from schemas.topics import Topics
 from workers.indexer.handlers import IndexerHandler
 from workers.indexer.sealer import sealing
@@ -30,11 +31,19 @@ async def open_indexer(pipeline: PipelineContext, producer: KafkaEventProducer) 
         # The first pipeline's collection is what the alias points at when it is first created.
         await asyncio.to_thread(store.ensure_alias, settings.milvus.initial_collection, dim)
         await asyncio.to_thread(store.ensure_collection, pipeline.collection, dim)
-        generation = IndexGeneration(redis, KeySpace(settings.redis.namespace), settings.milvus.alias)
+        keys = KeySpace(settings.redis.namespace)
+        generation = IndexGeneration(redis, keys, settings.milvus.alias)
         topics = Topics(settings.kafka.topic_prefix)
         async with sealing(store, pipeline.collection, settings.milvus.flush_interval_s) as sealer:
             yield IndexerHandler(
-                store, generation, producer, topics, dim=dim, collection=pipeline.collection, sealer=sealer
+                store,
+                generation,
+                producer,
+                topics,
+                WriteMarks(redis, keys),
+                dim=dim,
+                collection=pipeline.collection,
+                sealer=sealer,
             )
     finally:
         await redis.aclose()

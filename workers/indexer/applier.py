@@ -75,11 +75,16 @@ class VersionApplier:
                 fresh.append(doc)
         return fresh, known
 
-    def apply(self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]) -> None:
-        """Write these versions (one per document) and remove every other chunk of their documents."""
+    def apply(self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]) -> int:
+        """Write these versions (one per document) and remove every other chunk of their documents.
+
+        Returns the engine's timestamp of the last write (ragbus.write_marks), 0 where there is none to rely on:
+        milvus-lite stamps nothing, and in the filtered layout the last write may be a delete, which the real
+        engine 2.3 does not stamp. Here every delete is followed by the upsert of the settled states.
+        """
         if not self.states.tracks_chunks(collection):
             self._apply_by_filter(collection, docs, known)
-            return
+            return 0
         intents, settled, stale = [], [], []
         for doc in docs:
             before = known.get((doc.tenant, doc.doc_id))
@@ -99,6 +104,7 @@ class VersionApplier:
             self.store.delete_chunks(stale, collection)
         if settled:
             self.states.put(collection, settled)
+        return self.store.last_write_ts([collection, self.states.collection_for(collection)])
 
     def _apply_by_filter(
         self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]

@@ -14,6 +14,7 @@ from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from ragbus.logging_setup import correlated, correlation_of
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.redis_store import IndexGeneration
+from ragbus.write_marks import WriteMarks
 from schemas.codec import decode, encode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedDocument
@@ -53,12 +54,14 @@ class IndexerHandler:
         generation: IndexGeneration,
         producer: KafkaEventProducer,
         topics: Topics,
+        marks: WriteMarks,
         *,
         dim: int,
         collection: str,
         sealer: CollectionSealer | None = None,
     ) -> None:
         self.store, self.generation, self.producer, self.topics = store, generation, producer, topics
+        self.marks = marks
         self.dim, self.collection, self.sealer = dim, collection, sealer
         self.applier = VersionApplier(store, self.stage)
 
@@ -95,7 +98,9 @@ class IndexerHandler:
         docs, known = await asyncio.to_thread(self.applier.fresh, collection, latest)
         if not docs:
             return []
-        await asyncio.to_thread(self.applier.apply, collection, docs, known)
+        written = await asyncio.to_thread(self.applier.apply, collection, docs, known)
+        if written:  # before the invalidation and the status that announce the change (ragbus.write_marks)
+            await self.marks.record(collection, self.store.uri, written)
         if self.sealer is not None:
             self.sealer.wrote()
         # Checked after the write: if the alias moves here later, the switch itself bumps the generation.
