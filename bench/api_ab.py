@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +31,7 @@ import httpx
 from bench.api_process import start_api
 from bench.scifact import load_scifact
 from bench.scoring import summary_ms
-from bench.stack import ROOT, bench_stack, save_result
+from bench.stack import ROOT, bench_stack, cpu_seconds, save_result
 from bench.stale_removal import fill
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
@@ -51,6 +58,7 @@ class Took:
     seconds: list[float] = field(default_factory=list)
     stages: dict[str, list[float]] = field(default_factory=dict)
     busy_s: float = 0.0  # wall time of its turns, for requests/s
+    cpu_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("api", "client", "rest"), 0.0))
 
     def add(self, seconds: float, header: str) -> None:
         """Record one request."""
@@ -63,6 +71,9 @@ class Took:
         return summary_ms(self.seconds) | {
             "requests": len(self.seconds),
             "requests_per_s": round(len(self.seconds) / self.busy_s, 1) if self.busy_s else None,
+            # CPU per request during its turns: the API process, this client, and everything else on the machine
+            # (Milvus, Redis; other load if the machine is shared).
+            "cpu_ms_per_request": {name: round(1000 * cpu / len(self.seconds), 2) for name, cpu in self.cpu_s.items()},
             "stages": {
                 name: summary_ms(values) | {"mean_ms": round(1000 * sum(values) / len(values), 2)}
                 for name, values in self.stages.items()
@@ -70,8 +81,16 @@ class Took:
         }
 
 
-async def _turn(client: httpx.AsyncClient, url: str, questions: list[str], concurrency: int, took: Took) -> None:
-    """Every question once, `concurrency` at a time."""
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def _turn(
+    client: httpx.AsyncClient, url: str, questions: list[str], concurrency: int, took: Took, api_pid: int = 0
+) -> None:
+    """Every question once, `concurrency` at a time; the CPU each side spent meanwhile."""
     pending = iter(questions)
 
     async def ask() -> None:
@@ -82,13 +101,22 @@ async def _turn(client: httpx.AsyncClient, url: str, questions: list[str], concu
             response.raise_for_status()
             took.add(time.perf_counter() - began, response.headers.get("server-timing", ""))
 
-    began = time.perf_counter()
+    began, machine, api, own = time.perf_counter(), machine_busy_s(), cpu_seconds([api_pid]), time.process_time()
     await asyncio.gather(*(ask() for _ in range(concurrency)))
     took.busy_s += time.perf_counter() - began
+    spent = {"api": cpu_seconds([api_pid]) - api, "client": time.process_time() - own}
+    spent["rest"] = machine_busy_s() - machine - spent["api"] - spent["client"]
+    for name, cpu in spent.items():
+        took.cpu_s[name] += cpu
 
 
 async def alternate(
-    urls: dict[str, str], questions: list[str], rounds: int, per_round: int, concurrency: int = 1
+    urls: dict[str, str],
+    questions: list[str],
+    rounds: int,
+    per_round: int,
+    concurrency: int = 1,
+    pids: dict[str, int] | None = None,
 ) -> dict[str, Took]:
     """Each API's requests; each round gives both the same new questions, in turn, `concurrency` at a time."""
     took = {name: Took() for name in urls}
@@ -100,8 +128,26 @@ async def alternate(
             order = list(urls) if round_no % 2 == 0 else list(reversed(urls))
             for name in order:
                 batch = questions[round_no * per_round : (round_no + 1) * per_round]
-                await _turn(client, urls[name], batch, concurrency, took[name])
+                await _turn(client, urls[name], batch, concurrency, took[name], (pids or {}).get(name, 0))
     return took
+
+
+@contextmanager
+def sampled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy samples `pid` (100 Hz, without pausing it) into `out` as collapsed stacks; nothing without `out`."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "--nonblocking", "-r", "100"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=60)
+        if process.returncode:
+            print(f"py-spy failed ({process.returncode}): {errors.decode(errors='replace')[-500:]}")
 
 
 async def record_mark(settings: Settings, namespace: str, collection: str, written: int) -> None:
@@ -125,6 +171,9 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight per API")
     parser.add_argument("--engine", choices=["milvus-lite", "milvus-server"], default="milvus-lite")
+    parser.add_argument(
+        "--profile", type=Path, help="sample the after API with py-spy meanwhile: collapsed stacks to this file"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api-ab.json")
     args = parser.parse_args()
     data = load_scifact(None, None)
@@ -156,7 +205,9 @@ def main() -> None:
                     {**env, "PYTHONPATH": str(root), "RAGBUS_REDIS_NAMESPACE": namespace, **own_env[name]}, home
                 )
                 processes.append(process)
-            took = asyncio.run(alternate(urls, questions, args.rounds, args.per_round, args.concurrency))
+            pids = {name: process.proc.pid for name, process in zip(roots, processes, strict=True) if process.proc}
+            with sampled(pids["after"], args.profile):
+                took = asyncio.run(alternate(urls, questions, args.rounds, args.per_round, args.concurrency, pids))
         finally:
             stop_all(processes, timeout_s=10)
     result = {

@@ -19,15 +19,16 @@ def question_embedding(settings: Settings) -> EmbeddingSettings:
     model (mean pooling), else the index's own backend.
     """
     indexed, chosen = settings.embedding.backend, settings.api.query_backend
+    threads = settings.api.query_threads
     if chosen == "auto":
         exportable = indexed == "torch" and reproduces(resolve_model_path(settings.embedding.model))
-        return settings.embedding.model_copy(update={"backend": "onnx" if exportable else indexed})
+        return settings.embedding.model_copy(update={"backend": "onnx" if exportable else indexed, "threads": threads})
     if indexed == "onnx-int8":
         raise ConfigError(
             f"RAGBUS_API_QUERY_BACKEND={chosen} gives float vectors, but RAGBUS_EMBED_BACKEND=onnx-int8 indexes "
             "int8 ones: set RAGBUS_API_QUERY_BACKEND=auto"
         )
-    return settings.embedding.model_copy(update={"backend": chosen})
+    return settings.embedding.model_copy(update={"backend": chosen, "threads": threads})
 
 
 def load_question_encoder(settings: Settings) -> SentenceEmbedder:
@@ -43,4 +44,4 @@ def load_question_encoder(settings: Settings) -> SentenceEmbedder:
         if settings.api.query_backend != "auto" or chosen.backend == settings.embedding.backend:
             raise
         log.warning("questions are encoded with torch: %s", exc)
-        return SentenceEmbedder(settings.embedding).load()
+        return SentenceEmbedder(settings.embedding.model_copy(update={"threads": settings.api.query_threads})).load()

@@ -364,6 +364,13 @@ class ApiSettings(BaseSettings):
         "change visible, without the real engine's Strong wait for its next time tick. Off: "
         "RAGBUS_MILVUS_CONSISTENCY_LEVEL on every search.",
     )
+    query_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads one question's encoding uses (0 = one per core). One: under concurrent questions, the "
+        "other cores serve Milvus and the requests instead of ONNX Runtime's spinning threads (concurrency 8 on 2 "
+        "cores: 28% more questions per second, about 2 ms more per question alone; docs/benchmarks.md).",
+    )
     query_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
         description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch and the model is "

@@ -89,6 +89,17 @@ def test_the_api_encodes_questions_to_match_the_index(monkeypatch: pytest.Monkey
         chosen("onnx-int8", "onnx")
 
 
+def test_questions_are_encoded_on_their_own_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The embedder's RAGBUS_EMBED_THREADS is for bulk batches; one question takes RAGBUS_API_QUERY_THREADS.
+    monkeypatch.setenv("RAGBUS_EMBED_THREADS", "2")
+    for backend in ("auto", "torch"):
+        monkeypatch.setenv("RAGBUS_API_QUERY_BACKEND", backend)
+        assert question_embedding(load_settings()).threads == 1
+        monkeypatch.setenv("RAGBUS_API_QUERY_THREADS", "0")
+        assert question_embedding(load_settings()).threads == 0
+        monkeypatch.delenv("RAGBUS_API_QUERY_THREADS")
+
+
 def test_a_model_pooled_otherwise_is_never_exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The packaged model's files, but pooling on the CLS token: the ONNX encoder would compute other vectors.
     model = tmp_path / "cls-pooled"
