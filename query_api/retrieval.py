@@ -16,6 +16,7 @@ import numpy as np
 from query_api import metrics
 from query_api.breaker import CircuitBreaker
 from query_api.failover import AllFailed, first_answer
+from query_api.search_batches import SearchBatch, SearchBatcher, SearchShape
 from ragbus.errors import PermanentError, RagbusError, TransientError
 from ragbus.milvus.filters import MetadataWhere
 from ragbus.milvus.rows import ChunkHit
@@ -79,21 +80,22 @@ class MilvusReplica:
         """The replica's URI."""
         return self.uri
 
-    def search(self, vector: list[float], top_k: int, tenant: str, query: SearchQuery) -> list[ChunkHit]:
-        """Blocking search on this replica (MilvusChunkStore.search)."""
+    def search(self, batch: SearchBatch) -> list[list[ChunkHit]]:
+        """Blocking search of a batch of questions on this replica (MilvusChunkStore.search_many)."""
         with self._lock:
             if self._store is None:
                 self._store = MilvusChunkStore(self.settings, self.uri)
             store = self._store
-        return store.search(
-            vector,
-            top_k,
-            tenant,
-            query.where,
-            collection=query.collection,
-            text=query.text,
-            rrf_k=query.rrf_k,
-            written=query.written.get(self.uri),
+        shape = batch.shape
+        return store.search_many(
+            batch.vectors,
+            shape.top_k,
+            shape.tenant,
+            shape.where,
+            collection=shape.collection,
+            texts=batch.texts,
+            rrf_k=shape.rrf_k,
+            written=batch.written.get(self.uri),
         )
 
     def alias_target(self) -> str | None:
@@ -113,10 +115,11 @@ class MilvusReplica:
 class ReplicatedRetriever:
     """Searches the next replica whose breaker allows it; on failure or timeout, the next one."""
 
-    def __init__(self, replicas: list[MilvusReplica], timeout_s: float) -> None:
+    def __init__(self, replicas: list[MilvusReplica], timeout_s: float, max_batch: int = 1) -> None:
         if not replicas:
             raise ValueError("at least one replica")
         self.replicas, self.timeout_s = replicas, timeout_s
+        self.batches = SearchBatcher(self._search_batch, max_batch)
         self._next = itertools.cycle(range(len(replicas)))
         self._serving = ""
         self._first_lookup: asyncio.Future[str] | None = None
@@ -126,11 +129,12 @@ class ReplicatedRetriever:
     @classmethod
     def from_settings(cls, milvus: MilvusSettings, uris: list[str], api: ApiSettings) -> ReplicatedRetriever:
         """One replica per URI of RAGBUS_MILVUS_READ_URIS."""
-        return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s)
+        return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s, api.search_batch)
 
     async def aclose(self) -> None:
         """Stop the alias lookups and close every replica's connection."""
         self._closed = True
+        await self.batches.aclose()
         for task in (self._first_lookup, self._refresher):
             if task is not None and not task.done():
                 task.cancel()
@@ -188,18 +192,21 @@ class ReplicatedRetriever:
 
         `query.collection` is the one serving_collection() resolved for this query (its cache key names it);
         searching it rather than the alias keeps key and data in step while a server still resolves the alias the
-        old way.
+        old way. Searches of one shape at the same time go as one call (query_api.search_batches).
         """
-        shape = query or SearchQuery()
+        asked = query or SearchQuery()
+        hybrid = bool(asked.text and asked.text.strip())
+        shape = SearchShape(tenant, top_k, asked.where, asked.collection, hybrid, asked.rrf_k)
+        return await self.batches.search(shape, vector, asked.text if hybrid else None, asked.written)
+
+    async def _search_batch(self, batch: SearchBatch) -> list[list[ChunkHit]]:
         start = next(self._next)
 
-        def search(replica: MilvusReplica) -> Awaitable[list[ChunkHit]]:
-            return asyncio.wait_for(
-                asyncio.to_thread(replica.search, vector, top_k, tenant, shape), timeout=self.timeout_s
-            )
+        def search(replica: MilvusReplica) -> Awaitable[list[list[ChunkHit]]]:
+            return asyncio.wait_for(asyncio.to_thread(replica.search, batch), timeout=self.timeout_s)
 
         try:
-            hits, _ = await first_answer(
+            found, _ = await first_answer(
                 self.replicas[start:] + self.replicas[:start],
                 search,
                 failures=_REPLICA_FAILURES,
@@ -211,7 +218,7 @@ class ReplicatedRetriever:
             raise SearchUnavailable(
                 f"vector search unavailable on every replica: {exc}", retry_after_s=max(1.0, math.ceil(retry_after))
             ) from None
-        return hits
+        return found
 
 
 def _failed(what: str) -> Callable[[MilvusReplica, Exception], None]:

@@ -34,11 +34,35 @@ def search(
     written: int | None = None,
 ) -> list[ChunkHit]:
     """The `top_k` chunks of `tenant` closest to `vector`; [] when nothing is indexed yet (MilvusChunkStore.search)."""
+    texts = [text] if text and text.strip() else None
+    return search_many(
+        connection, [vector], top_k, tenant, where, collection=collection, texts=texts, rrf_k=rrf_k, written=written
+    )[0]
+
+
+def search_many(
+    connection: MilvusConnection,
+    vectors: list[list[float]],
+    top_k: int,
+    tenant: str,
+    where: MetadataWhere | None = None,
+    *,
+    collection: str | None = None,
+    texts: list[str] | None = None,
+    rrf_k: int = 60,
+    written: int | None = None,
+) -> list[list[ChunkHit]]:
+    """`search` for several questions of one shape in one call: the hits of each vector (and text), in order.
+
+    `texts`: one non-blank text per vector for hybrid retrieval (where the collection has BM25), or None.
+    """
+    if texts is not None and len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors")
     if collection:
         try:
             expr = _filter(connection, collection, tenant, where)
             read_at = consistency(connection, written)
-            return _search(connection, collection, vector, top_k, expr, text, rrf_k, where=where, read_at=read_at)
+            return _search(connection, collection, vectors, top_k, expr, texts, rrf_k, where=where, read_at=read_at)
         except TransientError as exc:
             if not MISSING_COLLECTION.search(str(exc)):
                 raise
@@ -46,9 +70,9 @@ def search(
                 "collection %s is gone (pruned?): searching through alias %s (%s)", collection, connection.alias, exc
             )
     if connection.alias_target() is None:
-        return []
+        return [[] for _ in vectors]
     expr = _filter(connection, connection.alias, tenant, where)  # a mark names a collection, not the alias
-    return _search(connection, connection.alias, vector, top_k, expr, text, rrf_k, where=where)
+    return _search(connection, connection.alias, vectors, top_k, expr, texts, rrf_k, where=where)
 
 
 def consistency(connection: MilvusConnection, written: int | None = None) -> dict[str, Any]:
@@ -96,37 +120,37 @@ def _filter(connection: MilvusConnection, target: str, tenant: str, where: Metad
 def _search(  # noqa: PLR0917 - the one place a search is assembled
     connection: MilvusConnection,
     target: str,
-    vector: list[float],
+    vectors: list[list[float]],
     top_k: int,
     expr: str,
-    text: str | None,
+    texts: list[str] | None,
     rrf_k: int,
     *,
     where: MetadataWhere | None = None,
     read_at: dict[str, Any] | None = None,
-) -> list[ChunkHit]:
+) -> list[list[ChunkHit]]:
     read_at = read_at or consistency(connection)
-    if text and text.strip() and has_bm25(connection, target):
-        hits = _hybrid_search(connection, target, vector, top_k, expr, text, rrf_k, where=where, read_at=read_at)
+    if texts and has_bm25(connection, target):
+        found = _hybrid_search(connection, target, vectors, top_k, expr, texts, rrf_k, where=where, read_at=read_at)
     else:
-        hits = _dense_search(connection, target, vector, top_k, expr, where=where, read_at=read_at)
-    return newest_versions_only(hits)
+        found = _dense_search(connection, target, vectors, top_k, expr, where=where, read_at=read_at)
+    return [newest_versions_only(hits) for hits in found]
 
 
 def _dense_search(
     connection: MilvusConnection,
     target: str,
-    vector: list[float],
+    vectors: list[list[float]],
     top_k: int,
     expr: str,
     *,
     where: MetadataWhere | None = None,
     read_at: dict[str, Any],
-) -> list[ChunkHit]:
+) -> list[list[ChunkHit]]:
     result = connection.call(
         lambda: connection.client.search(
             target,
-            data=[vector],
+            data=vectors,
             limit=top_k,
             filter=expr,
             output_fields=_fields(connection, target, OUTPUT_FIELDS, where),
@@ -134,7 +158,15 @@ def _dense_search(
             **read_at,
         )
     )
-    return [to_hit(hit) for hit in _typed(result[0] if result else [], where)]
+    return [[to_hit(hit) for hit in _typed(hits, where)] for hits in _per_query(result, len(vectors))]
+
+
+def _per_query(result: Any, queries: int) -> list[Any]:
+    """Each query's hits of a search result (a result without rows has none for any)."""
+    rows = list(result or [])
+    if rows and len(rows) != queries:
+        raise TransientError(f"Milvus answered {len(rows)} result lists for {queries} queries")
+    return rows or [[] for _ in range(queries)]
 
 
 def newest_versions_only(hits: list[ChunkHit]) -> list[ChunkHit]:
@@ -153,20 +185,18 @@ def newest_versions_only(hits: list[ChunkHit]) -> list[ChunkHit]:
 def _hybrid_search(  # noqa: PLR0917
     connection: MilvusConnection,
     target: str,
-    vector: list[float],
+    vectors: list[list[float]],
     top_k: int,
     expr: str,
-    text: str,
+    texts: list[str],
     rrf_k: int,
     *,
     where: MetadataWhere | None = None,
     read_at: dict[str, Any],
-) -> list[ChunkHit]:
+) -> list[list[ChunkHit]]:
     requests = [
-        AnnSearchRequest(
-            data=[vector], anns_field="embedding", param={"metric_type": "COSINE"}, limit=top_k, expr=expr
-        ),
-        AnnSearchRequest(data=[text], anns_field=SPARSE_FIELD, param={"metric_type": "BM25"}, limit=top_k, expr=expr),
+        AnnSearchRequest(data=vectors, anns_field="embedding", param={"metric_type": "COSINE"}, limit=top_k, expr=expr),
+        AnnSearchRequest(data=texts, anns_field=SPARSE_FIELD, param={"metric_type": "BM25"}, limit=top_k, expr=expr),
     ]
     result = connection.call(
         lambda: connection.client.hybrid_search(
@@ -178,13 +208,15 @@ def _hybrid_search(  # noqa: PLR0917
             **read_at,
         )
     )
-    hits = _typed(result[0] if result else [], where)
     # Fused order and score; `score` stays the cosine to the query (what the extractive cut expects).
     return [
-        dataclasses.replace(
-            to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"])), fused=float(hit["distance"])
-        )
-        for hit in hits
+        [
+            dataclasses.replace(
+                to_hit(hit), score=float(np.dot(vector, hit["entity"]["embedding"])), fused=float(hit["distance"])
+            )
+            for hit in _typed(hits, where)
+        ]
+        for vector, hits in zip(vectors, _per_query(result, len(vectors)), strict=True)
     ]
 
 

@@ -94,3 +94,20 @@ class MilvusChunkStore(MilvusConnection):
         return search.search(
             self, vector, top_k, tenant, where, collection=collection, text=text, rrf_k=rrf_k, written=written
         )
+
+    def search_many(
+        self,
+        vectors: list[list[float]],
+        top_k: int,
+        tenant: str,
+        where: MetadataWhere | None = None,
+        *,
+        collection: str | None = None,
+        texts: list[str] | None = None,
+        rrf_k: int = 60,
+        written: int | None = None,
+    ) -> list[list[ChunkHit]]:
+        """`search` for several questions of one shape in one call (one text per vector for hybrid, or None)."""
+        return search.search_many(
+            self, vectors, top_k, tenant, where, collection=collection, texts=texts, rrf_k=rrf_k, written=written
+        )

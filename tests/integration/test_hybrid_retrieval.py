@@ -122,3 +122,49 @@ def test_bm25_leaves_english_stop_words_out(
     assert only_stop_words == []
     assert with_a_word  # the one real word still finds its chunks, and only those: no chunk matched on "the"
     assert all("puffin" in text.lower() for text in with_a_word), with_a_word
+
+
+def test_several_questions_in_one_call_get_what_each_gets_alone(
+    pipeline: Pipeline, indexed_corpus: list[DocumentEvent]
+) -> None:
+    # What the API's search batches rely on (query_api.search_batches): one multi-query call, dense and hybrid,
+    # gives each question the hits and scores it gets searched alone, in order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragbus.settings import load_settings
+
+    settings = pipeline.settings
+    questions = ["What does the puffin eat?", "Where do koalas live?", "How fast is a cheetah?", "zebra stripes"]
+    vectors = [v.tolist() for v in SentenceEmbedder(settings.embedding).load().encode(questions, check_length=False)]
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        serving = store.alias_target()
+        for texts in (None, questions):
+            together = store.search_many(vectors, 4, "default", collection=serving, texts=texts)
+            alone = [
+                store.search(v, 4, "default", collection=serving, text=texts[i] if texts else None)
+                for i, v in enumerate(vectors)
+            ]
+            assert [[(h.chunk_id, round(h.score, 4)) for h in hits] for hits in together] == [
+                [(h.chunk_id, round(h.score, 4)) for h in hits] for hits in alone
+            ]
+            assert len(together) == len(questions)
+        assert store.search_many(vectors, 4, "nobody", collection=serving, texts=questions) == [[]] * 4
+    finally:
+        store.close()
+
+    # Through an API without the query cache, at the same time: each answer cites what it cites asked alone.
+    with environment({**pipeline.env, "RAGBUS_REDIS_QUERY_CACHE_TTL_S": "0"}):
+        uncached = load_settings()
+    with TestClient(create_app(uncached)) as api:
+
+        def ask(question: str) -> list[str]:
+            response = api.post("/v1/query", json={"query": question, "top_k": 3, "retrieve_only": True})
+            assert response.status_code == 200, response.text
+            return [c["doc_id"] for c in response.json()["citations"]]
+
+        alone_answers = [ask(q) for q in questions]
+        with ThreadPoolExecutor(len(questions) * 2) as pool:
+            together_answers = list(pool.map(ask, questions * 2))
+    assert together_answers == alone_answers * 2
+    assert alone_answers[0][0] == animal_doc_id("puffin")
