@@ -39,7 +39,7 @@ async def open_answering(settings: Settings, embedder: SentenceEmbedder, redis: 
     if cache.enabled:
         invalidation.start()
     try:
-        yield QueryService(
+        service = QueryService(
             settings=settings.api,
             embedder=embedder,
             retriever=retriever,
@@ -48,6 +48,10 @@ async def open_answering(settings: Settings, embedder: SentenceEmbedder, redis: 
             llm=llm,
             marks=marks,
         )
+        try:
+            yield service
+        finally:
+            await service.aclose()
     finally:
         await invalidation.stop()
         if llm:

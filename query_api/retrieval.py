@@ -129,7 +129,7 @@ class ReplicatedRetriever:
     @classmethod
     def from_settings(cls, milvus: MilvusSettings, uris: list[str], api: ApiSettings) -> ReplicatedRetriever:
         """One replica per URI of RAGBUS_MILVUS_READ_URIS."""
-        return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s, api.search_batch)
+        return cls([MilvusReplica(milvus, uri, api) for uri in uris], api.search_timeout_s, api.batch_max)
 
     async def aclose(self) -> None:
         """Stop the alias lookups and close every replica's connection."""

@@ -13,8 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from query_api import metrics
 from query_api.answer_parts import Answered, AnswerPart, finished, whole_answer
+from query_api.batching import Batcher
 from query_api.cache import CacheSlot, QueryCache
 from query_api.composer import AnswerComposer
 from query_api.generation import LLMAnswerer
@@ -60,6 +63,15 @@ class QueryService:
         self.settings, self.embedder, self.retriever = settings, embedder, retriever
         self.cache, self.flights, self.llm, self.marks = cache, flights, llm, marks
         self.composer = AnswerComposer(settings, embedder, llm)
+        # Questions arriving while the model encodes others are encoded together next (query_api.batching).
+        self.questions = Batcher[None, str, np.ndarray](self._encode, settings.batch_max, "question-batch")
+
+    async def _encode(self, _key: None, questions: list[str]) -> list[np.ndarray]:
+        return list(await self.embedder.encode_async(questions, check_length=False))
+
+    async def aclose(self) -> None:
+        """Stop batching (the clients are closed by whoever opened them)."""
+        await self.questions.aclose()
 
     async def answer(
         self,
@@ -163,7 +175,7 @@ class QueryService:
         marks = asyncio.ensure_future(self._written(collection)) if at_marks and collection else None
         try:
             with timed("encode"):
-                vector = (await self.embedder.encode_async([query], check_length=False))[0]
+                vector = await self.questions.submit(None, query)
         finally:
             with timed("marks"):
                 written = await marks if marks else {}

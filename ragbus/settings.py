@@ -353,13 +353,13 @@ class ApiSettings(BaseSettings):
     max_top_k: int = Field(50, ge=1, description="Largest top_k accepted.")
     answer_passages: int = Field(3, ge=1, description="Passages quoted in an extractive answer.")
     search_timeout_s: float = Field(5.0, gt=0, description="Timeout of one vector search on one replica.")
-    search_batch: int = Field(
+    batch_max: int = Field(
         16,
         ge=1,
         le=256,
-        description="Most questions of one shape (tenant, filter, top k) searched in one Milvus call: those that "
-        "arrive while a search of their shape is in flight go together in the next one, none waits for a batch to "
-        "fill (1: every question alone). query_api.search_batches.",
+        description="Most concurrent questions encoded in one model call, and of one shape (tenant, filter, top k) "
+        "searched in one Milvus call: those arriving while a call is in flight go together in the next, none waits "
+        "for a batch to fill (1: every question alone). query_api.batching.",
     )
     retrieval: Literal["hybrid", "dense"] = Field(
         "hybrid",
