@@ -3,7 +3,8 @@
 The query API batches concurrent questions twice: one model call encodes them (query_api.service) and one Milvus
 call searches them (query_api.search_batches). Nothing waits for a batch to fill: an item whose key has no call in
 flight is sent at once, alone, so a lone question costs what it did; those arriving meanwhile go together in the
-next call, at most `max_batch` at a time. A failed call fails each of its items with that error; an item whose
+next call, at most `max_batch` at a time (with `max_batch` 1, every item is its own call, sent at once, however many
+are in flight). A failed call fails each of its items with that error; an item whose
 caller gave up is dropped from its batch.
 """
 
@@ -40,6 +41,9 @@ class Batcher(Generic[K, Item, R]):
 
     async def submit(self, key: K, item: Item) -> R:
         """The result of `item`, computed alone or with others of its key."""
+        if self.max_batch == 1:  # no batches: each item its own call, as many in flight as callers
+            self.calls += 1
+            return (await self.run(key, [item]))[0]
         waiting = _Waiting[Item, R](item, asyncio.get_running_loop().create_future())
         self._waiting.setdefault(key, []).append(waiting)
         if key not in self._senders:

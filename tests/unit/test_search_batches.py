@@ -150,3 +150,17 @@ async def test_closing_cancels_the_questions_still_waiting() -> None:
 def test_a_batch_holds_at_least_one_question() -> None:
     with pytest.raises(ValueError, match="at least one"):
         SearchBatcher(FakeMilvus().run, max_batch=0)
+
+
+async def test_without_batches_every_question_is_sent_at_once() -> None:
+    # RAGBUS_API_BATCH_MAX=1: no call waits for another (a Strong search waits for the engine's tick, and one at a
+    # time would queue every question behind the others' waits).
+    milvus = FakeMilvus()
+    batcher = SearchBatcher(milvus.run, max_batch=1)
+    milvus.gate.clear()
+    tasks = [asyncio.create_task(batcher.search(shape(), [float(i)], "q", {})) for i in range(3)]
+    await asyncio.sleep(0.01)
+    assert len(milvus.batches) == 3  # all three in flight together
+    milvus.gate.set()
+    answers = await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
+    assert [hits[0].chunk_id for hits in answers] == ["0:q", "1:q", "2:q"]
