@@ -37,10 +37,13 @@ class Batcher(Generic[K, Item, R]):
         self.run, self.max_batch, self.name = run, max_batch, name
         self._waiting: dict[K, list[_Waiting[Item, R]]] = {}
         self._senders: dict[K, asyncio.Task[None]] = {}
+        self._closed = False
         self.calls = 0  # calls made, for tests
 
     async def submit(self, key: K, item: Item) -> R:
         """The result of `item`, computed alone or with others of its key."""
+        if self._closed:
+            raise RuntimeError(f"{self.name}: closed")
         if self.max_batch == 1:  # no batches: each item its own call, as many in flight as callers
             self.calls += 1
             return (await self.run(key, [item]))[0]
@@ -52,6 +55,7 @@ class Batcher(Generic[K, Item, R]):
 
     async def aclose(self) -> None:
         """Stop sending; the items still waiting fail as cancelled."""
+        self._closed = True
         for task in list(self._senders.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,6 +82,8 @@ class Batcher(Generic[K, Item, R]):
         self.calls += 1
         try:
             results = await self.run(key, [w.item for w in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{self.name}: {len(results)} results for {len(batch)} items")
         except asyncio.CancelledError:
             for waiting in batch:
                 waiting.answer.cancel()
@@ -87,6 +93,6 @@ class Batcher(Generic[K, Item, R]):
                 if not waiting.answer.done():
                     waiting.answer.set_exception(exc)
             return
-        for waiting, result in zip(batch, results, strict=True):
+        for waiting, result in zip(batch, results, strict=True):  # lengths checked above
             if not waiting.answer.done():
                 waiting.answer.set_result(result)

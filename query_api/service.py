@@ -63,8 +63,11 @@ class QueryService:
         self.settings, self.embedder, self.retriever = settings, embedder, retriever
         self.cache, self.flights, self.llm, self.marks = cache, flights, llm, marks
         self.composer = AnswerComposer(settings, embedder, llm)
-        # Questions arriving while the model encodes others are encoded together next (query_api.batching).
-        self.questions = Batcher[None, str, np.ndarray](self._encode, settings.batch_max, "question-batch")
+        # Questions arriving while the model encodes others are encoded together next (query_api.batching); not with
+        # int8 weights, whose dynamic quantisation scales each call's activations together: a question's vector
+        # would depend on the questions it came with.
+        together = 1 if embedder.settings.backend == "onnx-int8" else settings.batch_max
+        self.questions = Batcher[None, str, np.ndarray](self._encode, together, "question-batch")
 
     async def _encode(self, _key: None, questions: list[str]) -> list[np.ndarray]:
         return list(await self.embedder.encode_async(questions, check_length=False))
@@ -176,9 +179,12 @@ class QueryService:
         try:
             with timed("encode"):
                 vector = await self.questions.submit(None, query)
-        finally:
-            with timed("marks"):
-                written = await marks if marks else {}
+        except BaseException:
+            if marks is not None:
+                marks.cancel()
+            raise
+        with timed("marks"):
+            written = await marks if marks is not None else {}
         hybrid = self.settings.retrieval == "hybrid"
         search = SearchQuery(where, collection or None, query if hybrid else None, self.settings.rrf_k, written)
         with timed("search"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -47,6 +48,7 @@ class MilvusConnection:
         self.uri = uri
         self.alias = settings.alias
         self._described: dict[str, dict[str, Any]] = {}
+        self._single_oracle: bool | None = None
         token = settings.token.get_secret_value() if settings.token else ""
         self.client: MilvusClient = self.call(
             lambda: MilvusClient(
@@ -129,12 +131,32 @@ class MilvusConnection:
 
         pymilvus records each mutation's timestamp per address, database and collection name (its own Session
         consistency reads it). The real engine stamps upserts; milvus-lite stamps nothing, and the real engine
-        2.3 stamps no delete. A delete is therefore covered only by a later upsert's stamp in the same batch.
+        2.3 stamps no delete: a delete is covered by a later upsert's stamp, also one of another collection, since
+        before Milvus 2.6 one oracle stamps every collection. From 2.6 on, stamps are ordered per channel only
+        (its streaming design), so there this gives 0 until that is shown safe on the engine: searches then read
+        at RAGBUS_MILVUS_CONSISTENCY_LEVEL. 0 too where pymilvus keeps its record otherwise (older releases).
         """
-        handler = self.client._get_connection()
-        address = handler.server_address
-        stamps = (ts_utils.get_collection_ts(name, address, db) or 0 for name in collections for db in ("", "default"))
+        if not self._one_timestamp_oracle():
+            return 0
+        address = self.client._get_connection().server_address
+        try:
+            stamps = [
+                ts_utils.get_collection_ts(name, address, db) or 0 for name in collections for db in ("", "default")
+            ]
+        except TypeError:  # pymilvus before 2.6.7 keys its record by collection name alone
+            return 0
         return max(stamps, default=0)
+
+    def _one_timestamp_oracle(self) -> bool:
+        """Whether the server stamps every collection's writes from one oracle (Milvus before 2.6), asked once."""
+        if self._single_oracle is None:
+            try:
+                version = str(self.client.get_server_version())
+            except Exception:  # an unknown server is treated as the newer kind
+                version = ""
+            found = re.match(r"v?(\d+)\.(\d+)", version)
+            self._single_oracle = found is not None and (int(found[1]), int(found[2])) < (2, 6)
+        return self._single_oracle
 
     def description(self, collection: str) -> dict[str, Any]:
         """`describe_collection` of `collection`, asked once per name (an alias is asked every time: it can move)."""

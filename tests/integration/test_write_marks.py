@@ -99,6 +99,11 @@ def test_marks_keep_the_latest_write_per_uri(pipeline: Pipeline) -> None:
             assert await marks.read("chunks_v1", ["http://a:19530"]) == {"http://a:19530": 1470961626366869513}
             with pytest.raises(ValueError, match="positive"):
                 await marks.record("chunks_v1", "http://a:19530", 0)
+            # A batch whose writes carried no timestamp: the older mark must not stand for them.
+            await marks.forget("chunks_v1", "http://a:19530")
+            assert await marks.read("chunks_v1", ["http://a:19530", "http://b:19530"]) == {
+                "http://b:19530": 470961626366869514
+            }
         finally:
             await client.aclose()
 

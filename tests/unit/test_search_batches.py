@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from query_api.batching import Batcher
 from query_api.search_batches import SearchBatch, SearchBatcher, SearchShape
 from ragbus.milvus.filters import MetadataWhere
 from ragbus.milvus.rows import ChunkHit
@@ -164,3 +165,23 @@ async def test_without_batches_every_question_is_sent_at_once() -> None:
     milvus.gate.set()
     answers = await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
     assert [hits[0].chunk_id for hits in answers] == ["0:q", "1:q", "2:q"]
+
+
+async def test_a_call_with_a_result_missing_fails_every_question_of_it() -> None:
+    async def short(_key: str, items: list[int]) -> list[int]:
+        return items[:-1]
+
+    batcher = Batcher[str, int, int](short, max_batch=16, name="short")
+    with pytest.raises(RuntimeError, match="0 results for 1 items"):
+        await asyncio.wait_for(batcher.submit("k", 1), timeout=1)
+
+
+async def test_nothing_is_taken_once_closed() -> None:
+    async def echo(_key: str, items: list[int]) -> list[int]:
+        return items
+
+    batcher = Batcher[str, int, int](echo, max_batch=16, name="echo")
+    assert await batcher.submit("k", 7) == 7
+    await batcher.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await batcher.submit("k", 8)

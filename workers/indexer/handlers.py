@@ -99,8 +99,10 @@ class IndexerHandler:
         if not docs:
             return []
         written = await asyncio.to_thread(self.applier.apply, collection, docs, known)
-        if written:  # before the invalidation and the status that announce the change (ragbus.write_marks)
+        if written:  # before the invalidation that announces the change (ragbus.write_marks)
             await self.marks.record(collection, self.store.uri, written)
+        else:  # no timestamp: an older mark must not stand for these writes
+            await self.marks.forget(collection, self.store.uri)
         if self.sealer is not None:
             self.sealer.wrote()
         # Checked after the write: if the alias moves here later, the switch itself bumps the generation.
