@@ -43,6 +43,7 @@ GLOBAL_KEYS = (
     "{ns}:emb:{content_hash}",
     "{ns}:stats:embedding-cache",
     "{ns}:gen:{alias}",
+    "{ns}:written:{collection}",
 )
 
 
