@@ -377,7 +377,7 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Threads one question's encoding uses (0 = one per core). One: under concurrent questions, the "
         "other cores serve Milvus and the requests instead of ONNX Runtime's spinning threads (concurrency 8 on 2 "
-        "cores: 28% more questions per second, about 2 ms more per question alone; docs/benchmarks.md).",
+        "cores: 28% more questions per second, about 2 ms more per question alone; docs/headroom.md).",
     )
     query_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
