@@ -357,9 +357,7 @@ class ApiSettings(BaseSettings):
         16,
         ge=1,
         le=256,
-        description="Most concurrent questions encoded in one model call, and of one shape (tenant, filter, top k) "
-        "searched in one Milvus call: those arriving while a call is in flight go together in the next, none waits "
-        "for a batch to fill (1: every question alone). query_api.batching.",
+        description="Most concurrent questions encoded, or searched, in one call (1: each alone). query_api.batching.",
     )
     retrieval: Literal["hybrid", "dense"] = Field(
         "hybrid",
@@ -375,9 +373,7 @@ class ApiSettings(BaseSettings):
     query_threads: int = Field(
         1,
         ge=0,
-        description="Threads one question's encoding uses (0 = one per core). One: under concurrent questions, the "
-        "other cores serve Milvus and the requests instead of ONNX Runtime's spinning threads (concurrency 8 on 2 "
-        "cores: 28% more questions per second, about 2 ms more per question alone; docs/headroom.md).",
+        description="Threads one question's encoding uses (0 = one per core; docs/headroom.md).",
     )
     query_backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",
