@@ -82,11 +82,7 @@ class MilvusReplica:
 
     def search(self, batch: SearchBatch) -> list[list[ChunkHit]]:
         """Blocking search of a batch of questions on this replica (MilvusChunkStore.search_many)."""
-        with self._lock:
-            if self._store is None:
-                self._store = MilvusChunkStore(self.settings, self.uri)
-            store = self._store
-        shape = batch.shape
+        store, shape = self._connected(), batch.shape
         return store.search_many(
             batch.vectors,
             shape.top_k,
@@ -100,11 +96,14 @@ class MilvusReplica:
 
     def alias_target(self) -> str | None:
         """Blocking: the collection the alias points at on this replica."""
+        return self._connected().alias_target()
+
+    def _connected(self) -> MilvusChunkStore:
+        """The store, connected on first use (by one thread)."""
         with self._lock:
             if self._store is None:
                 self._store = MilvusChunkStore(self.settings, self.uri)
-            store = self._store
-        return store.alias_target()
+            return self._store
 
     def close(self) -> None:
         """Close the connection, if one was made."""
