@@ -53,7 +53,26 @@ def pending_documents(store: MilvusChunkStore, expected: Mapping[DocKey, int | N
                 done = have is None if want is None else (have is not None and max(have) >= want)
                 if not done:
                     pending.add((tenant, doc_id))
+        unfinished = versions_in_parts(store, tenant, [d for d in doc_ids if (tenant, d) not in pending])
+        for doc_id, (version, _) in unfinished.items():
+            want = expected[(tenant, doc_id)]
+            if want is not None and version <= want:
+                pending.add((tenant, doc_id))
     return pending
+
+
+def versions_in_parts(store: MilvusChunkStore, tenant: str, doc_ids: list[str]) -> dict[str, tuple[int, int | None]]:
+    """The documents whose newest version arrives in parts and is not whole yet: that version and the whole one
+    before it (None: none). Its first parts are searchable already, so it must not count as indexed."""
+    collection = store.alias_target() if doc_ids else None
+    if collection is None:
+        return {}
+    states = MilvusDocumentStates(store).get(collection, [(tenant, d) for d in doc_ids])
+    return {
+        doc_id: (state.version, max((v for v in state.chunks or {} if 0 <= v < state.version), default=None))
+        for (_, doc_id), state in states.items()
+        if state.parts_pending
+    }
 
 
 def _document_of(letter: DeadLetter) -> DocKey | None:
@@ -135,6 +154,9 @@ def versions_behind(store: MilvusChunkStore, tenant: str, wanted: Mapping[str, i
             have = max(indexed[doc_id]) if indexed.get(doc_id) else None
             if have is None or have < wanted[doc_id]:
                 behind[doc_id] = have
+        for doc_id, (version, whole) in versions_in_parts(store, tenant, [d for d in part if d not in behind]).items():
+            if version <= wanted[doc_id]:
+                behind[doc_id] = whole
     gone = [d for d, have in behind.items() if have is None]
     collection = store.alias_target() if gone else None
     if collection is not None:

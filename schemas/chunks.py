@@ -1,12 +1,12 @@
-"""Contract of the chunks topic: every chunk of one document version, in one message."""
+"""Contract of the chunks topic: the chunks of one document version, in one record or in consecutive parts."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.bounds import Metadata, Version
 from schemas.documents import DocumentOp
@@ -57,7 +57,49 @@ class DocumentHeader(BaseModel):
     produced_at: datetime = Field(description="When the document event was produced (for freshness).")
 
 
-class ChunkedDocument(DocumentHeader):
+C = TypeVar("C", bound=Chunk)
+
+
+class ChunkedVersion(DocumentHeader, Generic[C]):
+    """The chunks of one document version: all of them, or one part of a version too large for one Kafka record.
+
+    A part holds consecutive chunks and says how many the version has in all (`chunk_total`); the parts of a version
+    share its key, so they travel in order on one partition, and the part that holds the last chunk completes it.
+    """
+
+    chunks: list[C] = Field(default_factory=list)
+    chunk_total: int | None = Field(
+        None,
+        ge=1,
+        description="Chunks of the version in all when this record holds only consecutive ones of them (the version "
+        "did not fit one record, RAGBUS_KAFKA_MAX_MESSAGE_BYTES); null: the record holds every chunk.",
+    )
+
+    @model_validator(mode="after")
+    def _chunks_in_order(self) -> ChunkedVersion[C]:
+        indexes = [chunk.index for chunk in self.chunks]
+        if self.chunk_total is None:
+            if indexes != list(range(len(indexes))):
+                raise ValueError("the chunks of a whole version are numbered 0, 1, 2, ... in order")
+            return self
+        if self.op is DocumentOp.DELETE or not indexes:
+            raise ValueError("only an upsert with chunks comes in parts (chunk_total set)")
+        if indexes != list(range(indexes[0], indexes[0] + len(indexes))) or indexes[-1] >= self.chunk_total:
+            raise ValueError(f"a part holds consecutive chunks below chunk_total={self.chunk_total}, not {indexes}")
+        return self
+
+    @property
+    def total_chunks(self) -> int:
+        """Chunks of the version in all."""
+        return len(self.chunks) if self.chunk_total is None else self.chunk_total
+
+    @property
+    def completes_version(self) -> bool:
+        """Whether this record is the whole version or the part that holds its last chunk."""
+        return self.chunk_total is None or self.chunks[-1].index == self.chunk_total - 1
+
+
+class ChunkedDocument(ChunkedVersion[Chunk]):
     """A document version cut into chunks; a delete has no chunks."""
 
     schema_version: Literal[1] = 1
@@ -67,7 +109,6 @@ class ChunkedDocument(DocumentHeader):
         description="The embedding model (RAGBUS_EMBED_MODEL) whose tokenizer counted every token_count; an embedder "
         "of another model, or of none named, counts again.",
     )
-    chunks: list[Chunk] = Field(default_factory=list)
 
     def embedding_input(self, chunk: Chunk) -> str:
         """The exact text the embedder encodes for `chunk`: title prefix, section, passage."""

@@ -1,4 +1,4 @@
-"""Contract of the embedded topic: the chunks of one document version with their vectors."""
+"""Contract of the embedded topic: the chunks of one document version with their vectors (whole or in parts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from schemas.chunks import Chunk, DocumentHeader
+from schemas.chunks import Chunk, ChunkedVersion
 
 
 def pack_vector(vector: np.ndarray) -> str:
@@ -29,10 +29,9 @@ class EmbeddedChunk(Chunk):
     vector: str = Field(description="Embedding as base64 of little-endian float32.")
 
 
-class EmbeddedDocument(DocumentHeader):
-    """A document version ready to index; a delete has no chunks."""
+class EmbeddedDocument(ChunkedVersion[EmbeddedChunk]):
+    """A document version ready to index (whole or one part, see ChunkedVersion); a delete has no chunks."""
 
     schema_version: Literal[1] = 1
     model: str = Field(description="Embedding model that produced the vectors.")
     dim: int = Field(ge=1, description="Vector dimension.")
-    chunks: list[EmbeddedChunk] = Field(default_factory=list)

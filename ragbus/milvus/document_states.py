@@ -23,6 +23,10 @@ from ragbus.milvus.connection import MilvusConnection
 from ragbus.milvus.filters import milvus_str
 from ragbus.milvus.schema import ensure_loaded
 
+# A key of a state's chunk sets that no version can be (versions are not negative): the state's version travels in
+# parts (schemas.chunks.ChunkedVersion) and its last part is not applied yet, so it is not whole in the collection.
+PARTS_PENDING = -1
+
 
 @dataclass(frozen=True)
 class DocumentState:
@@ -34,6 +38,11 @@ class DocumentState:
     deleted: bool
     # Chunk count by version, of every version whose chunks may be in the chunk collection; None: not recorded.
     chunks: Mapping[int, int] | None = None
+
+    @property
+    def parts_pending(self) -> bool:
+        """Whether `version` came in parts and is not whole yet (its earlier version's chunks are still there)."""
+        return PARTS_PENDING in (self.chunks or {})
 
 
 def state_key(tenant: str, doc_id: str) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import pytest
 
 from ragbus.errors import TransientError
-from ragbus.milvus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.milvus.document_states import PARTS_PENDING, DocumentState, MilvusDocumentStates
 from ragbus.milvus.filters import milvus_str
 from ragbus.milvus.store import MilvusChunkStore
+from ragbus.record_parts import encode_in_parts
 from schemas.chunks import chunk_id_for
+from schemas.codec import decode
+from schemas.embeddings import EmbeddedDocument
 from tests.embedded_versions import DIM, apply, deletion, version
 from workers.indexer.applier import VersionApplier
 
@@ -126,3 +129,41 @@ def test_states_without_chunk_sets_fall_back_to_the_filtered_delete(
     assert applier.states.get(scratch_collection, [DOC])[DOC] == DocumentState(DOC[0], DOC[1], 2, False, None)
     apply(applier, scratch_collection, deletion(3, DOC))
     assert stored(chunk_store, scratch_collection) == []
+
+
+def parts(doc: EmbeddedDocument, max_bytes: int = 12_000) -> list[EmbeddedDocument]:
+    """`doc` as the embedder sends a version too large for one record."""
+    return [decode(record, EmbeddedDocument) for record in encode_in_parts(doc, max_bytes)]
+
+
+def test_a_version_in_parts_replaces_the_earlier_one_when_its_last_part_is_applied(
+    chunk_store: MilvusChunkStore, scratch_collection: str
+) -> None:
+    chunk_store.ensure_collection(scratch_collection, DIM)
+    applier = VersionApplier(chunk_store, "indexer")
+    apply(applier, scratch_collection, version(1, 4, DOC))
+    first, *middle, last = parts(version(2, 12, DOC))
+    assert middle, "the version should need at least three records"
+
+    apply(applier, scratch_collection, first)
+    # The earlier version still answers while the new one arrives; the state names both whole sets, and that v2 is
+    # still arriving.
+    assert stored(chunk_store, scratch_collection) == sorted(ids(1, 4) + [c.chunk_id for c in first.chunks])
+    assert applier.states.get(scratch_collection, [DOC])[DOC].chunks == {1: 4, 2: 12, PARTS_PENDING: 0}
+    for part in middle:
+        apply(applier, scratch_collection, part)
+    assert len(stored(chunk_store, scratch_collection)) == 4 + 12 - len(last.chunks)
+    apply(applier, scratch_collection, last)
+    assert stored(chunk_store, scratch_collection) == ids(2, 12)
+    assert applier.states.get(scratch_collection, [DOC])[DOC].chunks == {2: 12}
+
+    # A producer retry can put a part again after the last one: it re-writes its own chunks, removes nothing.
+    apply(applier, scratch_collection, first)
+    assert stored(chunk_store, scratch_collection) == ids(2, 12)
+    # A newer version in fewer chunks, in parts again, leaves only its own.
+    for part in parts(version(3, 7, DOC)):
+        apply(applier, scratch_collection, part)
+    assert stored(chunk_store, scratch_collection) == ids(3, 7)
+    # An older version's part arriving late is ignored, as a whole older version is.
+    assert apply(applier, scratch_collection, last) == []
+    assert stored(chunk_store, scratch_collection) == ids(3, 7)

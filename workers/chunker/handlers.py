@@ -8,8 +8,9 @@ from aiokafka import ConsumerRecord
 
 from ragbus.errors import PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
+from ragbus.record_parts import encode_in_parts
 from schemas.chunks import ChunkedDocument
-from schemas.codec import decode, encode
+from schemas.codec import decode
 from schemas.documents import document_key
 from schemas.extracted import ExtractedDocument
 from workers.chunker.chunking import TokenChunker
@@ -51,15 +52,17 @@ class ChunkerHandler:
     async def process(self, batch: list[Inbound[ExtractedDocument]]) -> list[Rejected]:
         """Chunk (off the event loop, so heartbeats continue) and produce into the same lane downstream."""
         chunked, rejected = await asyncio.to_thread(self._chunk_all, batch)
+        limit = self.producer.settings.kafka.max_message_bytes
         await self.producer.send_all(
             [
                 OutboundMessage(
                     self.routes[item.record.topic],
                     document_key(doc.tenant, doc.doc_id),
-                    encode(doc),
+                    part,
                     list(item.record.headers or ()),
                 )
                 for item, doc in chunked
+                for part in encode_in_parts(doc, limit)  # a version too large for one record goes in parts
             ]
         )
         return rejected

@@ -11,9 +11,10 @@ from ragbus import metrics
 from ragbus.embedding import SentenceEmbedder
 from ragbus.errors import PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
+from ragbus.record_parts import encode_in_parts
 from ragbus.redis_store import RedisEmbeddingCache
 from schemas.chunks import ChunkedDocument
-from schemas.codec import decode, encode
+from schemas.codec import decode
 from schemas.documents import document_key
 from schemas.embeddings import EmbeddedChunk, EmbeddedDocument, pack_vector
 from workers.embedder.batching import plan_model_batches
@@ -48,7 +49,7 @@ class EmbedderHandler:
         return await self.cache.answers() and await self.producer.answers()
 
     async def process(self, batch: list[Inbound[ChunkedDocument]]) -> list[Rejected]:
-        """Embed the batch's chunks (cache first) and produce one EmbeddedDocument per input."""
+        """Embed the batch's chunks (cache first) and produce one EmbeddedDocument per input (in parts if large)."""
         measured, rejected = await asyncio.to_thread(self._measure, batch)
         accepted = [item for item, _ in measured]
         texts = [item.value.embedding_input(chunk) for item in accepted for chunk in item.value.chunks]
@@ -67,14 +68,16 @@ class EmbedderHandler:
                 dim=self.embedder.dim,
                 chunks=chunks,
             )
-            out.append(
+            out += [
                 OutboundMessage(
                     self.routes[item.record.topic],  # the same lane downstream
                     document_key(doc.tenant, doc.doc_id),
-                    encode(embedded),
+                    part,
                     list(item.record.headers or ()),
                 )
-            )
+                # Vectors make a version about 2 KB a chunk larger: one too large for a record goes in parts.
+                for part in encode_in_parts(embedded, self.producer.settings.kafka.max_message_bytes)
+            ]
         await self.producer.send_all(out)
         return rejected
 

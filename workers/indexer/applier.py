@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ragbus import metrics
 from ragbus.errors import InvalidMessage
-from ragbus.milvus.document_states import DocumentState, MilvusDocumentStates
+from ragbus.milvus.document_states import PARTS_PENDING, DocumentState, MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
 from schemas.chunks import chunk_id_for
 from schemas.documents import DocumentOp
@@ -29,20 +29,22 @@ def stale_chunk_ids(tenant: str, doc_id: str, recorded: Mapping[int, int], keep:
     """Ids of the recorded chunks that are not among `keep` (version, chunk count); None keeps nothing."""
     ids = []
     for version, count in sorted(recorded.items()):
+        if version == PARTS_PENDING:
+            continue
         first = keep[1] if keep is not None and version == keep[0] else 0
         ids += [chunk_id_for(tenant, doc_id, version, index) for index in range(first, count)]
     return ids
 
 
 def check_chunk_ids(doc: EmbeddedDocument) -> None:
-    """InvalidMessage unless the chunks carry the ids chunk_id_for gives, in order: earlier chunks are removed by
-    those ids, so a chunk with another id would never be removed."""
-    for index, chunk in enumerate(doc.chunks):
-        expected = chunk_id_for(doc.tenant, doc.doc_id, doc.version, index)
-        if chunk.index != index or chunk.chunk_id != expected:
+    """InvalidMessage unless each chunk carries the id chunk_id_for gives its index: earlier chunks are removed by
+    those ids, so a chunk with another id would never be removed. (The contract checks that indexes are in order.)"""
+    for chunk in doc.chunks:
+        expected = chunk_id_for(doc.tenant, doc.doc_id, doc.version, chunk.index)
+        if chunk.chunk_id != expected:
             raise InvalidMessage(
-                f"chunk {chunk.chunk_id!r} (index {chunk.index}) at position {index} of {doc.doc_id!r} v{doc.version} "
-                f"should be {expected!r} (index {index}): chunk ids come from schemas.chunks.chunk_id_for, in order"
+                f"chunk {chunk.chunk_id!r} (index {chunk.index}) of {doc.doc_id!r} v{doc.version} should be "
+                f"{expected!r}: chunk ids come from schemas.chunks.chunk_id_for"
             )
 
 
@@ -89,13 +91,18 @@ class VersionApplier:
         for doc in docs:
             before = known.get((doc.tenant, doc.doc_id))
             recorded = dict(before.chunks or {}) if before is not None else {}
-            keep = (doc.version, len(doc.chunks)) if doc.op is DocumentOp.UPSERT else None
-            final = {doc.version: len(doc.chunks)} if keep is not None and doc.chunks else {}
-            # Until the removal is done, the state names both what was there and what is being written.
+            keep = (doc.version, doc.total_chunks) if doc.op is DocumentOp.UPSERT else None
+            final = {doc.version: doc.total_chunks} if keep is not None and doc.chunks else {}
+            # Until the removal is done, the state names both what was there and what is being written; a part that
+            # does not complete its version says so (readiness waits for the whole version).
             intent = recorded | {v: max(n, recorded.get(v, 0)) for v, n in final.items()}
+            if not doc.completes_version:
+                intent[PARTS_PENDING] = 0
             deleted = doc.op is DocumentOp.DELETE
             intents.append(DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, intent))
-            if intent != final:
+            # A part that does not complete its version only adds its chunks; the part that completes it removes the
+            # rest (the state recorded the whole version's chunk count with the first part).
+            if intent != final and doc.completes_version:
                 settled.append(DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, final))
                 stale += stale_chunk_ids(doc.tenant, doc.doc_id, recorded, keep)
         self.states.put(collection, intents)
@@ -116,7 +123,7 @@ class VersionApplier:
         )
         upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
         self.store.upsert_chunks(upserts, collection)
-        seen = [d for d in docs if (d.tenant, d.doc_id) in known]
+        seen = [d for d in docs if (d.tenant, d.doc_id) in known and d.completes_version]
         if replaced := [d for d in seen if d.op is DocumentOp.UPSERT]:
             self.store.delete_other_versions(replaced, collection)
         if deleted := [(d.tenant, d.doc_id) for d in seen if d.op is DocumentOp.DELETE]:

@@ -17,7 +17,7 @@ from ragbus.redis_store import IndexGeneration
 from ragbus.write_marks import WriteMarks
 from schemas.codec import decode, encode
 from schemas.documents import document_key
-from schemas.embeddings import EmbeddedDocument
+from schemas.embeddings import EmbeddedChunk, EmbeddedDocument
 from schemas.invalidation import CacheInvalidation
 from schemas.topics import Topics, lane_of
 from workers.indexer.applier import VersionApplier, check_chunk_ids
@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def latest_per_document(batch: list[Inbound[EmbeddedDocument]]) -> list[Inbound[EmbeddedDocument]]:
-    """Only the newest event of each document in the batch matters (ties: the later offset wins)."""
+    """Only the newest event of each document in the batch matters (ties: the later offset wins).
+
+    The parts of that version in the batch (a version too large for one record, schemas.chunks.ChunkedVersion) are
+    joined into one, so the part that completes the version is applied with those before it.
+    """
     newest: dict[tuple[str, str], Inbound[EmbeddedDocument]] = {}
     for item in batch:
         key = (item.value.tenant, item.value.doc_id)
@@ -36,7 +40,27 @@ def latest_per_document(batch: list[Inbound[EmbeddedDocument]]) -> list[Inbound[
         rank = (item.value.version, item.record.offset)
         if current is None or rank >= (current.value.version, current.record.offset):
             newest[key] = item
-    return list(newest.values())
+    return [join_parts(item, batch) for item in newest.values()]
+
+
+def join_parts(latest: Inbound[EmbeddedDocument], batch: list[Inbound[EmbeddedDocument]]) -> Inbound[EmbeddedDocument]:
+    """`latest`, with the chunks of the batch's other parts of the same version and chunk count."""
+    doc = latest.value
+    if doc.chunk_total is None:
+        return latest
+    chunks: dict[int, EmbeddedChunk] = {}
+    ours = (doc.tenant, doc.doc_id, doc.version, doc.chunk_total)
+    for item in batch:  # in offset order: a part delivered again replaces its earlier copy
+        other = item.value
+        if (other.tenant, other.doc_id, other.version, other.chunk_total) == ours:
+            chunks.update((chunk.index, chunk) for chunk in other.chunks)
+    joined = [chunks[index] for index in sorted(chunks)]
+    if len(joined) == len(doc.chunks):
+        return latest
+    # Parts of one version are consecutive ranges; joined, they are one only where no part between is missing.
+    if joined[-1].index - joined[0].index + 1 != len(joined):
+        return latest
+    return Inbound(latest.record, doc.model_copy(update={"chunks": joined}))
 
 
 class IndexerHandler:
@@ -112,6 +136,12 @@ class IndexerHandler:
         for doc in docs:
             freshness = max(0.0, (now - doc.produced_at).total_seconds())
             record = records[doc.event_id]
+            if not doc.completes_version:
+                log.info(
+                    "%r v%d in %s: chunks %d to %d of %d written, the rest follows in later records",
+                    doc.doc_id, doc.version, collection, doc.chunks[0].index, doc.chunks[-1].index, doc.chunk_total,
+                )  # fmt: skip
+                continue
             if serving:  # a reindex replaying old events is not a freshness problem
                 metrics.FRESHNESS_SECONDS.observe(freshness)
                 metrics.LANE_FRESHNESS_SECONDS.labels(lane_of(record.topic).value).observe(freshness)

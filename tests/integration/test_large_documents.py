@@ -1,0 +1,107 @@
+"""A document version too large for one Kafka record travels in parts, end to end, on real servers (both engines).
+
+At RAGBUS_KAFKA_MAX_MESSAGE_BYTES=10000 (the lowest allowed) and 32-token chunks, a 6 KB page leaves the chunker in
+a few records and the embedder (about 2 KB of vector a chunk) in a dozen or more: every chunk is indexed once, an
+update replaces them all, a delete removes them, and nothing is dead-lettered. Until the part that completes a
+version is applied, the version does not count as indexed (read-your-writes and `publish --wait`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ragbus.dead_letters import list_dead_letters
+from ragbus.document_follower import pending_documents, versions_behind
+from ragbus.milvus.store import MilvusChunkStore
+from ragbus.record_parts import encode_in_parts
+from schemas.chunks import ChunkedDocument
+from schemas.codec import decode
+from schemas.documents import DocumentEvent, DocumentOp
+from schemas.embeddings import EmbeddedDocument
+from schemas.topics import STAGES, Topics
+from tests.embedded_versions import version
+from tests.pipeline_helpers import chunks_of, publish, wait_indexed
+from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline
+from tests.topic_reader import TopicReader
+from workers.indexer.applier import VersionApplier
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DOC = "handbook/long.md"
+PLACES = ["harbour", "orchard", "glacier", "library", "volcano", "bakery", "observatory", "vineyard", "canal", "mill"]
+
+
+def page(sentences: int, edition: str) -> str:
+    return " ".join(
+        f"In the {edition} edition, the {PLACES[i % len(PLACES)]} ledger entry {i} records shipment {i * 37} "
+        f"of {PLACES[(i * 3) % len(PLACES)]} goods."
+        for i in range(sentences)
+    )
+
+
+def test_a_version_too_large_for_one_record_is_indexed_replaced_and_deleted_in_parts(
+    engine: str, base_servers: dict[str, str], stack_home: Path
+) -> None:
+    env = pipeline_env(
+        base_servers["kafka"], engine, base_servers["redis"],
+        RAGBUS_KAFKA_MAX_MESSAGE_BYTES="10000", RAGBUS_CHUNK_TOKENS="32", RAGBUS_CHUNK_OVERLAP="8",
+    )  # fmt: skip
+    with running_pipeline(env, stack_home) as pipeline:
+        settings = pipeline.settings
+        topics = Topics(settings.kafka.topic_prefix)
+        chunked, embedded = TopicReader(settings, topics.chunks), TopicReader(settings, topics.embedded)
+        first = DocumentEvent(doc_id=DOC, title="Ledgers", text=page(60, "first"))
+        wait_indexed(pipeline, dict(publish(pipeline, [first])))
+
+        parts = [decode(r.value, EmbeddedDocument) for r in embedded.records()]
+        total = parts[0].chunk_total
+        assert total is not None and len(parts) >= 10, [len(p.chunks) for p in parts]
+        assert [c.index for p in parts for c in p.chunks] == list(range(total))
+        assert len([r for r in chunked.records() if decode(r.value, ChunkedDocument).chunk_total == total]) >= 2
+        rows = chunks_of(pipeline, DOC)
+        assert sorted(int(r["chunk_index"]) for r in rows) == list(range(total))  # type: ignore[call-overload]
+        assert {r["version"] for r in rows} == {first.version}
+
+        second = DocumentEvent(doc_id=DOC, title="Ledgers", text=page(40, "second"))
+        wait_indexed(pipeline, dict(publish(pipeline, [second])))
+        rows = chunks_of(pipeline, DOC)
+        assert {r["version"] for r in rows} == {second.version}
+        assert len(rows) < total and sorted(int(r["chunk_index"]) for r in rows) == list(range(len(rows)))  # type: ignore[call-overload]
+
+        gone = DocumentEvent(doc_id=DOC, op=DocumentOp.DELETE)
+        wait_indexed(pipeline, {("default", DOC): None} | dict.fromkeys(publish(pipeline, [gone])))
+        assert chunks_of(pipeline, DOC) == []
+        for stage in STAGES:
+            assert asyncio.run(list_dead_letters(settings, stage)) == [], stage
+
+
+def test_a_version_in_parts_is_not_indexed_until_its_last_part_is(
+    engine: str, base_servers: dict[str, str], stack_home: Path
+) -> None:
+    """The parts applied as the indexer applies them, into the served collection of a fresh deployment."""
+    env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
+    settings = Pipeline(env=env, home=stack_home).settings
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        collection = store.ensure_alias(settings.milvus.initial_collection, 384)
+        applier = VersionApplier(store, "indexer")
+        key = ("default", DOC)
+        applier.apply(collection, [version(1, 3, key)], {})
+        assert versions_behind(store, "default", {DOC: 1}) == {}
+        first, *rest = [decode(r, EmbeddedDocument) for r in encode_in_parts(version(2, 12, key), 12_000)]
+        assert rest
+        fresh, known = applier.fresh(collection, [first])
+        applier.apply(collection, fresh, known)
+        # Chunks of v2 are searchable, but v2 is not whole: it is behind, and v1 is what is whole.
+        assert versions_behind(store, "default", {DOC: 2}) == {DOC: 1}
+        assert versions_behind(store, "default", {DOC: 1}) == {}
+        assert pending_documents(store, {key: 2}) == {key}
+        for part in rest:
+            fresh, known = applier.fresh(collection, [part])
+            applier.apply(collection, fresh, known)
+        assert versions_behind(store, "default", {DOC: 2}) == {}
+        assert pending_documents(store, {key: 2}) == set()
+    finally:
+        store.close()
