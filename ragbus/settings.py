@@ -240,10 +240,10 @@ class ChunkingSettings(BaseSettings):
     tokens: int = Field(200, ge=16, description="Passage tokens per chunk (title prefix and specials excluded).")
     overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
     title_tokens: int = Field(24, ge=0, description="Tokens of the title prefixed to each chunk for embedding.")
-    # About 250 chunks: a document's embedded message (text + 2 KB of vector per chunk) stays under the 1 MB
-    # Kafka record limit, and one such document alone embeds well within max_poll_interval_ms (a batch of
-    # several is cut at RAGBUS_WORKER_MAX_CHUNKS). Longer documents are dead-lettered with this variable named;
-    # split them.
+    # About 250 chunks at the default size: one such document alone embeds well within max_poll_interval_ms (a
+    # batch of several is cut at RAGBUS_WORKER_MAX_CHUNKS). Its chunked and embedded output need not fit one Kafka
+    # record (ragbus.record_parts); its extracted text must. Longer documents are dead-lettered with this variable
+    # named; split them.
     max_document_chars: int = Field(200_000, ge=1, description="Documents longer than this are refused.")
 
     @model_validator(mode="after")

@@ -56,12 +56,12 @@ class Topics:
 
     @property
     def chunks(self) -> str:
-        """One ChunkedDocument per extracted document."""
+        """The ChunkedDocument of each extracted document (in parts if it does not fit one record)."""
         return f"{self.prefix}.chunks.v1"
 
     @property
     def embedded(self) -> str:
-        """One EmbeddedDocument per chunked document."""
+        """The EmbeddedDocument of each chunked document (in parts if it does not fit one record)."""
         return f"{self.prefix}.embedded.v1"
 
     @property
