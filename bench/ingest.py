@@ -4,8 +4,9 @@
 
 Starts its own tansu (memory), milvus-lite and uses Redis (machine's or its own), runs the three workers as
 processes, publishes N SciFact abstracts, and times until every one is searchable. Right before and right after,
-in the same run, it encodes the very same chunk texts with `SentenceEmbedder.encode` at the same batch size, in
-as many processes of as many model threads as the pipeline's embedders. Writes bench/results/ingest.json.
+in the same run, it encodes the very same chunk texts with `SentenceEmbedder.encode`, sorted by tokens into calls of
+the same batch size (the model at its best), in as many processes of as many model threads as the pipeline's
+embedders. Writes bench/results/ingest.json.
 The embedding cache namespace is fresh, so the pipeline embeds everything (cold).
 
 With --embedders 2 --embed-threads 1 the pipeline runs two embedder processes of one model thread each (on
@@ -35,23 +36,46 @@ from ragbus.stack.process import stop_all
 from workers.chunker.chunking import TokenChunker
 
 
+def token_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of texts of `lengths` tokens, longest first, in calls of `batch_size`: the model at its best, every
+    call padded only to texts of almost its own length (the pipeline cannot sort a whole corpus it has not seen)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def char_sorted_batches(texts: list[str], batch_size: int) -> list[list[int]]:
+    """What sentence-transformers' `encode` does with one list: longest in characters first."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def padding(lengths: list[int], batches: list[list[int]]) -> float:
+    """Tokens the calls compute (each input padded to its call's longest) over the tokens of the inputs, minus 1."""
+    computed = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    return computed / sum(lengths) - 1
+
+
 def _encode_share(
     texts: list[str], settings: EmbeddingSettings, start: Barrier, results: Queue[tuple[float, float]]
 ) -> None:
-    """One raw encoder process: load the model, warm it up, wait for the others, encode its share; report the time."""
+    """One raw encoder process: load the model, warm it up, wait for the others, encode its share in token-sorted
+    calls of the configured batch size; report the time."""
     embedder = SentenceEmbedder(settings).load()
     embedder.encode(texts[:64], check_length=False)  # warm-up
+    calls = token_sorted_batches(embedder.token_lengths(texts), settings.batch_size)
     start.wait(timeout=600)  # a sibling that failed to load breaks the barrier instead of leaving this one waiting
     wall, cpu = time.perf_counter(), time.process_time()
-    embedder.encode(texts, check_length=False)
+    for call in calls:
+        embedder.encode([texts[i] for i in call], check_length=False)
     results.put((time.perf_counter() - wall, time.process_time() - cpu))
 
 
 def raw_encode(texts: list[str], settings: EmbeddingSettings, processes: int) -> dict[str, float]:
     """The model alone on `texts`: `processes` processes of `settings.threads` each, as the pipeline's embedders.
 
-    Each process takes every `processes`-th text (the same mix of lengths) and encodes it in one `encode` call at
-    the configured batch size; all start together after loading and warming up. Seconds: the slowest process.
+    Each process takes every `processes`-th text (the same mix of lengths), sorts its share by tokens and encodes it
+    in calls of the configured batch size; all start together after loading and warming up (tokenizing the share
+    to sort it is not timed). Seconds: the slowest process.
     """
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(processes), context.Queue()
@@ -90,7 +114,9 @@ def run(docs: int, embedders: int = 1, embed_threads: int = 0) -> dict[str, obje
         events = read_documents([SCIFACT])[:docs]
         # The embedding compute the pipeline cannot avoid: the same chunk texts, model, batch size and layout.
         chunker = TokenChunker(ModelTokenizer.from_settings(settings.embedding), settings.chunking)
-        texts = [d.embedding_input(c) for d in (chunker.chunk(e) for e in events) for c in d.chunks]
+        chunked = [chunker.chunk(e) for e in events]
+        texts = [d.embedding_input(c) for d in chunked for c in d.chunks]
+        lengths = [c.token_count for d in chunked for c in d.chunks]
         model = settings.embedding.model_copy(update={"threads": embed_threads} if embed_threads else {})
         raw_before = raw_encode(texts, model, embedders)
         pipeline_env = {**env, **scaled, **({"RAGBUS_EMBED_THREADS": str(embed_threads)} if embed_threads else {})}
@@ -118,6 +144,15 @@ def run(docs: int, embedders: int = 1, embed_threads: int = 0) -> dict[str, obje
         "raw_chunks_per_s": round(len(texts) / raw_s, 2),
         "ratio_pipeline_over_raw": round((chunks / pipeline_s) / (len(texts) / raw_s), 3),
         "batch_size": settings.embedding.batch_size,
+        # Tokens computed over tokens needed, -1 (each share of a raw process alike; the pipeline's planned calls
+        # depend on its consumer batches and are not counted here).
+        "raw_padding_token_sorted": round(
+            padding(lengths, token_sorted_batches(lengths, settings.embedding.batch_size)), 4
+        ),
+        "padding_of_one_encode_call_char_sorted": round(
+            padding(lengths, char_sorted_batches(texts, settings.embedding.batch_size)), 4
+        ),
+        "raw_encode_order": "token-sorted calls of batch_size (the model at its best); before 6 Dec: one encode call",
         "embedder_processes": embedders,
         "embedder_threads": embed_threads or os.cpu_count(),
         "raw_encode_layout": f"{embedders} process(es) x {embed_threads or 'default'} thread(s), as the pipeline",

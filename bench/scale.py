@@ -1,6 +1,7 @@
 """Scale: a chunk collection grown to a million chunks; load time, memory, search latency and recall at each size.
 
     python -m bench.scale [--engine milvus-server|milvus-lite] [--sizes 100000,300000,1000000] [--queries 300]
+                          [--ef 0,64,128]
 
 The vectors are realistic, not uniform noise: SciFact abstracts are embedded with the real model (the first
 `--centres` of them), and each chunk is one of those vectors plus Gaussian noise (cosine about 0.8 to its centre),
@@ -32,7 +33,7 @@ from bench.stack import ENGINES, ROOT, bench_stack, save_result
 from ragbus.embedding import SentenceEmbedder
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
-from ragbus.settings import Settings
+from ragbus.settings import MilvusSettings, Settings
 
 DIM = 384
 NOISE = 0.04  # per dimension: |noise| is about 0.78, a cosine of about 0.79 to the centre
@@ -136,8 +137,38 @@ def searched(
     return [r[0] for r in results], [r[1] for r in results], time.perf_counter() - began
 
 
+def searching(settings: Settings, ef: int) -> MilvusSettings:
+    """The Milvus settings of a reader searching at breadth `ef` (RAGBUS_MILVUS_SEARCH_EF)."""
+    return settings.milvus.model_copy(update={"search_ef": ef})
+
+
+def search_figures(
+    store: MilvusChunkStore,
+    collection: str,
+    questions: np.ndarray,
+    concurrency: int,
+    written: int | None,
+    exact: list[set[int]],
+) -> dict[str, object]:
+    """Latency, searches/s and recall@10 of every question, `concurrency` at a time."""
+    seconds, found, wall = searched(store, collection, questions, concurrency, written)
+    recall = [
+        len({int(cid.split("-")[1]) for cid in ids} & truth) / 10 for ids, truth in zip(found, exact, strict=True)
+    ]
+    return {
+        **summary_ms(seconds),
+        "searches_per_s": round(len(seconds) / wall, 1),
+        "recall_at_10": round(float(np.mean(recall)), 4),
+    }
+
+
 def measure(
-    settings: Settings, sizes: list[int], centres: np.ndarray, texts: list[str], questions: np.ndarray
+    settings: Settings,
+    sizes: list[int],
+    centres: np.ndarray,
+    texts: list[str],
+    questions: np.ndarray,
+    efs: tuple[int, ...] = (0,),
 ) -> list[dict[str, object]]:
     """Grow one collection through `sizes`; the figures at each."""
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
@@ -165,16 +196,21 @@ def measure(
                 "milvus_rss_mib": round(milvus_rss_bytes() / 2**20),
                 "raw_vectors_mib": round(all_vectors.nbytes / 2**20),
             }
-            for concurrency in (1, 8):
-                seconds, found, wall = searched(store, collection, questions, concurrency, written)
-                recall = [
-                    len({int(cid.split("-")[1]) for cid in ids} & truth) / 10
-                    for ids, truth in zip(found, exact, strict=True)
-                ]
-                figures[f"search_c{concurrency}"] = summary_ms(seconds) | {
-                    "searches_per_s": round(len(seconds) / wall, 1),
-                    "recall_at_10": round(float(np.mean(recall)), 4),
-                }
+            for ef in efs:  # 0: the engine's default breadth, keys as before; others under search_by_ef
+                reader = store if not ef else MilvusChunkStore(searching(settings, ef), settings.milvus_uri)
+                try:
+                    by_concurrency = {
+                        concurrency: search_figures(reader, collection, questions, concurrency, written, exact)
+                        for concurrency in (1, 8)
+                    }
+                finally:
+                    if reader is not store:
+                        reader.close()
+                if ef:
+                    by_ef = figures.setdefault("search_by_ef", {})
+                    by_ef[str(ef)] = {f"c{c}": f for c, f in by_concurrency.items()}  # type: ignore[index]
+                else:
+                    figures |= {f"search_c{c}": f for c, f in by_concurrency.items()}
             print(figures, flush=True)
             results.append(figures)
     finally:
@@ -189,6 +225,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--centres", type=int, default=2000, help="SciFact abstracts embedded as cluster centres")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--ef",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=(0,),
+        help="search breadths (RAGBUS_MILVUS_SEARCH_EF) to measure at each size; 0 = the engine's default",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.sizes != sorted(args.sizes):
@@ -200,7 +242,7 @@ def main() -> None:
         model = SentenceEmbedder(settings.embedding).load()
         centres = model.encode(texts, check_length=False)
         questions = model.encode(list(data.queries.values())[: args.queries], check_length=False)
-        results = measure(settings, args.sizes, centres, texts, questions)
+        results = measure(settings, args.sizes, centres, texts, questions, args.ef)
     out = args.out or ROOT / "bench" / "results" / f"scale-{args.engine}.json"
     result = {
         "benchmark": "scale",

@@ -125,6 +125,13 @@ class MilvusSettings(BaseSettings):
         ge=0,
         description="Indexer: seal written rows (flush) after each pause in writes and at least this often; 0 = never.",
     )
+    search_ef: int = Field(
+        0,
+        ge=0,
+        le=32768,
+        description="Breadth of the engine's HNSW graph search (`ef`, at least top_k): higher finds more of the true "
+        "nearest chunks in a large collection, slower; 0 = the engine's default. milvus-lite searches exactly.",
+    )
     bm25: Literal["auto", "off"] = Field(
         "auto",
         description="auto: new collections get a BM25 full-text field where the server does BM25 (hybrid retrieval).",

@@ -17,6 +17,7 @@ from ragbus.milvus.failures import MISSING_COLLECTION
 from ragbus.milvus.filters import MetadataWhere, milvus_str
 from ragbus.milvus.rows import DYNAMIC_OUTPUT_FIELDS, OUTPUT_FIELDS, ChunkHit, to_hit
 from ragbus.milvus.schema import has_bm25, has_metadata_fields
+from ragbus.settings import MilvusSettings
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,15 @@ def _search(  # noqa: PLR0917 - the one place a search is assembled
     return [newest_versions_only(hits) for hits in found]
 
 
+def dense_params(settings: MilvusSettings, top_k: int) -> dict[str, Any]:
+    """Search parameters of the dense field: cosine, and the HNSW breadth where one is set (never below top_k, which
+    the engine refuses)."""
+    params: dict[str, Any] = {"metric_type": "COSINE"}
+    if settings.search_ef:
+        params["params"] = {"ef": max(settings.search_ef, top_k)}
+    return params
+
+
 def _dense_search(
     connection: MilvusConnection,
     target: str,
@@ -154,7 +164,7 @@ def _dense_search(
             limit=top_k,
             filter=expr,
             output_fields=_fields(connection, target, OUTPUT_FIELDS, where),
-            search_params={"metric_type": "COSINE"},
+            search_params=dense_params(connection.settings, top_k),
             **read_at,
         )
     )
@@ -195,7 +205,9 @@ def _hybrid_search(  # noqa: PLR0917
     read_at: dict[str, Any],
 ) -> list[list[ChunkHit]]:
     requests = [
-        AnnSearchRequest(data=vectors, anns_field="embedding", param={"metric_type": "COSINE"}, limit=top_k, expr=expr),
+        AnnSearchRequest(
+            data=vectors, anns_field="embedding", param=dense_params(connection.settings, top_k), limit=top_k, expr=expr
+        ),
         AnnSearchRequest(data=texts, anns_field=SPARSE_FIELD, param={"metric_type": "BM25"}, limit=top_k, expr=expr),
     ]
     result = connection.call(

@@ -168,3 +168,26 @@ def test_several_questions_in_one_call_get_what_each_gets_alone(
             together_answers = list(pool.map(ask, questions * 2))
     assert together_answers == alone_answers * 2
     assert alone_answers[0][0] == animal_doc_id("puffin")
+
+
+def test_a_search_breadth_is_accepted_by_both_engines_and_finds_the_same_in_a_small_collection(
+    pipeline: Pipeline, indexed_corpus: list[DocumentEvent]
+) -> None:
+    # RAGBUS_MILVUS_SEARCH_EF widens the real engine's HNSW search (bench.scale measures its recall on a million
+    # chunks); a small collection is searched exactly either way, so every breadth finds the same, dense and hybrid.
+    # A breadth below top_k goes up to top_k, which the engine would otherwise refuse.
+    settings = pipeline.settings
+    question = "What does the puffin eat?"
+    vector = SentenceEmbedder(settings.embedding).load().encode([question], check_length=False)[0].tolist()
+    found: dict[int, list[list[str]]] = {}
+    for ef in (0, 8, 512):
+        store = MilvusChunkStore(settings.milvus.model_copy(update={"search_ef": ef}), settings.milvus_uri)
+        try:
+            serving = store.alias_target()
+            found[ef] = [
+                [h.chunk_id for h in store.search(vector, 10, "default", collection=serving, text=text)]
+                for text in (None, question)
+            ]
+        finally:
+            store.close()
+    assert found[0][0] and found[8] == found[0] and found[512] == found[0]
