@@ -7,9 +7,18 @@ from functools import lru_cache
 
 import pysbd
 
-# Inline code (`ragbus.dlq.<stage>.v1`, `.ragbus/`) is never split: it stands in as one plain word meanwhile.
+# Inline code (`ragbus.dlq.<stage>.v1`, `.ragbus/`) is never split: it stands in as one plain word meanwhile. So is
+# a word with a dot inside it (a path, a file or topic name) once its markup is gone, as in extracted Markdown:
+# pysbd cut "under .ragbus/seaweedfs, so" after "under ." and "ragbus.dlq.<stage>.v1" at each dot. Abbreviations
+# (e.g., U.S.) and decimals are left to pysbd, which keeps them whole.
 _CODE_SPAN = re.compile(r"`[^`\n]+`")
 _STAND_IN = re.compile(r"Qcodespan(\d+)Q")
+_TOKEN = re.compile(r"\S+")
+_INNER_DOT = re.compile(r"\.[\w/<~-]")
+_ABBREVIATION = re.compile(r"(?:\w\.)+\w?")
+_DECIMAL = re.compile(r"\d+(?:\.\d+)+")
+_OPENING = "(\"'["
+_CLOSING = ".,;:!?)]\"'"
 
 
 @lru_cache(maxsize=1)
@@ -25,6 +34,15 @@ def split_sentences(text: str) -> list[str]:
         spans.append(match.group())
         return f"Qcodespan{len(spans) - 1}Q"
 
-    protected = _CODE_SPAN.sub(stand_in, text)
+    def dotted(match: re.Match[str]) -> str:
+        token = match.group()
+        start, end = len(token) - len(token.lstrip(_OPENING)), len(token.rstrip(_CLOSING))
+        word = token[start:end]
+        if not _INNER_DOT.search(word) or _ABBREVIATION.fullmatch(word) or _DECIMAL.fullmatch(word):
+            return token
+        spans.append(word)
+        return f"{token[:start]}Qcodespan{len(spans) - 1}Q{token[end:]}"
+
+    protected = _TOKEN.sub(dotted, _CODE_SPAN.sub(stand_in, text))
     sentences = (_STAND_IN.sub(lambda m: spans[int(m.group(1))], s).strip() for s in _segmenter().segment(protected))
     return [s for s in sentences if s]

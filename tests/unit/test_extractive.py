@@ -94,6 +94,23 @@ def test_inline_code_and_abbreviations_do_not_end_a_sentence() -> None:
     ]
 
 
+def test_paths_and_topic_names_without_their_backticks_are_not_cut_at_their_dots() -> None:
+    # Extracted Markdown has lost its backticks: the demo quoted "... a local S3 store under ." and cut
+    # "Publish your own documents: .venv/bin/ragbus publish ..." after its colon.
+    text = (
+        "The embedded stack keeps it in a local S3 store under .ragbus/seaweedfs, so topics survive a restart; the "
+        "Milvus data lives under .ragbus/milvus. Failures go to ragbus.dlq.<stage>.v1 (see docs/api.md). Publish "
+        "your own documents: .venv/bin/ragbus publish notes.md --wait. It took 3.5 s, e.g. in the U.S. today."
+    )
+    assert split_sentences(text) == [
+        "The embedded stack keeps it in a local S3 store under .ragbus/seaweedfs, so topics survive a restart; the "
+        "Milvus data lives under .ragbus/milvus.",
+        "Failures go to ragbus.dlq.<stage>.v1 (see docs/api.md).",
+        "Publish your own documents: .venv/bin/ragbus publish notes.md --wait.",
+        "It took 3.5 s, e.g. in the U.S. today.",
+    ]
+
+
 def test_citations_carry_their_rank_and_the_figure_that_ranked_them() -> None:
     # Hybrid retrieval orders by the fused score; the cosine need not fall down the list.
     hits = [
