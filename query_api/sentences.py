@@ -10,12 +10,12 @@ import pysbd
 # Inline code (`ragbus.dlq.<stage>.v1`, `.ragbus/`) is never split: it stands in as one plain word meanwhile. So is
 # a word with a dot inside it (a path, a file or topic name) once its markup is gone, as in extracted Markdown:
 # pysbd cut "under .ragbus/seaweedfs, so" after "under ." and "ragbus.dlq.<stage>.v1" at each dot. Abbreviations
-# (e.g., U.S.) and decimals are left to pysbd, which keeps them whole.
+# (e.g., Ph.D., U.S.; any word of short letter groups) and decimals are left to pysbd, which keeps them whole.
 _CODE_SPAN = re.compile(r"`[^`\n]+`")
 _STAND_IN = re.compile(r"Qcodespan(\d+)Q")
 _TOKEN = re.compile(r"\S+")
 _INNER_DOT = re.compile(r"\.[\w/<~-]")
-_ABBREVIATION = re.compile(r"(?:\w\.)+\w?")
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]{1,3}\.)+[A-Za-z]{0,3}")  # e.g, Ph.D, U.S, a.k.a: pysbd's to judge
 _DECIMAL = re.compile(r"\d+(?:\.\d+)+")
 _OPENING = "(\"'["
 _CLOSING = ".,;:!?)]\"'"

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.bounds import Metadata, Version
 from schemas.documents import DocumentOp
@@ -74,6 +81,14 @@ class ChunkedVersion(DocumentHeader, Generic[C]):
         description="Chunks of the version in all when this record holds only consecutive ones of them (the version "
         "did not fit one record, RAGBUS_KAFKA_MAX_MESSAGE_BYTES); null: the record holds every chunk.",
     )
+
+    @model_serializer(mode="wrap")
+    def _whole_without_chunk_total(self, serialize: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A whole version is written as before parts existed, so a consumer of the earlier contract still reads it.
+        data: dict[str, Any] = serialize(self)
+        if self.chunk_total is None:
+            data.pop("chunk_total", None)
+        return data
 
     @model_validator(mode="after")
     def _chunks_in_order(self) -> ChunkedVersion[C]:

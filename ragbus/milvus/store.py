@@ -53,6 +53,10 @@ class MilvusChunkStore(MilvusConnection):
         """Remove every chunk of each (tenant, doc_id) by a filtered delete (scans the collection). Idempotent."""
         writes.delete_documents(self, keys, collection)
 
+    def count_version_chunks(self, collection: str, tenant: str, doc_id: str, version: int) -> int:
+        """Chunks of one document version in `collection`, read Strong (the indexer's count of a version in parts)."""
+        return writes.count_version_chunks(self, collection, tenant, doc_id, version)
+
     # --- reads ----------------------------------------------------------------------------------------------
 
     def indexed_versions(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, set[int]]:

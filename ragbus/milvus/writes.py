@@ -53,3 +53,14 @@ def delete_documents(connection: MilvusConnection, keys: list[tuple[str, str]], 
 
 def _doc_filter(tenant: str, doc_id: str) -> str:
     return f"tenant == {milvus_str(tenant)} and doc_id == {milvus_str(doc_id)}"
+
+
+def count_version_chunks(connection: MilvusConnection, collection: str, tenant: str, doc_id: str, version: int) -> int:
+    """Chunks of one document version in `collection`, read Strong: the writer's own count of what it just wrote."""
+    expr = f"tenant == {milvus_str(tenant)} and doc_id == {milvus_str(doc_id)} and version == {int(version)}"
+    rows = connection.call(
+        partial(
+            connection.client.query, collection, filter=expr, output_fields=["count(*)"], consistency_level="Strong"
+        )
+    )
+    return int(rows[0]["count(*)"]) if rows else 0

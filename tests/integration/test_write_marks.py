@@ -32,7 +32,7 @@ def applied(applier: VersionApplier, collection: str, doc: EmbeddedDocument) -> 
     """Apply one version as the indexer does; the write's timestamp (0: none)."""
     fresh, known = applier.fresh(collection, [doc])
     assert fresh == [doc]
-    return applier.apply(collection, fresh, known)
+    return applier.apply(collection, fresh, known).written
 
 
 def first_vector(doc: EmbeddedDocument) -> list[float]:

@@ -22,10 +22,13 @@ def parts_of(doc: EmbeddedDocument, max_bytes: int) -> list[EmbeddedDocument]:
     return [decode(record, EmbeddedDocument) for record in records]
 
 
-def test_a_version_that_fits_one_record_stays_whole() -> None:
+def test_a_version_that_fits_one_record_stays_whole_and_is_written_as_before_parts() -> None:
     doc = version(2, 3, DOC)
     assert encode_in_parts(doc, 1_000_000) == [encode(doc)]
     assert decode(encode(doc), EmbeddedDocument).completes_version
+    # A consumer of the earlier contract (extra fields forbidden) still reads a whole version: no chunk_total key.
+    assert b"chunk_total" not in encode(doc)
+    assert b'"chunk_total":3' in encode(doc.model_copy(update={"chunk_total": 3}))
 
 
 def test_a_large_version_goes_in_consecutive_parts_that_each_fit() -> None:
@@ -77,6 +80,10 @@ def test_the_indexer_joins_the_parts_of_the_newest_version_in_a_batch() -> None:
     assert doc.version == 2 and doc.chunk_total == 30
     assert doc.chunks == new[0].chunks + new[1].chunks
     assert not doc.completes_version
+
+    # Parts with a gap between them (the one between was refused) are joined all the same: each chunk is written.
+    (gapped,) = latest_per_document([inbound(new[0], 20), inbound(new[2], 21)])
+    assert gapped.value.chunks == new[0].chunks + new[2].chunks
 
     rest = [inbound(d, 10 + i) for i, d in enumerate(new[2:])]
     (last,) = latest_per_document(rest)

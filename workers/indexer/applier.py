@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ragbus import metrics
 from ragbus.errors import InvalidMessage
@@ -48,6 +49,15 @@ def check_chunk_ids(doc: EmbeddedDocument) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What one application wrote: the engine's timestamp of its last write (0: none to rely on), and the documents
+    whose version in parts is still arriving (not all of its chunks in the collection yet)."""
+
+    written: int
+    arriving: frozenset[DocumentKey]
+
+
 class VersionApplier:
     """Applies document versions to a chunk collection: never an older one over a newer, never stray chunks."""
 
@@ -77,8 +87,14 @@ class VersionApplier:
                 fresh.append(doc)
         return fresh, known
 
-    def apply(self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]) -> int:
+    def apply(
+        self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]
+    ) -> Applied:
         """Write these versions (one per document) and remove every other chunk of their documents.
+
+        A version that travels in parts (schemas.chunks.ChunkedVersion) is complete once the collection holds all of
+        its chunks, counted after each part's write: whatever order its parts arrive in, a part dead-lettered or
+        replayed, only then are the earlier versions removed. Until then its state says it is still arriving.
 
         Returns the engine's timestamp of the last write (ragbus.write_marks), 0 where there is none to rely on:
         milvus-lite stamps nothing, and in the filtered layout the last write may be a delete, which the real
@@ -86,32 +102,41 @@ class VersionApplier:
         """
         if not self.states.tracks_chunks(collection):
             self._apply_by_filter(collection, docs, known)
-            return 0
+            return Applied(0, frozenset())
         intents, settled, stale = [], [], []
+        parted: list[tuple[EmbeddedDocument, dict[int, int], DocumentState]] = []
         for doc in docs:
             before = known.get((doc.tenant, doc.doc_id))
             recorded = dict(before.chunks or {}) if before is not None else {}
             keep = (doc.version, doc.total_chunks) if doc.op is DocumentOp.UPSERT else None
             final = {doc.version: doc.total_chunks} if keep is not None and doc.chunks else {}
-            # Until the removal is done, the state names both what was there and what is being written; a part that
-            # does not complete its version says so (readiness waits for the whole version).
+            # Until the removal is done, the state names both what was there and what is being written; a version
+            # in parts also says that it is still arriving (readiness waits for all of it).
             intent = recorded | {v: max(n, recorded.get(v, 0)) for v, n in final.items()}
-            if not doc.completes_version:
-                intent[PARTS_PENDING] = 0
             deleted = doc.op is DocumentOp.DELETE
+            done = DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, final)
+            if doc.chunk_total is not None:
+                intent[PARTS_PENDING] = 0
+                parted.append((doc, recorded, done))
             intents.append(DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, intent))
-            # A part that does not complete its version only adds its chunks; the part that completes it removes the
-            # rest (the state recorded the whole version's chunk count with the first part).
-            if intent != final and doc.completes_version:
-                settled.append(DocumentState(doc.tenant, doc.doc_id, doc.version, deleted, final))
+            if doc.chunk_total is None and intent != final:
+                settled.append(done)
                 stale += stale_chunk_ids(doc.tenant, doc.doc_id, recorded, keep)
         self.states.put(collection, intents)
         self.store.upsert_chunks([d for d in docs if d.op is DocumentOp.UPSERT], collection)
+        arriving = set()
+        for doc, recorded, done in parted:
+            if self.store.count_version_chunks(collection, doc.tenant, doc.doc_id, doc.version) >= doc.total_chunks:
+                settled.append(done)
+                stale += stale_chunk_ids(doc.tenant, doc.doc_id, recorded, (doc.version, doc.total_chunks))
+            else:
+                arriving.add((doc.tenant, doc.doc_id))
         if stale:
             self.store.delete_chunks(stale, collection)
         if settled:
             self.states.put(collection, settled)
-        return self.store.last_write_ts([collection, self.states.collection_for(collection)])
+        written = self.store.last_write_ts([collection, self.states.collection_for(collection)])
+        return Applied(written, frozenset(arriving))
 
     def _apply_by_filter(
         self, collection: str, docs: list[EmbeddedDocument], known: Mapping[DocumentKey, DocumentState]
@@ -123,7 +148,7 @@ class VersionApplier:
         )
         upserts = [d for d in docs if d.op is DocumentOp.UPSERT]
         self.store.upsert_chunks(upserts, collection)
-        seen = [d for d in docs if (d.tenant, d.doc_id) in known and d.completes_version]
+        seen = [d for d in docs if (d.tenant, d.doc_id) in known and d.completes_version]  # parts: at the last one
         if replaced := [d for d in seen if d.op is DocumentOp.UPSERT]:
             self.store.delete_other_versions(replaced, collection)
         if deleted := [(d.tenant, d.doc_id) for d in seen if d.op is DocumentOp.DELETE]:

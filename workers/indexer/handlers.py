@@ -44,23 +44,20 @@ def latest_per_document(batch: list[Inbound[EmbeddedDocument]]) -> list[Inbound[
 
 
 def join_parts(latest: Inbound[EmbeddedDocument], batch: list[Inbound[EmbeddedDocument]]) -> Inbound[EmbeddedDocument]:
-    """`latest`, with the chunks of the batch's other parts of the same version and chunk count."""
+    """`latest`, with the chunks of the batch's other parts of the same version and chunk count (every one of them,
+    a part delivered twice once: the applier counts what the collection holds to know when the version is whole)."""
     doc = latest.value
     if doc.chunk_total is None:
         return latest
     chunks: dict[int, EmbeddedChunk] = {}
     ours = (doc.tenant, doc.doc_id, doc.version, doc.chunk_total)
-    for item in batch:  # in offset order: a part delivered again replaces its earlier copy
+    for item in batch:
         other = item.value
         if (other.tenant, other.doc_id, other.version, other.chunk_total) == ours:
             chunks.update((chunk.index, chunk) for chunk in other.chunks)
-    joined = [chunks[index] for index in sorted(chunks)]
-    if len(joined) == len(doc.chunks):
+    if len(chunks) == len(doc.chunks):
         return latest
-    # Parts of one version are consecutive ranges; joined, they are one only where no part between is missing.
-    if joined[-1].index - joined[0].index + 1 != len(joined):
-        return latest
-    return Inbound(latest.record, doc.model_copy(update={"chunks": joined}))
+    return Inbound(latest.record, doc.model_copy(update={"chunks": [chunks[i] for i in sorted(chunks)]}))
 
 
 class IndexerHandler:
@@ -122,9 +119,9 @@ class IndexerHandler:
         docs, known = await asyncio.to_thread(self.applier.fresh, collection, latest)
         if not docs:
             return []
-        written = await asyncio.to_thread(self.applier.apply, collection, docs, known)
-        if written:  # before the invalidation that announces the change (ragbus.write_marks)
-            await self.marks.record(collection, self.store.uri, written)
+        applied = await asyncio.to_thread(self.applier.apply, collection, docs, known)
+        if applied.written:  # before the invalidation that announces the change (ragbus.write_marks)
+            await self.marks.record(collection, self.store.uri, applied.written)
         else:  # no timestamp: an older mark must not stand for these writes
             await self.marks.forget(collection, self.store.uri)
         if self.sealer is not None:
@@ -136,10 +133,10 @@ class IndexerHandler:
         for doc in docs:
             freshness = max(0.0, (now - doc.produced_at).total_seconds())
             record = records[doc.event_id]
-            if not doc.completes_version:
+            if (doc.tenant, doc.doc_id) in applied.arriving:
                 log.info(
-                    "%r v%d in %s: chunks %d to %d of %d written, the rest follows in later records",
-                    doc.doc_id, doc.version, collection, doc.chunks[0].index, doc.chunks[-1].index, doc.chunk_total,
+                    "%r v%d in %s: %d of its %d chunks written in this batch, the rest still arriving in parts",
+                    doc.doc_id, doc.version, collection, len(doc.chunks), doc.chunk_total,
                 )  # fmt: skip
                 continue
             if serving:  # a reindex replaying old events is not a freshness problem
