@@ -27,7 +27,7 @@ from ragbus.settings import ChunkingSettings, EmbeddingSettings
 from ragbus.stack.process import ManagedProcess, free_port, stop_all
 from ragbus.stack.servers import start_milvus_lite, start_redis
 from schemas.documents import DocumentEvent
-from tests.pipeline_helpers import publish, wait_indexed
+from tests.pipeline_helpers import chunks_of, publish, wait_indexed
 from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_for
 from workers.chunker.chunking import TokenChunker
 
@@ -216,11 +216,13 @@ def test_milvus_and_redis_outages_of_10s_lose_and_duplicate_nothing(
         stop_all(list(servers.values()), timeout_s=10)
 
 
-def test_an_output_too_large_for_kafka_is_dead_lettered_not_retried_forever(
+def test_an_output_too_large_for_one_kafka_record_travels_in_parts_and_nothing_stalls(
     base_servers: dict[str, str], stack_home: Path
 ) -> None:
     # 60k characters pass the documents and chunks topics under a 150 kB record limit, but their embedded form
-    # (about 2 kB of vector per chunk) does not: the embedder must dead-letter the input, and move on.
+    # (about 2 kB of vector per chunk) does not fit one record. It used to be dead-lettered (message_too_large); it
+    # now travels in parts (ragbus.record_parts): the whole document is indexed, nothing is dead-lettered, and the
+    # document after it on the topic is indexed too.
     env = pipeline_env(
         base_servers["kafka"], base_servers["milvus-lite"], base_servers["redis"],
         RAGBUS_KAFKA_MAX_MESSAGE_BYTES="150000",
@@ -230,9 +232,10 @@ def test_an_output_too_large_for_kafka_is_dead_lettered_not_retried_forever(
         too_big = DocumentEvent(doc_id="charter.md", text=sentences)
         small = DocumentEvent(doc_id="small.md", text="A short note about the harbour.")
         assert 50_000 < len(too_big.text) < 100_000
-        wait_indexed(pipeline, dict(publish(pipeline, [too_big, small]))
-                     | {("default", "charter.md"): None})  # fmt: skip
+        wait_indexed(pipeline, dict(publish(pipeline, [too_big, small])))
         pipeline.wait_drained()
-        letters = asyncio.run(list_dead_letters(pipeline.settings, "embedder"))
-        assert [(x.key, x.reason.error_code) for x in letters] == [(b"charter.md", "message_too_large")]
-        assert "RAGBUS_KAFKA_MAX_MESSAGE_BYTES" in letters[0].reason.error
+        assert asyncio.run(list_dead_letters(pipeline.settings, "embedder")) == []
+        rows = chunks_of(pipeline, "charter.md")
+        assert len(rows) > 75  # over 150 kB embedded at about 2 kB a chunk
+        assert sorted(int(r["chunk_index"]) for r in rows) == list(range(len(rows)))  # type: ignore[call-overload]
+        assert {r["version"] for r in rows} == {too_big.version}
