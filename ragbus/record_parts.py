@@ -3,7 +3,7 @@
 A long document cut into small chunks outgrows one record once its chunks carry vectors (about 2 KB of vector per
 chunk at 384 dimensions: at 64-token chunks, a 65 KB page was over the 1 MB default). Such a version travels as
 consecutive parts (schemas.chunks.ChunkedVersion), each within RAGBUS_KAFKA_MAX_MESSAGE_BYTES; the indexer applies
-them in order and the part with the last chunk completes the version.
+them as they come and the version is whole once the collection holds all of its chunks.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class ChunkedVersion(DocumentHeader, Generic[C]):
     """The chunks of one document version: all of them, or one part of a version too large for one Kafka record.
 
     A part holds consecutive chunks and says how many the version has in all (`chunk_total`); the parts of a version
-    share its key, so they travel in order on one partition, and the part that holds the last chunk completes it.
+    share its key, so they travel in order on one partition; the version is whole once all its chunks are indexed.
     """
 
     chunks: list[C] = Field(default_factory=list)

@@ -2,8 +2,8 @@
 
 At RAGBUS_KAFKA_MAX_MESSAGE_BYTES=10000 (the lowest allowed) and 32-token chunks, a 6 KB page leaves the chunker in
 a few records and the embedder (about 2 KB of vector a chunk) in a dozen or more: every chunk is indexed once, an
-update replaces them all, a delete removes them, and nothing is dead-lettered. Until the part that completes a
-version is applied, the version does not count as indexed (read-your-writes and `publish --wait`).
+update replaces them all, a delete removes them, and nothing is dead-lettered. Until all of a version's chunks
+are in, the version does not count as indexed (read-your-writes and `publish --wait`).
 """
 
 from __future__ import annotations

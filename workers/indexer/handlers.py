@@ -31,7 +31,7 @@ def latest_per_document(batch: list[Inbound[EmbeddedDocument]]) -> list[Inbound[
     """Only the newest event of each document in the batch matters (ties: the later offset wins).
 
     The parts of that version in the batch (a version too large for one record, schemas.chunks.ChunkedVersion) are
-    joined into one, so the part that completes the version is applied with those before it.
+    joined into one, so every chunk of them is written (the applier counts when the version is whole).
     """
     newest: dict[tuple[str, str], Inbound[EmbeddedDocument]] = {}
     for item in batch:
