@@ -63,13 +63,17 @@ class QueryService:
         self.settings, self.embedder, self.retriever = settings, embedder, retriever
         self.cache, self.flights, self.llm, self.marks = cache, flights, llm, marks
         self.composer = AnswerComposer(settings, embedder, llm)
-        # Questions arriving while the model encodes others are encoded together next (query_api.batching); not with
-        # int8 weights, whose dynamic quantisation scales each call's activations together: a question's vector
-        # would depend on the questions it came with.
-        together = 1 if embedder.settings.backend == "onnx-int8" else settings.batch_max
-        self.questions = Batcher[None, str, np.ndarray](self._encode, together, "question-batch")
+        # Questions arriving while the model encodes others are encoded together next (query_api.batching), and so
+        # reach the search together. With int8 weights each is still its own model call: dynamic quantisation scales
+        # a call's activations together, so a question's vector would depend on the questions it came with.
+        self.one_call_per_question = embedder.settings.backend == "onnx-int8"
+        self.questions = Batcher[None, str, np.ndarray](self._encode, settings.batch_max, "question-batch")
 
     async def _encode(self, _key: None, questions: list[str]) -> list[np.ndarray]:
+        if self.one_call_per_question:
+            return await self.embedder.on_model_thread(
+                lambda: [self.embedder.encode([question], check_length=False)[0] for question in questions]
+            )
         return list(await self.embedder.encode_async(questions, check_length=False))
 
     async def aclose(self) -> None:
@@ -210,6 +214,8 @@ class QueryService:
         try:
             shape = f"top_k={question.top_k}\x00mode={mode}\x00retrieval={self.settings.retrieval}"
             params = f"{shape}\x00collection={collection}\x00where={question.where or ''}"
+            if self.embedder.settings.backend == "onnx-int8":  # other question vectors, other rankings
+                params += "\x00questions=int8"
             with timed("cache"):
                 return await self.cache.lookup(question.tenant, question.query, params)
         except TransientError as exc:

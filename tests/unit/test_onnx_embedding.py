@@ -3,14 +3,17 @@ rank the same. RAGBUS_API_QUERY_BACKEND picks the API's question encoder to matc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from query_api.question_encoder import load_question_encoder, question_embedding
+from query_api.service import QueryService
 from ragbus.embedding import SentenceEmbedder, resolve_model_path
 from ragbus.errors import ConfigError, PermanentError
 from ragbus.onnx_embedding import reproduces
@@ -87,6 +90,10 @@ def test_the_api_encodes_questions_to_match_the_index(monkeypatch: pytest.Monkey
     assert chosen("onnx", "torch") == "torch"
     with pytest.raises(ConfigError, match="RAGBUS_EMBED_BACKEND=onnx-int8"):
         chosen("onnx-int8", "onnx")
+    # int8 questions approximate the same model: allowed against float vectors too (docs/headroom.md measures it).
+    assert chosen("torch", "onnx-int8") == "onnx-int8"
+    assert chosen("onnx", "onnx-int8") == "onnx-int8"
+    assert chosen("onnx-int8", "onnx-int8") == "onnx-int8"
 
 
 def test_questions_are_encoded_on_their_own_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,3 +143,22 @@ def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(
     monkeypatch.setenv("RAGBUS_API_QUERY_BACKEND", "onnx")  # named explicitly: a clear error instead
     with pytest.raises(ConfigError, match=r"to ONNX in .* failed"):
         load_question_encoder(load_settings())
+
+
+async def test_int8_questions_encoded_together_get_the_vectors_they_get_alone(
+    backends: tuple[SentenceEmbedder, SentenceEmbedder, Path],
+) -> None:
+    # Dynamic quantisation scales a call's activations together: one call of several questions gives other vectors.
+    _, int8, _ = backends
+    alone = np.vstack([int8.encode([question]) for question in QUERIES])
+    assert not np.array_equal(int8.encode(QUERIES), alone), "the premise: a shared call changes int8 vectors"
+    # The API still gathers concurrent questions (so they reach the search together), one model call each.
+    unused: Any = None
+    service = QueryService(
+        settings=ApiSettings(batch_max=16), embedder=int8, retriever=unused, cache=unused, flights=unused, llm=None
+    )
+    try:
+        together = await asyncio.gather(*(service.questions.submit(None, question) for question in QUERIES))
+    finally:
+        await service.aclose()
+    assert np.array_equal(np.vstack(together), alone)
