@@ -7,7 +7,8 @@ Separates a change in the API's code from a change in the machine: both API proc
 tree, each with its own Redis namespace so neither sees the other's cache) serve the same milvus-lite collection,
 filled with every SciFact abstract as two chunks (random unit vectors, real text for BM25), and take turns
 answering SciFact test questions one at a time (concurrency 1, retrieve_only, every question new to its API).
-`--after-env NAME=VALUE` (repeatable) sets variables for the "after" API only, to compare settings the same way.
+`--after-env NAME=VALUE` (repeatable) sets variables for the "after" API only, to compare settings the same way;
+`--before-env` for the "before" API only.
 Writes bench/results/api-ab.json.
 """
 
@@ -169,6 +170,9 @@ def main() -> None:
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the after API only"
     )
+    parser.add_argument(
+        "--before-env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the before API only"
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight per API")
     parser.add_argument("--engine", choices=["milvus-lite", "milvus-server"], default="milvus-lite")
     parser.add_argument(
@@ -181,9 +185,9 @@ def main() -> None:
     if args.rounds * args.per_round > len(questions) - 5:
         parser.error(f"at most {len(questions) - 5} questions: lower --rounds or --per-round")
     roots = {"before": args.before.resolve(), "after": args.after.resolve()}
-    if bad := [item for item in args.after_env if "=" not in item]:
-        parser.error(f"--after-env takes NAME=VALUE, not {bad[0]!r}")
-    own_env = {"before": {}, "after": dict(item.split("=", 1) for item in args.after_env)}
+    if bad := [item for item in args.after_env + args.before_env if "=" not in item]:
+        parser.error(f"--after-env and --before-env take NAME=VALUE, not {bad[0]!r}")
+    own_env = {name: dict(item.split("=", 1) for item in getattr(args, f"{name}_env")) for name in ("before", "after")}
     with bench_stack(args.engine) as (env, settings, home):
         store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
         try:
@@ -214,6 +218,7 @@ def main() -> None:
         "benchmark": "api_ab",
         "sources": {name: str(root) for name, root in roots.items()},
         "after_env": own_env["after"],
+        "before_env": own_env["before"],
         "engine": args.engine,
         "concurrency": args.concurrency,
         "uncached_retrieve_only": {name: t.summary() for name, t in took.items()},

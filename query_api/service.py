@@ -22,6 +22,7 @@ from query_api.cache import CacheSlot, QueryCache
 from query_api.composer import AnswerComposer
 from query_api.generation import LLMAnswerer
 from query_api.models import QueryResponse
+from query_api.question_calls import QuestionCalls
 from query_api.retrieval import ReplicatedRetriever, Retrieved, SearchQuery, SearchUnavailable
 from query_api.server_timing import timed
 from query_api.single_flight import SingleFlight
@@ -64,21 +65,17 @@ class QueryService:
         self.cache, self.flights, self.llm, self.marks = cache, flights, llm, marks
         self.composer = AnswerComposer(settings, embedder, llm)
         # Questions arriving while the model encodes others are encoded together next (query_api.batching), and so
-        # reach the search together. With int8 weights each is still its own model call: dynamic quantisation scales
-        # a call's activations together, so a question's vector would depend on the questions it came with.
-        self.one_call_per_question = embedder.settings.backend == "onnx-int8"
+        # reach the search together; query_api.question_calls says in how many model calls.
+        self.question_calls = QuestionCalls(embedder, settings.query_encode_calls)
         self.questions = Batcher[None, str, np.ndarray](self._encode, settings.batch_max, "question-batch")
 
     async def _encode(self, _key: None, questions: list[str]) -> list[np.ndarray]:
-        if self.one_call_per_question:
-            return await self.embedder.on_model_thread(
-                lambda: [self.embedder.encode([question], check_length=False)[0] for question in questions]
-            )
-        return list(await self.embedder.encode_async(questions, check_length=False))
+        return await self.question_calls.encode(questions)
 
     async def aclose(self) -> None:
         """Stop batching (the clients are closed by whoever opened them)."""
         await self.questions.aclose()
+        await asyncio.to_thread(self.question_calls.close)
 
     async def answer(
         self,

@@ -382,6 +382,14 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="Threads one question's encoding uses (0 = one per core; docs/headroom.md).",
     )
+    query_encode_calls: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Model calls one batch of concurrent questions is cut into and encoded in at the same time, "
+        "each on RAGBUS_API_QUERY_THREADS threads (1: the batch in one call on the model's thread; a lone question is "
+        "always encoded there). query_api.question_calls, docs/headroom.md.",
+    )
     query_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto",
         description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch and the model is "

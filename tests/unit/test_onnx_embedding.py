@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from query_api.question_calls import QuestionCalls
 from query_api.question_encoder import load_question_encoder, question_embedding
 from query_api.service import QueryService
 from ragbus.embedding import SentenceEmbedder, resolve_model_path
@@ -145,8 +146,9 @@ def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(
         load_question_encoder(load_settings())
 
 
+@pytest.mark.parametrize("calls", [1, 2])
 async def test_int8_questions_encoded_together_get_the_vectors_they_get_alone(
-    backends: tuple[SentenceEmbedder, SentenceEmbedder, Path],
+    backends: tuple[SentenceEmbedder, SentenceEmbedder, Path], calls: int
 ) -> None:
     # Dynamic quantisation scales a call's activations together: one call of several questions gives other vectors.
     _, int8, _ = backends
@@ -155,10 +157,32 @@ async def test_int8_questions_encoded_together_get_the_vectors_they_get_alone(
     # The API still gathers concurrent questions (so they reach the search together), one model call each.
     unused: Any = None
     service = QueryService(
-        settings=ApiSettings(batch_max=16), embedder=int8, retriever=unused, cache=unused, flights=unused, llm=None
+        settings=ApiSettings(batch_max=16, query_encode_calls=calls),
+        embedder=int8,
+        retriever=unused,
+        cache=unused,
+        flights=unused,
+        llm=None,
     )
     try:
         together = await asyncio.gather(*(service.questions.submit(None, question) for question in QUERIES))
     finally:
         await service.aclose()
     assert np.array_equal(np.vstack(together), alone)
+
+
+async def test_a_batch_cut_into_parallel_calls_keeps_each_questions_vector_in_order(
+    backends: tuple[SentenceEmbedder, SentenceEmbedder, Path],
+) -> None:
+    torch, _, _ = backends
+    questions = [*QUERIES, "Where do puffins nest?", "What is BM25?"]
+    one_call = torch.encode(questions, check_length=False)
+    calls = QuestionCalls(torch, 3)
+    try:
+        assert calls._threads is not None
+        cut = await calls.encode(questions)  # groups of 2, 2 and 1, encoded at the same time
+    finally:
+        calls.close()
+    assert np.abs(np.vstack(cut) - one_call).max() < 1e-5
+    [single] = await QuestionCalls(torch, 1).encode(questions[:1])  # one call: on the model's thread
+    assert np.abs(single - one_call[0]).max() < 1e-5
