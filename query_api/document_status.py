@@ -15,6 +15,14 @@ class VersionInFlight(BaseModel):
     deleted: bool = Field(description="The version is a delete.")
 
 
+class VersionArriving(BaseModel):
+    """A version too large for one Kafka record, indexed part by part and not whole yet."""
+
+    version: int
+    chunks_indexed: int = Field(description="Its chunks in the index so far (searchable already).")
+    chunks_total: int = Field(description="Its chunks in all; once all are in it replaces indexed_version.")
+
+
 class DeadLetterOut(BaseModel):
     """Why a stage rejected the document's latest event."""
 
@@ -35,6 +43,9 @@ class DocumentStatusOut(BaseModel):
     in_flight: list[VersionInFlight] = Field(description="Newer versions not committed yet by a stage, oldest first.")
     dead_letter: DeadLetterOut | None
     scan_capped: bool = Field(description="A stage's backlog was longer than the scan reads: in_flight may miss some.")
+    arriving: VersionArriving | None = Field(
+        None, description="A newer version arriving in parts (not whole yet); indexed_version is the whole one."
+    )
 
     @classmethod
     def of(cls, status: DocumentStatus) -> DocumentStatusOut:
@@ -52,4 +63,9 @@ class DocumentStatusOut(BaseModel):
             if letter
             else None,
             scan_capped=status.scan_capped,
+            arriving=VersionArriving(
+                version=arriving.version, chunks_indexed=arriving.indexed, chunks_total=arriving.total
+            )
+            if (arriving := status.arriving)
+            else None,
         )

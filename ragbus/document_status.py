@@ -49,6 +49,16 @@ class Rejection:
     error: str
 
 
+@dataclass(frozen=True)
+class Arriving:
+    """A version that travels in parts (ragbus.record_parts) and is not whole yet: `indexed` of its `total` chunks
+    are in the index. Until all are, the version before it is the indexed one."""
+
+    version: int
+    indexed: int
+    total: int
+
+
 @dataclass
 class DocumentStatus:
     """One document of one tenant; `searchable_since` is not recorded by the index (None)."""
@@ -61,11 +71,13 @@ class DocumentStatus:
     in_flight: list[InFlight] = field(default_factory=list)
     dead_letter: Rejection | None = None
     scan_capped: bool = False
+    arriving: Arriving | None = None
 
     @property
     def known(self) -> bool:
-        """Whether anything of the document was found (indexed, deleted, in flight or rejected)."""
-        return self.indexed_version is not None or bool(self.in_flight) or self.dead_letter is not None
+        """Whether anything of the document was found (indexed, deleted, arriving, in flight or rejected)."""
+        found = self.indexed_version is not None or self.arriving is not None
+        return found or bool(self.in_flight) or self.dead_letter is not None
 
 
 def _version(value: bytes | None) -> tuple[int | None, bool]:
@@ -90,10 +102,19 @@ def indexed_state(store: MilvusChunkStore, status: DocumentStatus) -> None:
     )
     if state is None:
         return
-    status.indexed_version, status.deleted = state.version, state.deleted
+    indexed, deleted = state.version, state.deleted
+    if state.parts_pending and state.chunks is not None:
+        # The state names the arriving version with its whole chunk count, and the whole version before it.
+        arrived = store.count_document_chunks(status.tenant, status.doc_id, state.version)
+        status.arriving = Arriving(state.version, arrived, state.chunks[state.version])
+        whole = max((v for v in state.chunks if 0 <= v < state.version), default=None)
+        if whole is None:
+            return
+        indexed, deleted = whole, False
+    status.indexed_version, status.deleted = indexed, deleted
     versions = store.indexed_versions(status.tenant, [status.doc_id]).get(status.doc_id, set())
-    if state.version in versions:
-        status.chunks = store.count_document_chunks(status.tenant, status.doc_id, state.version)
+    if indexed in versions:
+        status.chunks = store.count_document_chunks(status.tenant, status.doc_id, indexed)
 
 
 async def _unconsumed(settings: Settings, topic: str, group: str, key: bytes, limit: int) -> tuple[list[bytes], bool]:

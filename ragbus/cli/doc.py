@@ -21,6 +21,11 @@ def render(status: DocumentStatus) -> list[str]:
         lines = [f"{status.doc_id}: deleted at version {status.indexed_version}"]
     else:
         lines = [f"{status.doc_id}: version {status.indexed_version} searchable, {status.chunks} chunks"]
+    if arriving := status.arriving:
+        lines.append(
+            f"arriving in parts: version {arriving.version}, {arriving.indexed} of {arriving.total} chunks in "
+            "(searchable as they come; it replaces the version above once all are in)"
+        )
     lines += [
         f"in flight: version {f.version}{' (delete)' if f.deleted else ''} waiting for the {f.stage}"
         for f in status.in_flight

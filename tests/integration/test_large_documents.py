@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from ragbus.cli.doc import render
 from ragbus.dead_letters import list_dead_letters
 from ragbus.document_follower import pending_documents, versions_behind
+from ragbus.document_status import Arriving, DocumentStatus, indexed_state
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.record_parts import encode_in_parts
 from schemas.chunks import ChunkedDocument
@@ -80,7 +82,8 @@ def test_a_version_too_large_for_one_record_is_indexed_replaced_and_deleted_in_p
 def test_a_version_in_parts_is_not_indexed_until_its_last_part_is(
     engine: str, base_servers: dict[str, str], stack_home: Path
 ) -> None:
-    """The parts applied as the indexer applies them, into the served collection of a fresh deployment."""
+    """The parts applied as the indexer applies them, into the served collection of a fresh deployment; the
+    document's status shows the version arriving."""
     env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
     settings = Pipeline(env=env, home=stack_home).settings
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
@@ -98,10 +101,19 @@ def test_a_version_in_parts_is_not_indexed_until_its_last_part_is(
         assert versions_behind(store, "default", {DOC: 2}) == {DOC: 1}
         assert versions_behind(store, "default", {DOC: 1}) == {}
         assert pending_documents(store, {key: 2}) == {key}
+        # Where the document stands (`ragbus doc`, GET /v1/documents/...): v1 whole, v2 arriving with its count.
+        status = DocumentStatus("default", DOC)
+        indexed_state(store, status)
+        assert (status.indexed_version, status.chunks) == (1, 3)
+        assert status.arriving == Arriving(2, len(first.chunks), 12)
+        assert any("arriving in parts: version 2" in line for line in render(status))
         for part in rest:
             fresh, known = applier.fresh(collection, [part])
             applier.apply(collection, fresh, known)
         assert versions_behind(store, "default", {DOC: 2}) == {}
         assert pending_documents(store, {key: 2}) == set()
+        status = DocumentStatus("default", DOC)
+        indexed_state(store, status)
+        assert (status.indexed_version, status.chunks, status.arriving) == (2, 12, None)
     finally:
         store.close()
