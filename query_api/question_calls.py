@@ -1,9 +1,11 @@
 """How one batch of concurrent questions reaches the model (RAGBUS_API_QUERY_ENCODE_CALLS).
 
-The batch is cut into at most `calls` groups, encoded at the same time on threads of their own, each group with
-RAGBUS_API_QUERY_THREADS threads: several single-threaded calls keep the cores busy without the spinning of one call
-on a thread per core (docs/headroom.md). With one call, and for a lone question, the batch is encoded on the model's
-own thread, as everything else that calls the model is.
+The batch is cut into `calls` groups (fewer for a smaller batch), encoded at the same time, each call on a thread of
+its own (with RAGBUS_API_QUERY_THREADS=1, the default, the call computes on that thread alone): several
+single-threaded calls keep the cores busy without the spinning of one call on a thread per core (docs/headroom.md).
+With one call, and for a lone question, the batch is encoded on the model's own thread, as everything else that
+calls the model is. (With torch and RAGBUS_API_QUERY_THREADS=0 each calling thread keeps a team of threads per core:
+keep one call there.)
 
 A group is one model call, except with int8 weights, where each question is a call of its own: dynamic quantisation
 scales a call's activations together, so a question's vector would otherwise depend on the questions it came with.
@@ -13,10 +15,18 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import numpy as np
 
 from ragbus.embedding import SentenceEmbedder
+
+
+def split_evenly(items: list[str], parts: int) -> list[list[str]]:
+    """`items` in `parts` contiguous groups whose sizes differ by at most one."""
+    size, larger = divmod(len(items), parts)
+    bounds = [index * size + min(index, larger) for index in range(parts + 1)]
+    return [items[start:end] for start, end in pairwise(bounds)]
 
 
 class QuestionCalls:
@@ -38,8 +48,7 @@ class QuestionCalls:
         """One unit vector per question, in order."""
         if self._threads is None or len(questions) == 1:
             return await self.embedder.on_model_thread(lambda: self._encode_group(questions))
-        size = -(-len(questions) // min(self.calls, len(questions)))  # contiguous groups, as even as can be
-        groups = [questions[start : start + size] for start in range(0, len(questions), size)]
+        groups = split_evenly(questions, min(self.calls, len(questions)))
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(*(loop.run_in_executor(self._threads, self._encode_group, g) for g in groups))
         return [vector for part in parts for vector in part]

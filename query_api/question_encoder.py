@@ -17,7 +17,7 @@ def question_embedding(settings: Settings) -> EmbeddingSettings:
 
     auto: the ONNX export at full precision where the index holds torch's vectors and the export reproduces the
     model (mean pooling), else the index's own backend. onnx-int8 against an index of float vectors is allowed: the
-    int8 weights approximate the same model, so its questions find nearly the same chunks at about half the CPU.
+    int8 weights approximate the same model, so its questions find nearly the same chunks in about a third of the time.
     """
     indexed, chosen = settings.embedding.backend, settings.api.query_backend
     threads = settings.api.query_threads

@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 
 from ragbus.dead_letters import DeadLetter, list_dead_letters
 from ragbus.errors import RagbusError, TransientError
-from ragbus.milvus.document_states import MilvusDocumentStates
+from ragbus.milvus.document_states import DocumentState, MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.settings import Settings
 from schemas.documents import parse_document_key
@@ -69,10 +69,22 @@ def versions_in_parts(store: MilvusChunkStore, tenant: str, doc_ids: list[str]) 
         return {}
     states = MilvusDocumentStates(store).get(collection, [(tenant, d) for d in doc_ids])
     return {
-        doc_id: (state.version, max((v for v in state.chunks or {} if 0 <= v < state.version), default=None))
+        doc_id: (state.version, whole_version_before(store, state))
         for (_, doc_id), state in states.items()
         if state.parts_pending
     }
+
+
+def whole_version_before(store: MilvusChunkStore, state: DocumentState) -> int | None:
+    """The newest version recorded before the state's own whose chunks are all in the collection (None: none).
+
+    A version recorded before may never have become whole: its part was dead-lettered and a newer version followed.
+    """
+    recorded = state.chunks or {}
+    for version in sorted((v for v in recorded if 0 <= v < state.version), reverse=True):
+        if store.count_document_chunks(state.tenant, state.doc_id, version) >= recorded[version]:
+            return version
+    return None
 
 
 def _document_of(letter: DeadLetter) -> DocKey | None:

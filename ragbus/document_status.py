@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from ragbus.dead_letters import list_dead_letters
+from ragbus.document_follower import whole_version_before
 from ragbus.errors import TransientError
 from ragbus.kafka_clients import group_offsets, start_client
 from ragbus.kafka_security import kafka_connection
@@ -103,14 +104,17 @@ def indexed_state(store: MilvusChunkStore, status: DocumentStatus) -> None:
     if state is None:
         return
     indexed, deleted = state.version, state.deleted
-    if state.parts_pending and state.chunks is not None:
-        # The state names the arriving version with its whole chunk count, and the whole version before it.
+    total = (state.chunks or {}).get(state.version)
+    if state.parts_pending and not state.deleted and total is not None:
+        # The state's version arrives in parts: the state names its whole chunk count, and the versions before it.
+        # (The mark can outlive its version for a moment: a delete or a whole version then settles the state.)
         arrived = store.count_document_chunks(status.tenant, status.doc_id, state.version)
-        status.arriving = Arriving(state.version, arrived, state.chunks[state.version])
-        whole = max((v for v in state.chunks if 0 <= v < state.version), default=None)
-        if whole is None:
-            return
-        indexed, deleted = whole, False
+        if arrived < total:
+            status.arriving = Arriving(state.version, arrived, total)
+            whole = whole_version_before(store, state)
+            if whole is None:
+                return
+            indexed = whole
     status.indexed_version, status.deleted = indexed, deleted
     versions = store.indexed_versions(status.tenant, [status.doc_id]).get(status.doc_id, set())
     if indexed in versions:

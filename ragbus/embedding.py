@@ -210,11 +210,9 @@ class SentenceEmbedder:
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        lengths = self.token_lengths(texts) if check_length else [0]
-        if max(lengths) > self.max_seq_length:
+        if check_length and (longest := max(self.token_lengths(texts))) > self.max_seq_length:
             raise PermanentError(
-                f"embedding input of {max(lengths)} tokens exceeds the model's {self.max_seq_length}",
-                code="too_long",
+                f"embedding input of {longest} tokens exceeds the model's {self.max_seq_length}", code="too_long"
             )
         if self._on_onnx:
             return self.onnx.encode(texts, self.settings.batch_size)

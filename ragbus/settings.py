@@ -387,16 +387,16 @@ class ApiSettings(BaseSettings):
         ge=1,
         le=64,
         description="Model calls one batch of concurrent questions is cut into and encoded in at the same time, "
-        "each on RAGBUS_API_QUERY_THREADS threads (1: the batch in one call on the model's thread; a lone question is "
-        "always encoded there). query_api.question_calls, docs/headroom.md.",
+        "each on a thread of its own (1: the batch in one call on the model's thread; a lone question is always "
+        "encoded there). query_api.question_calls, docs/headroom.md.",
     )
     query_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto",
         description="How the API encodes questions. auto: onnx where RAGBUS_EMBED_BACKEND is torch and the model is "
         "mean-pooled (the same vectors; one question takes less than half the time), torch if the export cannot "
         "be made, else RAGBUS_EMBED_BACKEND. torch and onnx need an index of float vectors (RAGBUS_EMBED_BACKEND "
-        "torch or onnx). onnx-int8: int8 weights for questions against any index, about half onnx's CPU a question, "
-        "at a small cost in ranking (docs/headroom.md).",
+        "torch or onnx). onnx-int8: int8 weights for questions against any index, about a third of onnx's time a "
+        "question, at a small cost in ranking (docs/headroom.md).",
     )
     replica_breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a replica's breaker.")
     replica_breaker_cooldown_s: float = Field(10.0, gt=0, description="Open replica breaker waits this long.")

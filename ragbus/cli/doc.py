@@ -22,9 +22,10 @@ def render(status: DocumentStatus) -> list[str]:
     else:
         lines = [f"{status.doc_id}: version {status.indexed_version} searchable, {status.chunks} chunks"]
     if arriving := status.arriving:
+        replaces = "the version above" if status.indexed_version is not None else "nothing"
         lines.append(
             f"arriving in parts: version {arriving.version}, {arriving.indexed} of {arriving.total} chunks in "
-            "(searchable as they come; it replaces the version above once all are in)"
+            f"(searchable as they come; whole once all are in, replacing {replaces})"
         )
     lines += [
         f"in flight: version {f.version}{' (delete)' if f.deleted else ''} waiting for the {f.stage}"

@@ -17,6 +17,7 @@ from ragbus.cli.doc import render
 from ragbus.dead_letters import list_dead_letters
 from ragbus.document_follower import pending_documents, versions_behind
 from ragbus.document_status import Arriving, DocumentStatus, indexed_state
+from ragbus.milvus.document_states import PARTS_PENDING, DocumentState, MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
 from ragbus.record_parts import encode_in_parts
 from schemas.chunks import ChunkedDocument
@@ -115,5 +116,36 @@ def test_a_version_in_parts_is_not_indexed_until_its_last_part_is(
         status = DocumentStatus("default", DOC)
         indexed_state(store, status)
         assert (status.indexed_version, status.chunks, status.arriving) == (2, 12, None)
+    finally:
+        store.close()
+
+
+def test_a_documents_status_names_only_a_whole_version_as_indexed(
+    engine: str, base_servers: dict[str, str], stack_home: Path
+) -> None:
+    """v2 never became whole (a part dead-lettered, say) before v3 started arriving: v1 is what is indexed."""
+    env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
+    settings = Pipeline(env=env, home=stack_home).settings
+    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
+    try:
+        collection = store.ensure_alias(settings.milvus.initial_collection, 384)
+        applier = VersionApplier(store, "indexer")
+        key = ("default", DOC)
+        applier.apply(collection, [version(1, 3, key)], {})
+        for number in (2, 3):
+            first = decode(encode_in_parts(version(number, 12, key), 12_000)[0], EmbeddedDocument)
+            fresh, known = applier.fresh(collection, [first])
+            applier.apply(collection, fresh, known)
+        status = DocumentStatus("default", DOC)
+        indexed_state(store, status)
+        assert (status.indexed_version, status.chunks) == (1, 3)
+        assert status.arriving == Arriving(3, len(first.chunks), 12)
+        assert versions_behind(store, "default", {DOC: 3}) == {DOC: 1}
+        # A delete's state before its removal is done still carries the mark: the status reads the delete.
+        states = MilvusDocumentStates(store)
+        states.put(collection, [DocumentState("default", DOC, 4, True, {1: 3, 2: 12, 3: 12, PARTS_PENDING: 0})])
+        status = DocumentStatus("default", DOC)
+        indexed_state(store, status)
+        assert (status.indexed_version, status.deleted, status.arriving) == (4, True, None)
     finally:
         store.close()
