@@ -11,10 +11,11 @@ caller gave up is dropped from its batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from ragbus.background import stop_task
 
 K = TypeVar("K", bound=Hashable)
 Item = TypeVar("Item")
@@ -57,9 +58,7 @@ class Batcher(Generic[K, Item, R]):
         """Stop sending; the items still waiting fail as cancelled."""
         self._closed = True
         for task in list(self._senders.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     async def _send(self, key: K) -> None:
         try:

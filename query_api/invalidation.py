@@ -8,7 +8,6 @@ consumer, it never skips an event); applying an event twice is harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer
@@ -16,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from query_api import metrics
 from query_api.cache import QueryCache
+from ragbus.background import stop_task
 from ragbus.errors import TransientError
 from ragbus.freshness_window import FreshnessWindow
 from ragbus.kafka_clients import start_client
@@ -45,22 +45,23 @@ class CacheInvalidationConsumer:
         self.freshness = FreshnessWindow(cache.redis, settings.redis.namespace)
         self.applied = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start consuming in the background (joining the group takes a moment; the API does not wait)."""
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="cache-invalidation")
 
     async def stop(self) -> None:
         """Stop consuming; the batch in flight is abandoned uncommitted and redelivered to another process."""
+        self._stopping = True  # a cancellation swallowed inside aiokafka (ragbus.background) still ends the loops
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def _run(self) -> None:
         delay = 0.5
-        while True:
+        while not self._stopping:
             consumer = AIOKafkaConsumer(
                 Topics(self.settings.kafka.topic_prefix).cache_invalidation,
                 **kafka_connection(self.settings),
@@ -86,7 +87,7 @@ class CacheInvalidationConsumer:
                 await consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
+        while not self._stopping:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for records in batches.values():
                 for record in records:

@@ -17,6 +17,7 @@ from query_api import metrics
 from query_api.breaker import CircuitBreaker
 from query_api.failover import AllFailed, first_answer
 from query_api.search_batches import SearchBatch, SearchBatcher, SearchShape
+from ragbus.background import stop_task
 from ragbus.errors import PermanentError, RagbusError, TransientError
 from ragbus.milvus.filters import MetadataWhere
 from ragbus.milvus.rows import ChunkHit
@@ -136,9 +137,8 @@ class ReplicatedRetriever:
         await self.batches.aclose()
         for task in (self._first_lookup, self._refresher):
             if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                with contextlib.suppress(Exception):
+                    await stop_task(task)
         for replica in self.replicas:
             replica.close()
 
@@ -164,7 +164,7 @@ class ReplicatedRetriever:
         return serving
 
     async def _keep_alias_fresh(self) -> None:
-        while True:
+        while not self._closed:  # a cancellation the lookup swallowed (ragbus.background) still ends the loop
             await asyncio.sleep(ALIAS_REFRESH_S)
             try:
                 await self._look_up_alias()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import Counter, Gauge
 
+from ragbus.background import stop_task
 from ragbus.errors import ConfigError, InputError
 from ragbus.evaluation import AsyncRanker, EvaluationReport, evaluate_async
 from ragbus.judged_set import JudgedSet, load_judged_set
@@ -50,9 +50,7 @@ class ScheduledEvaluation:
     async def stop(self) -> None:
         """Cancel the schedule (an evaluation in progress is abandoned)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
 
     async def _every_interval(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiokafka.errors import KafkaError
 
 from ragbus import metrics
+from ragbus.background import stop_task
 from ragbus.errors import RagbusError
 from ragbus.kafka_clients import consumer_lag
 from ragbus.settings import Settings
@@ -52,6 +53,4 @@ async def lag_exporter(settings: Settings, stage: str, topics: list[str], *, gro
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)

@@ -9,13 +9,13 @@ like any other dead letter. Nothing is skipped silently and `ragbus dlq replay` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from ragbus.background import stop_task
 from ragbus.errors import InvalidMessage
 from ragbus.kafka_clients import start_client
 from ragbus.kafka_security import kafka_connection
@@ -90,7 +90,5 @@ async def quarantine_watch(settings: Settings, stage: str) -> AsyncIterator[Quar
     try:
         yield watch
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         await consumer.stop()

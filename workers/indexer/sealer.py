@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from ragbus.background import stop_task
 from ragbus.errors import RagbusError
 from ragbus.milvus.document_states import MilvusDocumentStates
 from ragbus.milvus.store import MilvusChunkStore
@@ -75,6 +76,4 @@ async def sealing(store: MilvusChunkStore, collection: str, interval_s: float) -
     try:
         yield sealer
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
