@@ -1,8 +1,8 @@
 """RAGBUS_API_QUERY_BACKEND=onnx-int8 against an index of float vectors: int8 questions find the same documents, and
 their answers are cached apart from the float questions' (other vectors can rank otherwise).
 
-The animal corpus is shared by the session's tests, and some change it (test_pipeline deletes the hoatzin, another
-adds a second koi document with the same text): an animal counts only where float questions find it."""
+The animal corpus is shared by the session's tests, and some change it (test_pipeline deletes the hoatzin and the
+sloth, and adds a second koi document with the same text): an animal counts only where float questions find it."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_int8_questions_find_what_float_questions_find_and_are_cached_apart(
         as_int8, cached = ranked(int8_api, question)
         assert cached is False, "an answer the float questions cached is not served for int8 ones"
         if not as_float or f"The {animal} " not in as_float[0][1]:
-            continue  # changed by another test of the session
+            continue  # deleted by another test of the session
         compared += 1
         assert f"The {animal} " in as_int8[0][1], (animal, as_float, as_int8)
         assert as_int8[0] in as_float, (animal, as_float, as_int8)  # a tie (two koi documents) may swap them
