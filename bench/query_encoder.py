@@ -28,6 +28,22 @@ from ragbus.settings import EmbeddingSettings
 BACKENDS = ("torch", "onnx")
 
 
+def time_each_question(
+    encoders: dict[str, SentenceEmbedder], questions: list[str], rounds: int
+) -> dict[str, list[float]]:
+    """Seconds of each one-question call, per encoder: every question once a round, the encoders taking turns in an
+    order that alternates round by round, so machine load hits each alike."""
+    names = list(encoders)
+    took: dict[str, list[float]] = {name: [] for name in names}
+    for round_no in range(rounds):
+        for name in names if round_no % 2 == 0 else reversed(names):
+            for question in questions:
+                began = time.perf_counter()
+                encoders[name].encode([question], check_length=False)
+                took[name].append(time.perf_counter() - began)
+    return took
+
+
 def main() -> None:
     """CLI entry."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,13 +63,7 @@ def main() -> None:
         }
         loaded_s = time.perf_counter() - started
         vectors = {name: e.encode(questions, check_length=False) for name, e in embedders.items()}
-        took: dict[str, list[float]] = {name: [] for name in BACKENDS}
-        for round_no in range(args.rounds):
-            for name in BACKENDS if round_no % 2 == 0 else reversed(BACKENDS):
-                for question in questions:
-                    began = time.perf_counter()
-                    embedders[name].encode([question], check_length=False)
-                    took[name].append(time.perf_counter() - began)
+        took = time_each_question(embedders, questions, args.rounds)
         texts_per_s: dict[str, list[float]] = {name: [] for name in BACKENDS}
         for round_no in range(args.rounds if abstracts else 0):
             for name in BACKENDS if round_no % 2 == 0 else reversed(BACKENDS):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.query_encoder import time_each_question
 from bench.scifact import load_scifact
 from bench.scoring import summary_ms
 from bench.stack import ROOT, save_result
@@ -99,13 +100,7 @@ def main() -> None:
     ids = list(data.queries)
     questions = [data.queries[q] for q in ids]
     vectors = {name: np.vstack([e.encode([q], check_length=False) for q in questions]) for name, e in encoders.items()}
-    took: dict[str, list[float]] = {name: [] for name in QUESTION_BACKENDS}
-    for round_no in range(args.rounds):
-        for name in QUESTION_BACKENDS if round_no % 2 == 0 else reversed(QUESTION_BACKENDS):
-            for question in questions:
-                began = time.perf_counter()
-                encoders[name].encode([question], check_length=False)
-                took[name].append(time.perf_counter() - began)
+    took = time_each_question(encoders, questions, args.rounds)
     rankings = {
         name: [rank_documents(vectors[name][i], chunks, owners) for i in range(len(ids))] for name in QUESTION_BACKENDS
     }

@@ -9,6 +9,8 @@ are in, the version does not count as indexed (read-your-writes and `publish --w
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -80,72 +82,82 @@ def test_a_version_too_large_for_one_record_is_indexed_replaced_and_deleted_in_p
             assert asyncio.run(list_dead_letters(settings, stage)) == [], stage
 
 
-def test_a_version_in_parts_is_not_indexed_until_its_last_part_is(
-    engine: str, base_servers: dict[str, str], stack_home: Path
-) -> None:
-    """The parts applied as the indexer applies them, into the served collection of a fresh deployment; the
-    document's status shows the version arriving."""
+KEY = ("default", DOC)
+
+
+@contextmanager
+def v1_served(engine: str, base_servers: dict[str, str], stack_home: Path) -> Iterator[tuple[MilvusChunkStore, str]]:
+    """The served collection of a fresh deployment, holding v1 of DOC (3 chunks), and a store on it."""
     env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
     settings = Pipeline(env=env, home=stack_home).settings
     store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
     try:
         collection = store.ensure_alias(settings.milvus.initial_collection, 384)
-        applier = VersionApplier(store, "indexer")
-        key = ("default", DOC)
-        applier.apply(collection, [version(1, 3, key)], {})
+        VersionApplier(store, "indexer").apply(collection, [version(1, 3, KEY)], {})
+        yield store, collection
+    finally:
+        store.close()
+
+
+def parts(number: int, chunks: int) -> list[EmbeddedDocument]:
+    """Version `number` of DOC with `chunks` chunks, as the embedder sends it in parts of at most 12,000 bytes."""
+    return [decode(r, EmbeddedDocument) for r in encode_in_parts(version(number, chunks, KEY), 12_000)]
+
+
+def apply_as_indexer(store: MilvusChunkStore, collection: str, part: EmbeddedDocument) -> None:
+    applier = VersionApplier(store, "indexer")
+    fresh, known = applier.fresh(collection, [part])
+    applier.apply(collection, fresh, known)
+
+
+def status_of(store: MilvusChunkStore) -> DocumentStatus:
+    """What the index says of DOC (`ragbus doc`, GET /v1/documents/...), Kafka left out."""
+    status = DocumentStatus("default", DOC)
+    indexed_state(store, status)
+    return status
+
+
+def test_a_version_in_parts_is_not_indexed_until_its_last_part_is(
+    engine: str, base_servers: dict[str, str], stack_home: Path
+) -> None:
+    """The parts applied as the indexer applies them, into the served collection of a fresh deployment; the
+    document's status shows the version arriving."""
+    with v1_served(engine, base_servers, stack_home) as (store, collection):
         assert versions_behind(store, "default", {DOC: 1}) == {}
-        first, *rest = [decode(r, EmbeddedDocument) for r in encode_in_parts(version(2, 12, key), 12_000)]
+        first, *rest = parts(2, 12)
         assert rest
-        fresh, known = applier.fresh(collection, [first])
-        applier.apply(collection, fresh, known)
+        apply_as_indexer(store, collection, first)
         # Chunks of v2 are searchable, but v2 is not whole: it is behind, and v1 is what is whole.
         assert versions_behind(store, "default", {DOC: 2}) == {DOC: 1}
         assert versions_behind(store, "default", {DOC: 1}) == {}
-        assert pending_documents(store, {key: 2}) == {key}
-        # Where the document stands (`ragbus doc`, GET /v1/documents/...): v1 whole, v2 arriving with its count.
-        status = DocumentStatus("default", DOC)
-        indexed_state(store, status)
+        assert pending_documents(store, {KEY: 2}) == {KEY}
+        # Where the document stands: v1 whole, v2 arriving with its count.
+        status = status_of(store)
         assert (status.indexed_version, status.chunks) == (1, 3)
         assert status.arriving == Arriving(2, len(first.chunks), 12)
         assert any("arriving in parts: version 2" in line for line in render(status))
         for part in rest:
-            fresh, known = applier.fresh(collection, [part])
-            applier.apply(collection, fresh, known)
+            apply_as_indexer(store, collection, part)
         assert versions_behind(store, "default", {DOC: 2}) == {}
-        assert pending_documents(store, {key: 2}) == set()
-        status = DocumentStatus("default", DOC)
-        indexed_state(store, status)
+        assert pending_documents(store, {KEY: 2}) == set()
+        status = status_of(store)
         assert (status.indexed_version, status.chunks, status.arriving) == (2, 12, None)
-    finally:
-        store.close()
 
 
 def test_a_documents_status_names_only_a_whole_version_as_indexed(
     engine: str, base_servers: dict[str, str], stack_home: Path
 ) -> None:
     """v2 never became whole (a part dead-lettered, say) before v3 started arriving: v1 is what is indexed."""
-    env = pipeline_env(base_servers["kafka"], engine, base_servers["redis"])
-    settings = Pipeline(env=env, home=stack_home).settings
-    store = MilvusChunkStore(settings.milvus, settings.milvus_uri)
-    try:
-        collection = store.ensure_alias(settings.milvus.initial_collection, 384)
-        applier = VersionApplier(store, "indexer")
-        key = ("default", DOC)
-        applier.apply(collection, [version(1, 3, key)], {})
+    with v1_served(engine, base_servers, stack_home) as (store, collection):
         for number in (2, 3):
-            first = decode(encode_in_parts(version(number, 12, key), 12_000)[0], EmbeddedDocument)
-            fresh, known = applier.fresh(collection, [first])
-            applier.apply(collection, fresh, known)
-        status = DocumentStatus("default", DOC)
-        indexed_state(store, status)
+            first = parts(number, 12)[0]
+            apply_as_indexer(store, collection, first)
+        status = status_of(store)
         assert (status.indexed_version, status.chunks) == (1, 3)
         assert status.arriving == Arriving(3, len(first.chunks), 12)
         assert versions_behind(store, "default", {DOC: 3}) == {DOC: 1}
         # A delete's state before its removal is done still carries the mark: the status reads the delete.
         states = MilvusDocumentStates(store)
         states.put(collection, [DocumentState("default", DOC, 4, True, {1: 3, 2: 12, 3: 12, PARTS_PENDING: 0})])
-        status = DocumentStatus("default", DOC)
-        indexed_state(store, status)
+        status = status_of(store)
         assert (status.indexed_version, status.deleted, status.arriving) == (4, True, None)
-    finally:
-        store.close()
