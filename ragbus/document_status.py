@@ -105,10 +105,11 @@ def indexed_state(store: MilvusChunkStore, status: DocumentStatus) -> None:
         return
     indexed, deleted = state.version, state.deleted
     total = (state.chunks or {}).get(state.version)
+    counted: dict[int, int] = {}  # chunks of a version in the collection, each version counted once
     if state.parts_pending and not state.deleted and total is not None:
         # The state's version arrives in parts: the state names its whole chunk count, and the versions before it.
         # (The mark can outlive its version for a moment: a delete or a whole version then settles the state.)
-        arrived = store.count_document_chunks(status.tenant, status.doc_id, state.version)
+        arrived = counted[state.version] = store.count_document_chunks(status.tenant, status.doc_id, state.version)
         if arrived < total:
             status.arriving = Arriving(state.version, arrived, total)
             whole = whole_version_before(store, state)
@@ -116,9 +117,9 @@ def indexed_state(store: MilvusChunkStore, status: DocumentStatus) -> None:
                 return
             indexed = whole
     status.indexed_version, status.deleted = indexed, deleted
-    versions = store.indexed_versions(status.tenant, [status.doc_id]).get(status.doc_id, set())
-    if indexed in versions:
-        status.chunks = store.count_document_chunks(status.tenant, status.doc_id, indexed)
+    if indexed not in counted:
+        counted[indexed] = store.count_document_chunks(status.tenant, status.doc_id, indexed)
+    status.chunks = counted[indexed]  # 0 where none of its chunks is searchable (a delete)
 
 
 async def _unconsumed(settings: Settings, topic: str, group: str, key: bytes, limit: int) -> tuple[list[bytes], bool]:

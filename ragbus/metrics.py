@@ -43,6 +43,13 @@ LANE_YIELDED = Counter(
     "Polled bulk batches a stage put back to serve live records first (they are polled again).",
     ["stage"],
 )
+LANE_WAIT_SECONDS = Histogram(
+    "ragbus_lane_wait_seconds",
+    "From a record's produce time to the start of a stage's batch that takes it (the hop from the stage before and "
+    "the wait at this stage's input; a bulk record put back for live ones counts again when taken), by stage and lane.",
+    ["stage", "lane"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
 LANE_FRESHNESS_SECONDS = Histogram(
     "ragbus_lane_freshness_seconds",
     "From a document event's produce time to its chunks being searchable, by lane.",
@@ -84,6 +91,7 @@ def register_stage(stage: str) -> None:
     LANE_YIELDED.labels(stage)
     for lane in ("live", "bulk"):
         LANE_RECORDS.labels(stage, lane)
+        LANE_WAIT_SECONDS.labels(stage, lane)
 
 
 SOURCE_EVENTS = Counter(

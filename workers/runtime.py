@@ -140,7 +140,11 @@ class StageRunner(Generic[T]):
             self._leave_for_next_poll(records[taken:], rewind)
         metrics.STAGE_BATCH_SIZE.labels(stage).observe(taken)
         if records:
-            metrics.LANE_RECORDS.labels(stage, lane_of(records[0].topic).value).inc(taken)
+            lane = lane_of(records[0].topic).value
+            metrics.LANE_RECORDS.labels(stage, lane).inc(taken)
+            now = time.time()  # a record's timestamp is when the stage before this one (or a publisher) sent it
+            for record in records[:taken]:
+                metrics.LANE_WAIT_SECONDS.labels(stage, lane).observe(max(0.0, now - record.timestamp / 1000))
         if decoded:
             rejected += await self._process_isolating_poison(decoded)
         if rejected:

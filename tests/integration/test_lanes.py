@@ -18,7 +18,7 @@ from ragbus.document_follower import pending_documents
 from ragbus.document_publisher import publish_documents
 from ragbus.milvus.store import MilvusChunkStore
 from schemas.documents import DocumentEvent, DocumentOp
-from schemas.topics import Lane
+from schemas.topics import STAGES, Lane
 from tests.integration.test_resilience import assert_index_exact
 from tests.pipeline_helpers import wait_indexed
 from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_for
@@ -87,6 +87,10 @@ def test_a_live_change_is_searchable_while_a_bulk_is_still_in_flight(lanes: Pipe
     # The live document went ahead of the bulk in every stage: most of the bulk, its last document included, waits.
     assert (bulk[-1].tenant, bulk[-1].doc_id) in behind, f"live took {took:.1f}s, the bulk was done first"
     assert len(behind) > len(bulk) // 2, f"live took {took:.1f}s; only {len(behind)} bulk documents left"
+    for stage in STAGES:  # each stage timed the live record's wait at its input apart from the bulk records'
+        waited = "ragbus_lane_wait_seconds_count{lane="
+        assert lanes.metric(stage, waited + f'"live",stage="{stage}"}}') >= 1, stage
+        assert lanes.metric(stage, waited + f'"bulk",stage="{stage}"}}') >= 8, stage
     wait_indexed(lanes, bulk_versions, timeout_s=300)
     assert still_pending(lanes, {(live.tenant, live.doc_id): live.version}) == set()
 
