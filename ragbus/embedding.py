@@ -163,18 +163,29 @@ class SentenceEmbedder:
         # at a time that way cost 3 to 4% of the throughput on 2 cores (docs/benchmarks.md).
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbus-model")
 
+    @cached_property
+    def _bulk_thread(self) -> ThreadPoolExecutor:
+        # The bulk lane's calls (workers.embedder) have a thread, and so a team, of their own: a live call on the
+        # model's thread never queues behind one. Each thread always serves the same lane, so no team sits idle.
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragbus-model-bulk")
+
     async def on_model_thread(self, work: Callable[[], R]) -> R:
         """Run `work` (anything that calls the model) on the model's own thread; calls queue up in order."""
         return await asyncio.get_running_loop().run_in_executor(self._model_thread, work)
+
+    async def on_bulk_thread(self, work: Callable[[], R]) -> R:
+        """Run `work` on the bulk lane's model thread, beside whatever runs on the model's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._bulk_thread, work)
 
     async def encode_async(self, texts: list[str], *, check_length: bool = True) -> np.ndarray:
         """`encode` on the model's own thread, for event-loop code."""
         return await self.on_model_thread(lambda: self.encode(texts, check_length=check_length))
 
     def close(self) -> None:
-        """Stop the model's thread once its queued work is done (a later call starts a new one)."""
-        if "_model_thread" in self.__dict__:
-            self.__dict__.pop("_model_thread").shutdown(wait=True)
+        """Stop the model's threads once their queued work is done (a later call starts new ones)."""
+        for thread in ("_model_thread", "_bulk_thread"):
+            if thread in self.__dict__:
+                self.__dict__.pop(thread).shutdown(wait=True)
 
     @property
     def dim(self) -> int:

@@ -13,7 +13,8 @@ are long (the embedder: one model call after another) calls `yield_to_live()` be
 `YieldToLive` when live records wait (the consumer has fetched past its position on a live partition). The bulk's
 own turn gives way only after it has run TURN_S (1 s), so the bulk moves on under any live load. The batch is then
 put back whole, and what it already did is kept where that is free (the embedder's vectors are in the embedding
-cache), so it resumes there.
+cache), so it resumes there. The embedder also gives way while a bulk model call runs: the call goes on, on a thread
+of its own, beside the live batch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -50,6 +52,16 @@ async def yield_to_live() -> None:
     check = _live_waiting.get()
     if check is not None and await check():
         raise YieldToLive
+
+
+@contextmanager
+def batch_of_lane(live_waiting: Callable[[], Awaitable[bool]] | None) -> Iterator[None]:
+    """Run a batch: a bulk one, which gives way when `live_waiting()` says live records wait, or (None) a live one."""
+    token = _live_waiting.set(live_waiting)
+    try:
+        yield
+    finally:
+        _live_waiting.reset(token)
 
 
 def in_bulk_batch() -> bool:
@@ -119,9 +131,9 @@ class LaneScheduler:
             self.live_streak += 1
             metrics.LANE_YIELDED.labels(self.stage).inc()
             log.debug("%s: %d bulk records put back for %d live ones", self.stage, len(put_back), len(chosen))
-        token = _live_waiting.set(_GiveWay(consumer, TURN_S if turn else 0.0) if bulk_turn else None)
         try:
-            await process(chosen, consumer.seek)
+            with batch_of_lane(_GiveWay(consumer, TURN_S if turn else 0.0) if bulk_turn else None):
+                await process(chosen, consumer.seek)
         except YieldToLive:
             # Nothing of it is committed: all of it is polled again. What it forwarded already (only where poison
             # isolation sent records one by one) is forwarded again, an equal version the indexer re-applies.
@@ -133,8 +145,6 @@ class LaneScheduler:
             if looked:
                 rewind_to(looked, consumer.seek)
             raise
-        finally:
-            _live_waiting.reset(token)
 
     async def _fetched_live(self, consumer: AIOKafkaConsumer) -> list[Record]:
         # Only what the consumer already holds (timeout 0): looking costs no round trip and never waits.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from pydantic import SecretStr
 
+from ragbus import metrics
 from ragbus.embedding import ModelTokenizer, SentenceEmbedder
 from ragbus.kafka_clients import KafkaEventProducer
 from ragbus.redis_store import KeySpace, RedisEmbeddingCache, open_redis
@@ -19,6 +21,7 @@ from ragbus.settings import EmbeddingSettings, RedisSettings, load_settings
 from schemas.chunks import Chunk, ChunkedDocument
 from schemas.documents import DocumentOp
 from workers.embedder.handlers import EmbedderHandler
+from workers.lanes import YieldToLive, batch_of_lane
 from workers.runtime import Inbound
 
 MODEL = EmbeddingSettings().model
@@ -114,3 +117,45 @@ def test_planned_calls_give_each_text_its_own_vector_in_order_and_fill_the_cache
     np.testing.assert_allclose(first, alone, atol=1e-5)
     np.testing.assert_array_equal(second, first)
     assert all(v is not None for v in cached)
+
+
+def test_a_bulk_batch_gives_way_while_its_model_call_runs_and_the_call_still_caches_its_vectors(
+    embedder: SentenceEmbedder, base_servers: dict[str, str]
+) -> None:
+    handler = handler_for(embedder, base_servers["redis"])
+    tokenizer = ModelTokenizer.from_settings(EmbeddingSettings())
+    texts = [f"bulk passage {i} on the tides of a northern harbour" for i in range(4)]  # one bulk call of 4
+    counts = [tokenizer.count(t) for t in texts]
+    alone = np.stack([embedder.encode([t])[0] for t in texts])
+    release = threading.Event()
+
+    async def live_waits() -> bool:
+        return True
+
+    async def no_live() -> bool:
+        return False
+
+    async def scenario() -> tuple[list[np.ndarray | None], np.ndarray, list[np.ndarray | None], float, np.ndarray]:
+        # Something else holds the bulk thread, so the batch's call cannot even start.
+        busy = asyncio.ensure_future(embedder.on_bulk_thread(release.wait))
+        with batch_of_lane(live_waits), pytest.raises(YieldToLive):
+            await handler.embed(texts, counts)
+        # The batch gave way with its call still to run; a live call on the model's thread waits for none of it.
+        live = await asyncio.wait_for(embedder.encode_async(["a live edit about a kea"]), timeout=30)
+        before_release = await handler.cache.get_many(texts)
+        release.set()
+        await busy
+        misses = metrics.EMBEDDING_CACHE.labels("miss")._value.get()
+        with batch_of_lane(no_live):  # polled again: it waits for the call left running, then finds every vector
+            again = await handler.embed(texts, counts)
+        after = await handler.cache.get_many(texts)
+        computed = metrics.EMBEDDING_CACHE.labels("miss")._value.get() - misses
+        await handler.cache.redis.aclose()
+        return before_release, live, after, computed, again
+
+    before_release, live, after, computed, again = asyncio.run(scenario())
+    assert before_release == [None] * 4
+    np.testing.assert_allclose(live, embedder.encode(["a live edit about a kea"]), atol=1e-5)
+    assert all(vector is not None for vector in after)
+    assert computed == 0  # nothing embedded twice: the call that ran on after the batch gave way cached them
+    np.testing.assert_allclose(again, alone, atol=1e-5)

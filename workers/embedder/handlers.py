@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 from aiokafka import ConsumerRecord
@@ -21,6 +23,10 @@ from workers.embedder.batching import plan_model_batches
 from workers.lanes import in_bulk_batch, yield_to_live
 from workers.runtime import Inbound, Rejected
 
+log = logging.getLogger(__name__)
+# How often a bulk batch looks for live records while one of its model calls runs (a look costs no round trip).
+LIVE_CHECK_S = 0.02
+
 
 class EmbedderHandler:
     """Looks every chunk up in the cache, embeds the misses in batches, forwards vectors."""
@@ -35,6 +41,7 @@ class EmbedderHandler:
         routes: dict[str, str],
     ) -> None:
         self.embedder, self.cache, self.producer, self.routes = embedder, cache, producer, routes
+        self._bulk_calls: set[asyncio.Future[np.ndarray]] = set()
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> ChunkedDocument:
         """The chunked document."""
@@ -114,9 +121,16 @@ class EmbedderHandler:
         (`plan_model_batches`), so that padding is low without a corpus-wide sort; each call's vectors are cached
         as soon as they are computed, so a worker stopping mid-batch (graceful shutdown cancels the batch at an
         await) keeps what it embedded for the batch's redelivery.
+
+        A bulk batch's calls (of RAGBUS_EMBED_BULK_BATCH_SIZE) run on the model's bulk thread, and the batch gives
+        way to live records while a call runs, not only between calls: the call goes on beside the live batch and
+        caches its vectors, and the bulk batch, polled again, waits for it before it looks in the cache.
         """
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        bulk = in_bulk_batch()
+        if bulk and self._bulk_calls:
+            await asyncio.wait(set(self._bulk_calls))  # calls left running when a bulk batch gave way
         cached = await self.cache.get_many(texts)
         missing: dict[str, int] = {}
         for text, count, vector in zip(texts, token_counts, cached, strict=True):
@@ -127,12 +141,41 @@ class EmbedderHandler:
         fresh: dict[str, np.ndarray] = {}
         misses = list(missing)
         settings = self.embedder.settings
-        call_size = settings.bulk_batch_size if in_bulk_batch() else settings.batch_size
+        call_size = settings.bulk_batch_size if bulk else settings.batch_size
         for group in plan_model_batches(list(missing.values()), call_size):
             part = [misses[i] for i in group]
-            computed = await self.embedder.encode_async(part, check_length=False)
-            await self.cache.put_many(part, computed)
+            if bulk:
+                computed = await self._bulk_call(part)
+            else:
+                computed = await self._encode_and_cache(part, self.embedder.encode_async)
             fresh.update(zip(part, computed, strict=True))
             # A bulk batch gives way here to live records (it resumes from the cache); a live batch never does.
             await yield_to_live()
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])
+
+    async def _encode_and_cache(self, texts: list[str], encode: Callable[..., Awaitable[np.ndarray]]) -> np.ndarray:
+        computed = await encode(texts, check_length=False)
+        await self.cache.put_many(texts, computed)
+        return computed
+
+    async def _bulk_call(self, texts: list[str]) -> np.ndarray:
+        # Checked every LIVE_CHECK_S while the call runs: yield_to_live raises YieldToLive and the call runs on.
+        call = asyncio.ensure_future(self._encode_and_cache(texts, self._encode_on_bulk_thread))
+        self._bulk_calls.add(call)
+        call.add_done_callback(self._bulk_calls.discard)
+        try:
+            while not (await asyncio.wait({call}, timeout=LIVE_CHECK_S))[0]:
+                await yield_to_live()
+        except BaseException:  # the batch gave way (or stops): nobody awaits the call, which caches its vectors
+            call.add_done_callback(_log_failure)
+            raise
+        return call.result()
+
+    async def _encode_on_bulk_thread(self, texts: list[str], *, check_length: bool) -> np.ndarray:
+        return await self.embedder.on_bulk_thread(lambda: self.embedder.encode(texts, check_length=check_length))
+
+
+def _log_failure(call: asyncio.Future[np.ndarray]) -> None:
+    if not call.cancelled() and (error := call.exception()) is not None:
+        # Its vectors are computed again when the bulk batch is polled again.
+        log.warning("a bulk model call left running when its batch gave way failed: %s", error)
