@@ -201,8 +201,9 @@ class EmbeddingSettings(BaseSettings):
         4,
         ge=1,
         le=4096,
-        description="Texts per encode call in a bulk-lane batch, which gives way to live changes between calls: "
-        "on 2 CPU cores a call of 4 takes at most 0.2 s, at the throughput of calls of 64 (raise it on a GPU).",
+        description="Texts per encode call in a bulk-lane batch, which gives way to live changes between calls and "
+        "while one runs (on a model thread of its own, beside the live call): on 2 CPU cores a call of 4 takes at "
+        "most 0.2 s, at the throughput of calls of 64 (raise it on a GPU).",
     )
     device: str = Field("cpu", description="torch device.")
     threads: int = Field(
