@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import numpy as np
 from aiokafka import ConsumerRecord
@@ -144,23 +143,21 @@ class EmbedderHandler:
         call_size = settings.bulk_batch_size if bulk else settings.batch_size
         for group in plan_model_batches(list(missing.values()), call_size):
             part = [misses[i] for i in group]
-            if bulk:
-                computed = await self._bulk_call(part)
-            else:
-                computed = await self._encode_and_cache(part, self.embedder.encode_async)
+            computed = await (self._bulk_call(part) if bulk else self._encode_and_cache(part, bulk=False))
             fresh.update(zip(part, computed, strict=True))
             # A bulk batch gives way here to live records (it resumes from the cache); a live batch never does.
             await yield_to_live()
         return np.stack([v if v is not None else fresh[t] for t, v in zip(texts, cached, strict=True)])
 
-    async def _encode_and_cache(self, texts: list[str], encode: Callable[..., Awaitable[np.ndarray]]) -> np.ndarray:
-        computed = await encode(texts, check_length=False)
+    async def _encode_and_cache(self, texts: list[str], *, bulk: bool) -> np.ndarray:
+        on_thread = self.embedder.on_bulk_thread if bulk else self.embedder.on_model_thread
+        computed = await on_thread(lambda: self.embedder.encode(texts, check_length=False))
         await self.cache.put_many(texts, computed)
         return computed
 
     async def _bulk_call(self, texts: list[str]) -> np.ndarray:
         # Checked every LIVE_CHECK_S while the call runs: yield_to_live raises YieldToLive and the call runs on.
-        call = asyncio.ensure_future(self._encode_and_cache(texts, self._encode_on_bulk_thread))
+        call = asyncio.ensure_future(self._encode_and_cache(texts, bulk=True))
         self._bulk_calls.add(call)
         call.add_done_callback(self._bulk_calls.discard)
         try:
@@ -170,9 +167,6 @@ class EmbedderHandler:
             call.add_done_callback(_log_failure)
             raise
         return call.result()
-
-    async def _encode_on_bulk_thread(self, texts: list[str], *, check_length: bool) -> np.ndarray:
-        return await self.embedder.on_bulk_thread(lambda: self.embedder.encode(texts, check_length=check_length))
 
 
 def _log_failure(call: asyncio.Future[np.ndarray]) -> None:
