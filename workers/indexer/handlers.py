@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -116,10 +117,11 @@ class IndexerHandler:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
         collection = self.collection
         latest = [item.value for item in latest_per_document(batch)]
-        docs, known = await asyncio.to_thread(self.applier.fresh, collection, latest)
-        if not docs:
-            return []
-        applied = await asyncio.to_thread(self.applier.apply, collection, docs, known)
+        async with self.sealer.between_flushes() if self.sealer is not None else contextlib.nullcontext():
+            docs, known = await asyncio.to_thread(self.applier.fresh, collection, latest)
+            if not docs:
+                return []
+            applied = await asyncio.to_thread(self.applier.apply, collection, docs, known)
         if applied.written:  # before the invalidation that announces the change (ragbus.write_marks)
             await self.marks.record(collection, self.store.uri, applied.written)
         else:  # no timestamp: an older mark must not stand for these writes
