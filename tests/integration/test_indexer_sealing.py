@@ -48,6 +48,7 @@ def test_a_flush_and_an_indexer_batch_never_overlap(pipeline: Pipeline, indexed_
         assert collection
         sealer = CollectionSealer(store, collection, interval_s=10.0)
         handler = IndexerHandler(store, unused, unused, unused, unused, dim=384, collection=collection, sealer=sealer)
+        # A flush waits for the batch in progress.
         async with sealer.between_flushes():  # as a batch in progress
             sealer.wrote()
             flush = asyncio.create_task(sealer.seal())
@@ -57,6 +58,16 @@ def test_a_flush_and_an_indexer_batch_never_overlap(pipeline: Pipeline, indexed_
         await asyncio.wait_for(flush, timeout=60)
         assert sealer.flushes == 1  # the real flush ran once the batch was over
         assert await asyncio.wait_for(batch, timeout=60) == []
+
+        # A batch waits for the flush in progress: it ends only after the flush (an empty batch alone takes
+        # milliseconds, a flush of two collections far longer).
+        sealer.wrote()
+        flush = asyncio.create_task(sealer.seal())
+        await asyncio.sleep(0)  # the flush takes the lock and is under way
+        assert not flush.done()
+        assert await asyncio.wait_for(handler.process([]), timeout=60) == []
+        assert sealer.flushes == 2
+        await flush
 
     try:
         asyncio.run(scenario())

@@ -6,11 +6,14 @@ sealed, 4.6 ms and 47 ms (bench/README.md). The sealer flushes the pipeline's ch
 once writes pause for IDLE_S, and at least every RAGBUS_MILVUS_FLUSH_INTERVAL_S during a long ingest. It is best
 effort: a refused flush (a server's flush rate limit, a restart) is retried at the next pause, never an error.
 
-A flush never overlaps a batch of the indexer (`between_flushes`): while milvus-lite flushes a collection, a Strong
-query of it can return a row's previous value. Reading back just-written document states while another client
-flushed and read, 17 of 67,237 reads returned an older version than the last written; with the flush kept out of
-the read-and-write rounds, 0 of 68,258 (alternating 40 s periods, bench/results/milvus-flush-reads.json). A stale
-state would let an older event pass the indexer's version check, or leave a replaced version's chunks behind.
+A flush never overlaps a batch of this indexer process (`between_flushes`): while milvus-lite flushes a collection,
+a Strong query of it can return an earlier value of a row. Reading back just-written document states while another
+client flushed and read, 17 of 67,237 reads returned an older version than the last written (12 and 5 of them in
+two of four overlapping 40 s periods; values up to dozens of writes old); with the flush kept out of the
+read-and-write rounds, 0 of 68,258 (bench/results/milvus-flush-reads.json; milvus-lite only). A stale state would
+let an older event pass the indexer's version check, or leave a replaced version's chunks behind. Replicas of the
+indexer on one collection each flush on their own. A flush waits at most RAGBUS_MILVUS_TIMEOUT_S per collection
+(then it counts as deferred), so a batch never waits long behind one.
 """
 
 from __future__ import annotations
@@ -69,9 +72,12 @@ class CollectionSealer:
 
     async def _flush(self) -> None:
         started, self._dirty_since = self._dirty_since, None
+        timeout = self.store.settings.timeout_s
         try:
             for name in self.collections:
-                await asyncio.to_thread(self.store.call, lambda name=name: self.store.client.flush(name))
+                await asyncio.to_thread(
+                    self.store.call, lambda name=name: self.store.client.flush(name, timeout=timeout)
+                )
         except RagbusError as exc:
             self._dirty_since = started  # the earliest unsealed write (any write since is later)
             log.info("flush of %s deferred: %s", self.collections[0], exc)
