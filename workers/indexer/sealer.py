@@ -8,9 +8,9 @@ effort: a refused flush (a server's flush rate limit, a restart) is retried at t
 
 A flush never overlaps a batch of this indexer process (`between_flushes`): while milvus-lite flushes a collection,
 a Strong query of it can return an earlier value of a row. Reading back just-written document states while another
-client flushed and read, 17 of 67,237 reads returned an older version than the last written (12 and 5 of them in
-two of four overlapping 40 s periods; values up to dozens of writes old); with the flush kept out of the
-read-and-write rounds, 0 of 68,258 (bench/results/milvus-flush-reads.json; milvus-lite only). A stale state would
+client flushed and read, 23 of 127,378 reads in two runs returned an older version than the last written (in bursts,
+in 4 of 8 overlapping 40 s periods; values up to dozens of writes old); with the flush kept out of the read-and-write
+rounds, 0 of 124,309 (bench/results/milvus-flush-reads*.json; milvus-lite only). A stale state would
 let an older event pass the indexer's version check, or leave a replaced version's chunks behind. Replicas of the
 indexer on one collection each flush on their own. A flush waits at most RAGBUS_MILVUS_TIMEOUT_S per collection
 (then it counts as deferred), so a batch never waits long behind one.
