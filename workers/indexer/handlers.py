@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -80,7 +79,7 @@ class IndexerHandler:
         *,
         dim: int,
         collection: str,
-        sealer: CollectionSealer | None = None,
+        sealer: CollectionSealer,
     ) -> None:
         self.store, self.generation, self.producer, self.topics = store, generation, producer, topics
         self.marks = marks
@@ -117,7 +116,7 @@ class IndexerHandler:
         """Apply each document's newest version to Milvus, record it, bump the generation, announce the change."""
         collection = self.collection
         latest = [item.value for item in latest_per_document(batch)]
-        async with self.sealer.between_flushes() if self.sealer is not None else contextlib.nullcontext():
+        async with self.sealer.between_flushes():
             docs, known = await asyncio.to_thread(self.applier.fresh, collection, latest)
             if not docs:
                 return []
@@ -126,8 +125,7 @@ class IndexerHandler:
             await self.marks.record(collection, self.store.uri, applied.written)
         else:  # no timestamp: an older mark must not stand for these writes
             await self.marks.forget(collection, self.store.uri)
-        if self.sealer is not None:
-            self.sealer.wrote()
+        self.sealer.wrote()
         # Checked after the write: if the alias moves here later, the switch itself bumps the generation.
         serving = await asyncio.to_thread(self.store.alias_target) == collection
         now = datetime.now(UTC)
