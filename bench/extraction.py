@@ -1,17 +1,22 @@
-"""Extraction throughput: the extractor's work per document (read the original from a real SeaweedFS, parse, cache
-the text, record the hold) against the chosen library alone on the same files, alternating rounds.
+"""Extraction throughput: the extractor's work per document against the chosen library alone on the same files,
+alternating rounds.
 
 `python -m bench.extraction [--rounds 2] [--concurrency N] [--docx-ref REF]` writes bench/results/extraction.json.
 Kafka is not part of it (one produce per document, measured by bench.kafka_hop); the ratio is the stage's own
 overhead over the library. The series of a format run in a rotated order each round, and each series reports its
 median round, in wall and in CPU seconds: the library alone, `parse` (the stage's format module alone, no object
-store), `extractor` (the stage's batch path, N documents at a time) and `extractor x1` (one at a time).
-`--docx-ref` adds the Word module as it was at git REF to both (old and new in one run).
+store), `extractor` (the stage's batch path, `extract_batch`, N documents at a time, originals inline in their
+events as the publisher sends every original up to RAGBUS_OBJECTS_INLINE_MAX_BYTES: the cache's two Redis round
+trips per batch, the parse), `extractor stored` (the same with every original in a real SeaweedFS: the ledger's
+requests and the original's read as well) and `extractor x1` (stored, one document at a time). Every stage round
+starts on a fresh cache namespace and bucket: every extraction a cache miss. `--docx-ref` adds the Word module as
+it was at git REF to both (old and new in one run).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import io
 import json
@@ -29,15 +34,19 @@ import docx
 import pypdfium2 as pdfium
 import trafilatura
 from docx.text.paragraph import Paragraph
+from pydantic import SecretStr
 
 from ragbus.object_store import S3ObjectStore
-from ragbus.settings import ExtractSettings, ObjectSettings, WorkerSettings
-from ragbus.stack.process import free_port, stop_all
-from ragbus.stack.servers import S3_ACCESS_KEY, S3_SECRET_KEY, start_seaweedfs
+from ragbus.redis_store import KeySpace, open_redis
+from ragbus.settings import ExtractSettings, ObjectSettings, RedisSettings, WorkerSettings
+from ragbus.stack.launcher import redis_reachable
+from ragbus.stack.process import ManagedProcess, free_port, stop_all
+from ragbus.stack.servers import S3_ACCESS_KEY, S3_SECRET_KEY, start_redis, start_seaweedfs
 from schemas.documents import DocumentEvent, original_ref
 from tests.documents.samples import docx_bytes, html_page, pdf_bytes
 from workers.extractor import formats
-from workers.extractor.batches import BatchExtractor
+from workers.extractor.batches import BatchExtractor, extract_batch
+from workers.extractor.cache import ExtractionCache
 from workers.extractor.extraction import DocumentExtractor
 from workers.extractor.formats.types import Extraction
 
@@ -115,23 +124,43 @@ def parse_seconds(media_type: str, originals: list[bytes], word: Callable[[bytes
 
 
 def stage_seconds(
-    port: int, media_type: str, originals: list[bytes], word: Callable[[bytes], Extraction], concurrency: int
+    port: int,
+    redis_url: str,
+    media_type: str,
+    originals: list[bytes],
+    word: Callable[[bytes], Extraction],
+    concurrency: int,
+    *,
+    inline: bool,
 ) -> Timing:
-    """One extractor round on a fresh bucket (every extraction a cache miss), Word files read by `word`: the
-    stage's BatchExtractor on batches of RAGBUS_WORKER_MAX_RECORDS events, `concurrency` documents at a time."""
+    """One extractor round on a fresh bucket and cache namespace (every extraction a cache miss), Word files read
+    by `word`: extract_batch on batches of RAGBUS_WORKER_MAX_RECORDS events, `concurrency` documents at a time,
+    the originals inline in the events or stored in SeaweedFS."""
     settings = ObjectSettings(url=f"http://127.0.0.1:{port}", access_key=S3_ACCESS_KEY,
                               secret_key=S3_SECRET_KEY, bucket=f"b{uuid.uuid4().hex[:12]}")  # fmt: skip
     store = S3ObjectStore(settings, connections=concurrency + 1)
     store.ensure_bucket()
     events = []
     for number, data in enumerate(originals):
-        store.put_original(data, media_type)
-        events.append(DocumentEvent(doc_id=f"d{number}", media_type=media_type, original=original_ref(data)))
+        if not inline:
+            store.put_original(data, media_type)
+        ref = original_ref(data, inline=inline)
+        events.append(DocumentEvent(doc_id=f"d{number}", media_type=media_type, original=ref))
     extractor = BatchExtractor(DocumentExtractor(store, 50_000_000), concurrency)
     size = WorkerSettings().max_records
+
+    async def run() -> None:
+        redis = open_redis(RedisSettings(url=SecretStr(redis_url)))
+        cache = ExtractionCache(redis, KeySpace(f"bench-{uuid.uuid4().hex[:12]}"), 3600)
+        try:
+            for at in range(0, len(events), size):
+                await extract_batch(extractor, cache, events[at : at + size])
+        finally:
+            await redis.aclose()
+
     current, formats.EXTRACTORS[DOCX] = formats.EXTRACTORS[DOCX], word
     try:
-        return timed(lambda: [extractor.extract_all(events[at : at + size]) for at in range(0, len(events), size)])
+        return timed(lambda: asyncio.run(run()))
     finally:
         formats.EXTRACTORS[DOCX] = current
         extractor.close()
@@ -155,13 +184,20 @@ def main() -> None:
     word = formats.EXTRACTORS[DOCX]
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
-        server = start_seaweedfs(Path(home), port)
+        servers: list[ManagedProcess] = [start_seaweedfs(Path(home), port)]
+        redis_url = RedisSettings().url.get_secret_value()
+        if not redis_reachable(redis_url):
+            redis_port = free_port()
+            servers.append(start_redis(Path(home), redis_port))
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        stage = partial(stage_seconds, port, redis_url)
         series: dict[str, dict[str, Callable[[], Timing]]] = {
             media_type: {
                 "library": partial(library_seconds, media_type, originals),
                 "parse": partial(parse_seconds, media_type, originals, word),
-                "extractor": partial(stage_seconds, port, media_type, originals, word, args.concurrency),
-                "extractor x1": partial(stage_seconds, port, media_type, originals, word, 1),
+                "extractor": partial(stage, media_type, originals, word, args.concurrency, inline=True),
+                "extractor stored": partial(stage, media_type, originals, word, args.concurrency, inline=False),
+                "extractor x1": partial(stage, media_type, originals, word, 1, inline=False),
             }
             for media_type, originals in files.items()
         }
@@ -169,7 +205,7 @@ def main() -> None:
             old = docx_module_at(args.docx_ref, Path(home))
             series[DOCX][f"parse@{args.docx_ref}"] = partial(parse_seconds, DOCX, files[DOCX], old)
             series[DOCX][f"extractor@{args.docx_ref}"] = partial(
-                stage_seconds, port, DOCX, files[DOCX], old, args.concurrency
+                stage, DOCX, files[DOCX], old, args.concurrency, inline=True
             )
         walls: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
         cpus: dict[str, dict[str, list[float]]] = {m: {n: [] for n in named} for m, named in series.items()}
@@ -183,7 +219,7 @@ def main() -> None:
                         walls[media_type][name].append(wall)
                         cpus[media_type][name].append(cpu)
         finally:
-            stop_all([server], timeout_s=10)
+            stop_all(servers, timeout_s=10)
     report: dict[str, object] = {"concurrency": args.concurrency, "rounds": args.rounds,
                                  "load_average": list(os.getloadavg())}  # fmt: skip
     for media_type, runs in walls.items():

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ragbus.errors import InputError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage, ensure_topics
 from ragbus.logging_setup import CORRELATION_HEADER, correlation_id
-from ragbus.originals import store_originals
+from ragbus.originals import inline_originals, store_originals
 from ragbus.settings import Settings
 from schemas.codec import encode
 from schemas.documents import DocumentEvent, DocumentOp, document_key
@@ -103,10 +103,12 @@ class DocumentPublisher:
         live), and return once the broker acknowledged every one.
 
         InputError (nothing sent) when one is too large; `on_progress(sent, batch_bytes)` after each batch.
-        Originals (PDF, HTML, ...) are stored in object storage first: `originals` gives bytes by sha256 (uploads),
-        else each is read from the file its event's `source` names (ragbus/originals.py).
+        Originals (PDF, HTML, ...) travel inside their events when small, else are stored in object storage first:
+        `originals` gives bytes by sha256 (uploads), else each is read from the file its event's `source` names
+        (ragbus/originals.py).
         """
         topic = self.topics.documents_in(lane or self.lane_for(len(events)))
+        events = await inline_originals(self.settings, events, originals)
         messages = [to_message(e, topic, self.settings.kafka.max_message_bytes) for e in events]
         await store_originals(self.settings, events, originals)
         producer = await self._started()

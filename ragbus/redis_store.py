@@ -58,6 +58,11 @@ class KeySpace:
         digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
         return f"{self.namespace}:emb:{digest}"
 
+    def extraction(self, extractor: str, tenant: str, doc_id: str) -> str:
+        """A document's last extracted text by `extractor` (a version), with the hash of its original."""
+        digest = hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:32]
+        return f"{self.namespace}:extracted:{extractor}:{digest}"
+
     def embedding_cache_stats(self) -> str:
         """Hash of embedding cache lookups by result (hit, miss), for `ragbus status`."""
         return f"{self.namespace}:stats:embedding-cache"

@@ -163,7 +163,7 @@ class MilvusSettings(BaseSettings):
 
 
 class RedisSettings(BaseSettings):
-    """Embedding cache, query cache and index generation counters."""
+    """Embedding cache, extraction cache, query cache and index generation counters."""
 
     model_config = _config("RAGBUS_REDIS_")
 
@@ -173,6 +173,11 @@ class RedisSettings(BaseSettings):
     )
     namespace: str = Field("ragbus", description="Prefix of every key ragbus writes.")
     embedding_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="Lifetime of a cached embedding.")
+    extraction_ttl_s: int = Field(
+        30 * 24 * 3600,
+        ge=60,
+        description="Lifetime of a document's cached extracted text (a replay or reindex within it parses nothing).",
+    )
     query_cache_ttl_s: int = Field(300, ge=0, description="Lifetime of a cached answer (0 disables the cache).")
     cluster: bool = Field(False, description="The URL names one node of a Redis Cluster (RedisCluster client).")
     username: str | None = Field(None, description="ACL user (overrides the URL's).")
@@ -476,7 +481,7 @@ class SourceSettings(BaseSettings):
 
 
 class ObjectSettings(BaseSettings):
-    """Object storage (S3 API) holding the originals of documents and their extracted text."""
+    """Object storage (S3 API) holding the originals of documents larger than `inline_max_bytes`."""
 
     model_config = _config("RAGBUS_OBJECTS_")
 
@@ -486,10 +491,17 @@ class ObjectSettings(BaseSettings):
         "RAGBUS_OBJECTS_AWS=true).",
     )
     aws: bool = Field(False, description="Use AWS S3 itself (its default endpoint) when no URL is set.")
-    bucket: str = Field("ragbus-documents", min_length=3, description="Bucket of originals and extracted text.")
+    bucket: str = Field("ragbus-documents", min_length=3, description="Bucket of originals and their ledger.")
     access_key: SecretStr | None = Field(None, description="Access key id (unset: the client's default chain).")
     secret_key: SecretStr | None = Field(None, description="Secret access key.")
     region: str = Field("us-east-1", description="Region sent to the S3 API.")
+    inline_max_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="Originals up to this size travel inside their document event (base64) instead of being "
+        "stored: no object-store request for them (0: store every original). Larger ones, or ones whose event "
+        "would pass RAGBUS_KAFKA_MAX_MESSAGE_BYTES, are stored.",
+    )
 
     @property
     def configured(self) -> bool:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from schemas.bounds import Line, Metadata, Text, Version, version_clock_now, version_problem
 from schemas.fields import DocId, Tenant, utc_now
@@ -24,34 +26,67 @@ class DocumentOp(StrEnum):
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
+def _from_base64(value: object) -> object:
+    """JSON carries the bytes as standard base64; Python callers pass the bytes themselves."""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("not standard base64") from None
+    return value
+
+
+InlineBytes = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(lambda data: base64.b64encode(data).decode(), return_type=str, when_used="json"),
+]
+
+
 class OriginalRef(BaseModel):
-    """Where the original bytes of a document are kept: a content-addressed object in object storage."""
+    """The original bytes of a document: a content-addressed object in object storage, or (small originals,
+    schema_version 3) the bytes themselves in `data`, so the extractor reads no object for them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: str = Field(description="Object key in RAGBUS_OBJECTS_BUCKET.", examples=["originals/9f86d0…"])
     sha256: str = Field(pattern=SHA256_HEX, description="sha256 of the bytes (hex): the key is derived from it.")
     size: int = Field(ge=0, description="Size of the original in bytes.")
+    data: InlineBytes | None = Field(
+        None,
+        description="The bytes themselves (base64 in JSON) when at most RAGBUS_OBJECTS_INLINE_MAX_BYTES: then "
+        "nothing is stored under `key` (schema_version 3).",
+    )
+
+    @model_validator(mode="after")
+    def _data_matches(self) -> OriginalRef:
+        if self.data is not None and (
+            len(self.data) != self.size or hashlib.sha256(self.data).hexdigest() != self.sha256
+        ):
+            raise ValueError("the inline bytes do not match the original's size and sha256")
+        return self
 
 
-def original_ref(data: bytes) -> OriginalRef:
-    """The reference of `data`: key `originals/<sha256>` (the same bytes always get the same key)."""
+def original_ref(data: bytes, *, inline: bool = False) -> OriginalRef:
+    """The reference of `data`: key `originals/<sha256>` (the same bytes always get the same key); `inline`: the
+    bytes travel in the event itself."""
     sha = hashlib.sha256(data).hexdigest()
-    return OriginalRef(key=f"originals/{sha}", sha256=sha, size=len(data))
+    return OriginalRef(key=f"originals/{sha}", sha256=sha, size=len(data), data=data if inline else None)
 
 
 class DocumentEvent(BaseModel):
     """A document was created or replaced (upsert) or removed (delete).
 
     Version 2 adds `media_type` and `original`: an upsert may carry a reference to its original bytes in object
-    storage instead of inline text (the extractor turns it into text). Version 1 events stay valid as they were;
-    an event with an original is always version 2, so a version-1 consumer refuses it rather than misread it.
+    storage instead of inline text (the extractor turns it into text). Version 3 lets the original carry its bytes
+    (`original.data`, small originals). Version 1 events stay valid as they were; an event with an original is
+    version 2, and version 3 when its bytes are inline, so an older consumer refuses it rather than misread it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1, 2] = Field(
-        1, description="Contract version of this message (2 when it has an original)."
+    schema_version: Literal[1, 2, 3] = Field(
+        1, description="Contract version of this message (2 when it has an original, 3 when its bytes are inline)."
     )
     event_id: str = Field(
         default_factory=lambda: uuid.uuid4().hex, description="Unique id of this event.", examples=["3f2a..."]
@@ -75,13 +110,19 @@ class DocumentEvent(BaseModel):
         description="Media type of the text or the original (v2; v1 events are text/plain).",
         examples=["application/pdf", "text/markdown"],
     )
-    original: OriginalRef | None = Field(None, description="The original bytes in object storage (v2; then no text).")
+    original: OriginalRef | None = Field(
+        None, description="The original bytes, in object storage (v2) or inline (v3); then no text."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _original_means_v2(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("original") is not None and "schema_version" not in data:
-            return {**data, "schema_version": 2}
+            original = data["original"]
+            inline = (
+                original.get("data") if isinstance(original, dict) else getattr(original, "data", None)
+            ) is not None
+            return {**data, "schema_version": 3 if inline else 2}
         return data
 
     @field_validator("version")
@@ -95,6 +136,8 @@ class DocumentEvent(BaseModel):
     def _upsert_has_text(self) -> DocumentEvent:
         if self.original is not None and self.schema_version < 2:
             raise ValueError("an event with an original is schema_version 2")
+        if self.original is not None and self.original.data is not None and self.schema_version < 3:
+            raise ValueError("an event with inline original bytes is schema_version 3")
         if self.original is not None and self.text:
             raise ValueError("an event carries either text or an original, not both")
         if self.op is DocumentOp.UPSERT and self.original is None and not self.text.strip():

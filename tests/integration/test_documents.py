@@ -33,6 +33,7 @@ from tests.stack_fixtures import Pipeline, pipeline_env, running_pipeline, wait_
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 MAX_BYTES = 300_000
+INLINE_MAX = 2_000  # the report PDF, the Word and PowerPoint files are stored; small pages travel inline
 HARBOUR = "The Varnholm harbour crane lifts forty tonnes of granite blocks onto the barges."
 MARKDOWN = b"""# Operations guide
 
@@ -49,7 +50,8 @@ How ragbus keeps answers fresh: every change of a document is an event.
 
 @pytest.fixture(scope="module")
 def docs_pipeline(base_servers: dict[str, str], seaweedfs: dict[str, str], stack_home: Path) -> Iterator[Pipeline]:
-    """A deployment whose extractor reads originals from SeaweedFS (small batches, a 300 KB size limit)."""
+    """A deployment whose extractor reads originals from SeaweedFS, or inline up to 2 KB (small batches, a 300 KB
+    size limit)."""
     env = pipeline_env(
         base_servers["kafka"],
         base_servers["milvus-lite"],
@@ -57,6 +59,7 @@ def docs_pipeline(base_servers: dict[str, str], seaweedfs: dict[str, str], stack
         **seaweedfs,
         RAGBUS_OBJECTS_BUCKET=f"docs-{uuid.uuid4().hex[:10]}",
         RAGBUS_EXTRACT_MAX_BYTES=str(MAX_BYTES),
+        RAGBUS_OBJECTS_INLINE_MAX_BYTES=str(INLINE_MAX),
         RAGBUS_WORKER_MAX_RECORDS="4",
     )
     with running_pipeline(env, stack_home) as running:
@@ -270,6 +273,8 @@ def test_sigkill_of_the_extractor_mid_batch_loses_and_duplicates_nothing(docs_pi
     events, originals = [], {}
     for i in range(48):
         data = html_page(f"Log {i}", f"Shipment log {i}", [f"Shipment {i} carried {i * 7} crates of oranges."] * 3)
+        if i % 2:  # every other page past the inline limit (a comment the extraction drops): stored
+            data += b"<!-- " + b"padding " * (INLINE_MAX // 8) + b"-->"
         ref = original_ref(data)
         originals[ref.sha256] = data
         events.append(DocumentEvent(doc_id=f"crash/{i:02d}.html", media_type="text/html", original=ref))
@@ -290,7 +295,9 @@ def test_sigkill_of_the_extractor_mid_batch_loses_and_duplicates_nothing(docs_pi
         assert [r["version"] for r in rows] == [event.version], event.doc_id  # one chunk each, that version
     stored = objects(docs_pipeline)
     try:
-        assert all(stored.exists(e.original.key) for e in events if e.original)
+        # the stored half kept, the inline half never stored
+        refs = [e.original for e in events if e.original]
+        assert [stored.exists(ref.key) for ref in refs] == [ref.size > INLINE_MAX for ref in refs] == [False, True] * 24
     finally:
         stored.close()
 

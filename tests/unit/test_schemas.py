@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from ragbus.errors import InvalidMessage, UnknownSchemaVersion
 from schemas import ChunkedDocument, DocumentEvent, DocumentOp, EmbeddedDocument, decode, encode
 from schemas.dead_letter import DeadLetterHeaders, original_event_id
-from schemas.documents import document_key, parse_document_key, tombstone_event
+from schemas.documents import document_key, original_ref, parse_document_key, tombstone_event
 from schemas.embeddings import pack_vector, unpack_vector
 from schemas.errors import ContractError, UnsupportedSchemaVersion
 from schemas.quarantine import QuarantineRequest
@@ -35,7 +35,7 @@ def test_versions_default_to_increasing_numbers() -> None:
         (b"{not json", ContractError),
         (b"[1, 2]", ContractError),
         (b'{"doc_id": "a"}', ContractError),
-        (b'{"schema_version": 3, "doc_id": "a", "text": "x"}', UnsupportedSchemaVersion),
+        (b'{"schema_version": 4, "doc_id": "a", "text": "x"}', UnsupportedSchemaVersion),
         (
             b'{"schema_version": 1, "doc_id": "a", "original": {"key": "k", "sha256": "%s", "size": 1}}' % (b"a" * 64),
             ContractError,
@@ -67,7 +67,7 @@ def test_unknown_version_is_told_apart_from_malformed() -> None:
 def test_the_core_keeps_a_contract_errors_code_so_dead_letters_say_why() -> None:
     for payload, core_error, code in [
         (b"{not json", InvalidMessage, "invalid_message"),
-        (b'{"schema_version": 3, "doc_id": "a", "text": "x"}', UnknownSchemaVersion, "unknown_schema_version"),
+        (b'{"schema_version": 4, "doc_id": "a", "text": "x"}', UnknownSchemaVersion, "unknown_schema_version"),
     ]:
         with pytest.raises(ContractError) as err:
             decode(payload, DocumentEvent)
@@ -149,3 +149,22 @@ def test_every_stage_can_be_asked_to_quarantine_a_record_and_nothing_else() -> N
         assert QuarantineRequest(stage=stage, topic="ragbus.documents.v1", partition=0, offset=3).stage == stage
     with pytest.raises(ValidationError):
         QuarantineRequest(stage="publisher", topic="ragbus.documents.v1", partition=0, offset=3)  # type: ignore[arg-type]
+
+
+def test_an_original_with_its_bytes_inline_is_version_3_and_must_match_its_hash() -> None:
+    event = DocumentEvent(doc_id="r.pdf", media_type="application/pdf", original=original_ref(b"%PDF-1.7", inline=True))
+    raw = orjson.loads(encode(event))
+    assert raw["schema_version"] == 3 and raw["original"]["data"] == "JVBERi0xLjc="  # standard base64 in JSON
+    again = decode(encode(event), DocumentEvent)
+    assert again == event and again.original is not None and again.original.data == b"%PDF-1.7"
+    for change, problem in [
+        ({"data": "JVBERi0xLjg="}, "do not match"),  # other bytes under the same sha256
+        ({"data": "not base64!"}, "base64"),
+    ]:
+        with pytest.raises(ContractError, match=problem):
+            decode(orjson.dumps({**raw, "original": {**raw["original"], **change}}), DocumentEvent)
+    with pytest.raises(ContractError, match="schema_version 3"):
+        decode(orjson.dumps({**raw, "schema_version": 2}), DocumentEvent)
+    # without the bytes the same original is a version-2 reference to object storage
+    stored = DocumentEvent(doc_id="r.pdf", media_type="application/pdf", original=original_ref(b"%PDF-1.7"))
+    assert stored.schema_version == 2

@@ -11,7 +11,8 @@ from ragbus.errors import InvalidMessage, PermanentError
 from ragbus.kafka_clients import KafkaEventProducer, OutboundMessage
 from schemas.codec import decode, encode
 from schemas.documents import DocumentEvent, document_key, key_problem, tombstone_event
-from workers.extractor.batches import BatchExtractor
+from workers.extractor.batches import BatchExtractor, extract_batch
+from workers.extractor.cache import ExtractionCache
 from workers.extractor.extraction import Outcome
 from workers.runtime import Inbound, Rejected
 
@@ -36,8 +37,14 @@ class ExtractorHandler:
 
     stage = "extractor"
 
-    def __init__(self, extractor: BatchExtractor, producer: KafkaEventProducer, routes: dict[str, str]) -> None:
-        self.extractor, self.producer, self.routes = extractor, producer, routes
+    def __init__(
+        self,
+        extractor: BatchExtractor,
+        cache: ExtractionCache,
+        producer: KafkaEventProducer,
+        routes: dict[str, str],
+    ) -> None:
+        self.extractor, self.cache, self.producer, self.routes = extractor, cache, producer, routes
 
     def decode(self, record: ConsumerRecord[bytes, bytes]) -> DocumentEvent:
         """The document event."""
@@ -48,13 +55,17 @@ class ExtractorHandler:
         return 0
 
     async def stores_answer(self) -> bool:
-        """Kafka and the object store (when originals are configured) answer."""
-        return await self.producer.answers() and await asyncio.to_thread(self.extractor.extractor.store_answers)
+        """Kafka, Redis (the extraction cache) and the object store (when configured) answer."""
+        return (
+            await self.producer.answers()
+            and await self.cache.answers()
+            and await asyncio.to_thread(self.extractor.extractor.store_answers)
+        )
 
     async def process(self, batch: list[Inbound[DocumentEvent]]) -> list[Rejected]:
         """Extract (off the event loop, so heartbeats continue; documents side by side) and produce in the batch's
-        order. A TransientError (object store down) propagates: the runner retries the whole batch."""
-        results = await asyncio.to_thread(self.extractor.extract_all, [item.value for item in batch])
+        order. A TransientError (object store or Redis down) propagates: the runner retries the whole batch."""
+        results = await extract_batch(self.extractor, self.cache, [item.value for item in batch])
         done: list[tuple[Inbound[DocumentEvent], Outcome]] = []
         rejected: list[Rejected] = []
         for item, result in zip(batch, results, strict=True):

@@ -3,8 +3,11 @@
 Originals are content-addressed, so two documents with the same bytes share one object. Per document the ledger
 keeps `documents/<tenant>/<doc_id hash>` = {sha256, version} and per original `holders/<sha256>/<doc hash>`.
 An upsert with an original takes a hold on it; a delete, or an upsert with other bytes, releases the previous
-hold; an original (and its cached text) is deleted when its last hold goes. Events older than the recorded
-version are stale (a replay of a superseded event): they change nothing.
+hold; an original is deleted when its last hold goes. Events older than the recorded version are stale (a replay
+of a superseded event): they change nothing. An original that travels inline (schema_version 3) is not stored and
+takes no hold; when the document's cache entry says it held a stored original, that hold is released
+(DocumentExtractor). With no entry (expired, or Redis lost it) the earlier original stays until the document's
+next stored original or its delete: kept too long, never removed too early.
 
 The holder is written before the holding and removed only when the holding moves to other bytes, so a holding of
 some bytes implies its holder: a document that keeps its bytes writes only its new version, and a replay of the
@@ -20,7 +23,6 @@ import threading
 from dataclasses import dataclass
 
 from ragbus.object_store import S3ObjectStore
-from workers.extractor.cache import ExtractionCache
 
 _STRIPES = 64
 
@@ -40,8 +42,8 @@ class Holding:
 class OriginalLedger:
     """Holds and releases originals in object storage."""
 
-    def __init__(self, store: S3ObjectStore, cache: ExtractionCache) -> None:
-        self.store, self.cache = store, cache
+    def __init__(self, store: S3ObjectStore) -> None:
+        self.store = store
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
 
     def _lock(self, sha256: str) -> threading.Lock:
@@ -73,4 +75,3 @@ class OriginalLedger:
             self.store.delete(f"holders/{sha256}/{doc}")
             if not self.store.keys(f"holders/{sha256}/"):
                 self.store.delete(f"originals/{sha256}")
-                self.cache.drop(sha256)
