@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ragbus.milvus import collections, schema, search, writes
 from ragbus.milvus.connection import MilvusConnection
@@ -16,6 +17,17 @@ class MilvusChunkStore(MilvusConnection):
 
     Blocking calls: run them in a worker thread from async code.
     """
+
+    # --- sealing ---------------------------------------------------------------------------------------------
+
+    def request_flush(self, collection: str) -> Any:
+        """Seal `collection`'s segments and return at once with a future whose `result()` waits until the server
+        persisted them. MilvusClient.flush does both in one call; on Milvus 2.3 here the wait took 2.5 s per
+        collection (polled every 0.5 s), on milvus-lite 0.05 s. pymilvus sends the Flush request, and checks its
+        answer, before returning the future (its `_async` flush); MilvusClient exposes no such call, hence its
+        handler."""
+        handler = self.client._get_connection()
+        return self.call(lambda: handler.flush([collection], timeout=self.settings.timeout_s, _async=True))
 
     # --- collections and aliases -------------------------------------------------------------------------
 
