@@ -36,8 +36,9 @@ def _bytes_of(event: DocumentEvent, given: Mapping[str, bytes]) -> bytes:
 def _inline(settings: Settings, event: DocumentEvent, given: Mapping[str, bytes]) -> DocumentEvent:
     """The event with its original's bytes inside, when they are small enough and the event still fits a record."""
     original = event.original
-    if original is None or original.data is not None or original.size > settings.objects.inline_max_bytes:
-        return event
+    limit = settings.objects.inline_max_bytes
+    if original is None or original.data is not None or limit == 0 or original.size > limit:
+        return event  # 0: every original stored, an empty one too
     inline = event.model_copy(
         update={"original": original_ref(_bytes_of(event, given), inline=True), "schema_version": 3}
     )

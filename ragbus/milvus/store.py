@@ -26,8 +26,8 @@ class MilvusChunkStore(MilvusConnection):
         collection (polled every 0.5 s), on milvus-lite 0.05 s. pymilvus sends the Flush request, and checks its
         answer, before returning the future (its `_async` flush); MilvusClient exposes no such call, hence its
         handler."""
-        handler = self.client._get_connection()
-        return self.call(lambda: handler.flush([collection], timeout=self.settings.timeout_s, _async=True))
+        timeout = self.settings.timeout_s
+        return self.call(lambda: self.client._get_connection().flush([collection], timeout=timeout, _async=True))
 
     # --- collections and aliases -------------------------------------------------------------------------
 

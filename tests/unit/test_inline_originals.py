@@ -41,7 +41,9 @@ def test_small_originals_go_inline_and_the_rest_stay_references(
 
     # 0: every original stored
     monkeypatch.setenv("RAGBUS_OBJECTS_INLINE_MAX_BYTES", "0")
-    assert asyncio.run(inline_originals(load_settings(), events[:1])) == events[:1]
+    (tmp_path / "empty.html").write_bytes(b"")
+    unchanged = [events[0], event_of(tmp_path / "empty.html")]
+    assert asyncio.run(inline_originals(load_settings(), unchanged)) == unchanged
 
 
 def test_bytes_that_no_longer_match_the_event_are_refused(tmp_path: Path) -> None:
