@@ -39,9 +39,8 @@ def _inline(settings: Settings, event: DocumentEvent, given: Mapping[str, bytes]
     limit = settings.objects.inline_max_bytes
     if original is None or original.data is not None or limit == 0 or original.size > limit:
         return event  # 0: every original stored, an empty one too
-    inline = event.model_copy(
-        update={"original": original_ref(_bytes_of(event, given), inline=True), "schema_version": 3}
-    )
+    data = _bytes_of(event, given)  # checked against the original's sha256 there
+    inline = event.model_copy(update={"original": original.model_copy(update={"data": data}), "schema_version": 3})
     return inline if len(encode(inline)) <= settings.kafka.max_message_bytes else event
 
 

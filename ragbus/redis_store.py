@@ -35,6 +35,14 @@ def redis_options(settings: RedisSettings) -> dict[str, Any]:
     return options
 
 
+async def redis_answers(redis: Redis) -> bool:
+    """Whether Redis answers a PING now."""
+    try:
+        return bool(await redis.ping())
+    except REDIS_DOWN:
+        return False
+
+
 def open_redis(settings: RedisSettings) -> Redis:
     """A client for RAGBUS_REDIS_URL (lazy: the first command connects); a RedisCluster with RAGBUS_REDIS_CLUSTER.
 
@@ -58,10 +66,9 @@ class KeySpace:
         digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
         return f"{self.namespace}:emb:{digest}"
 
-    def extraction(self, extractor: str, tenant: str, doc_id: str) -> str:
+    def extraction(self, extractor: str, doc_hash: str) -> str:
         """A document's last extracted text by `extractor` (a version), with the hash of its original."""
-        digest = hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:32]
-        return f"{self.namespace}:extracted:{extractor}:{digest}"
+        return f"{self.namespace}:extracted:{extractor}:{doc_hash}"
 
     def embedding_cache_stats(self) -> str:
         """Hash of embedding cache lookups by result (hit, miss), for `ragbus status`."""
@@ -109,10 +116,7 @@ class RedisEmbeddingCache:
 
     async def answers(self) -> bool:
         """Whether Redis answers a PING now."""
-        try:
-            return bool(await self.redis.ping())
-        except REDIS_DOWN:
-            return False
+        return await redis_answers(self.redis)
 
     async def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
         """Store vectors for `texts`."""
@@ -147,10 +151,7 @@ class IndexGeneration:
 
     async def answers(self) -> bool:
         """Whether Redis answers a PING now."""
-        try:
-            return bool(await self.redis.ping())
-        except REDIS_DOWN:
-            return False
+        return await redis_answers(self.redis)
 
     async def bump(self) -> int:
         """Advance the generation; returns the new value."""

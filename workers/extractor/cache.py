@@ -11,6 +11,7 @@ entry lost costs a parse, never a document.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from ragbus.errors import TransientError
-from ragbus.redis_store import REDIS_DOWN, KeySpace
+from ragbus.redis_store import REDIS_DOWN, KeySpace, redis_answers
 from schemas.documents import DocumentEvent
 from schemas.extracted import Block
 from workers.extractor.formats.types import Extraction
@@ -28,6 +29,11 @@ from workers.extractor.formats.types import Extraction
 EXTRACTOR_VERSION = "ragbus-extract-1"
 
 DocKey = tuple[str, str]  # (tenant, doc_id)
+
+
+def doc_hash(tenant: str, doc_id: str) -> str:
+    """A document's name in keys (the cache's and the ledger's): fixed length, any characters of its id."""
+    return hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class ExtractionCache:
         self.redis, self.keys, self.ttl_s = redis, keys, ttl_s
 
     def _key(self, doc: DocKey) -> str:
-        return self.keys.extraction(EXTRACTOR_VERSION, *doc)
+        return self.keys.extraction(EXTRACTOR_VERSION, doc_hash(*doc))
 
     async def get_many(self, events: Sequence[DocumentEvent]) -> dict[DocKey, CachedExtraction]:
         """The entries of the documents of `events` that carry an original (no request when none does)."""
@@ -100,7 +106,4 @@ class ExtractionCache:
 
     async def answers(self) -> bool:
         """Whether Redis answers a PING now."""
-        try:
-            return bool(await self.redis.ping())
-        except REDIS_DOWN:
-            return False
+        return await redis_answers(self.redis)

@@ -18,17 +18,13 @@ between another document's hold and its read (across extractor replicas that is 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 
 from ragbus.object_store import S3ObjectStore
+from workers.extractor.cache import doc_hash
 
 _STRIPES = 64
-
-
-def _doc_hash(tenant: str, doc_id: str) -> str:
-    return hashlib.sha256(f"{tenant}\x00{doc_id}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -51,12 +47,12 @@ class OriginalLedger:
 
     def holding(self, tenant: str, doc_id: str) -> Holding | None:
         """What the document holds, or None when nothing was ever recorded."""
-        record = self.store.get_json(f"documents/{tenant}/{_doc_hash(tenant, doc_id)}")
+        record = self.store.get_json(f"documents/{tenant}/{doc_hash(tenant, doc_id)}")
         return Holding(record["sha256"], int(record["version"])) if isinstance(record, dict) else None
 
     def record(self, tenant: str, doc_id: str, version: int, sha256: str | None) -> bool:
         """The document now holds `sha256` (None: nothing), unless a later event was recorded: then False (stale)."""
-        doc = _doc_hash(tenant, doc_id)
+        doc = doc_hash(tenant, doc_id)
         previous = self.holding(tenant, doc_id)
         if previous is not None and previous.version > version:
             return False
